@@ -1,0 +1,95 @@
+"""Typed readers for settings that come from the environment.
+
+Every reader raises ``ImproperlyConfigured`` naming the variable when a value is
+malformed, so a bad deployment stops at start-up instead of misbehaving later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class Env:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ
+
+    def raw(self, name: str) -> str | None:
+        value = self.environ.get(name)
+        return None if value is None else value.strip()
+
+    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+        value = self.raw(name)
+        if value is None or value == "":
+            if required:
+                raise ImproperlyConfigured(f"{name} must be set.")
+            if default is None:
+                return ""
+            return default
+        return value
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ImproperlyConfigured(
+            f"{name} must be one of true/false/1/0/yes/no/on/off, not {value!r}."
+        )
+
+    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}.") from None
+        if minimum is not None and number < minimum:
+            raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
+        return number
+
+    def float(self, name: str, default: float) -> float:
+        value = self.raw(name)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
+
+    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+        value = self.raw(name)
+        if value is None or value == "":
+            return list(default or [])
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.str(name, default)
+        if value not in choices:
+            raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
+        return value
+
+    def database(self, name: str, default: str) -> dict[str, object]:
+        import dj_database_url
+
+        url = self.str(name, default)
+        try:
+            config = dj_database_url.parse(url, conn_max_age=self.int("DATABASE_CONN_MAX_AGE", 60))
+        except Exception as exc:  # dj_database_url raises several types for bad URLs
+            raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
+        if not config.get("ENGINE"):
+            raise ImproperlyConfigured(f"{name} names an unsupported database: {url!r}.")
+        return dict(config)
+
+
+env = Env()

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from tutoring_core.web import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("lti/", include("lti_tool.urls")),
+    path("oneroster/", include("oneroster.urls")),
+    path("scorm/", include("scorm.urls")),
+    path("sso/", include("sso.urls")),
+    path("", include("tutoring_core.web.urls")),
+]

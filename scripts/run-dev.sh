@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Serves the product on embedded defaults: SQLite, the filesystem Celery broker,
+# local files. Starts a Celery worker with beat beside the web server and stops it
+# on exit. Called by `make run`, which has already installed and migrated.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+mkdir -p var/log
+
+$BIN/python manage.py demo_load > var/log/demo-logins.txt
+$BIN/celery -A config worker --beat --loglevel=info --concurrency=2 \
+  --schedule var/celerybeat-schedule > var/log/celery.log 2>&1 &
+CELERY_PID=$!
+trap 'kill $CELERY_PID 2>/dev/null; wait $CELERY_PID 2>/dev/null' EXIT INT TERM
+
+cat <<BANNER
+
+  Tutoring Hub is starting at  http://$HOST:$PORT/
+  Health:                      http://$HOST:$PORT/healthz  and  /readyz
+  Admin:                       http://$HOST:$PORT/admin/
+  Celery worker + beat log:    var/log/celery.log
+BANNER
+cat var/log/demo-logins.txt
+echo
+$BIN/python manage.py runserver "$HOST:$PORT" --noreload

@@ -1,0 +1,84 @@
+"""The door other apps use for tenants, people, identities, roles and the audit log.
+
+Integration apps (lti_tool, oneroster, sso, scorm) import from here, never from
+``models`` or ``services`` directly.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import login as _login
+from django.http import HttpRequest
+
+from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, TenantInfo
+from tutoring_core.accounts.errors import (
+    AccountsError,
+    MergeRefused,
+    ProvisioningRefused,
+    TenantNotFound,
+)
+from tutoring_core.accounts.models import ExternalIdentity, Role, Tenant, User
+from tutoring_core.accounts.selectors import is_district_admin, tenant_get, user_get, user_roles
+from tutoring_core.accounts.services import (
+    audit_record,
+    guardian_link,
+    identity_link,
+    person_resolve,
+    role_assign,
+    users_merge,
+)
+
+IdentityKind = ExternalIdentity.Kind
+
+__all__ = [
+    "AccountsError",
+    "IdentityKey",
+    "IdentityKind",
+    "LinkHint",
+    "MergeRefused",
+    "PersonProfile",
+    "PersonResult",
+    "ProvisioningRefused",
+    "Role",
+    "Tenant",
+    "TenantInfo",
+    "TenantNotFound",
+    "User",
+    "audit_record",
+    "client_ip",
+    "guardian_link",
+    "identity_link",
+    "is_district_admin",
+    "person_resolve",
+    "role_assign",
+    "session_login",
+    "tenant_get",
+    "tenant_info",
+    "user_get",
+    "user_roles",
+    "users_merge",
+]
+
+
+def tenant_info(tenant: Tenant) -> TenantInfo:
+    return TenantInfo(id=tenant.pk, slug=tenant.slug, name=tenant.name, time_zone=tenant.time_zone)
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    # REMOTE_ADDR is the proxy's address behind nginx; deploy/ sets it from
+    # X-Forwarded-For at the proxy (gunicorn forwarded_allow_ips), not here.
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def session_login(request: HttpRequest, user: User, *, method: str) -> None:
+    """Start a session for ``user`` after an external sign-in, and audit it."""
+    if not user.is_active:
+        raise ProvisioningRefused("This account is deactivated; ask your district admin.")
+    _login(request, user, backend="tutoring_core.accounts.backends.TenantAwareModelBackend")
+    audit_record(
+        tenant=user.tenant,
+        actor=user,
+        action="auth.sign_in",
+        target=user,
+        ip_address=client_ip(request),
+        details={"method": method},
+    )

@@ -1,0 +1,55 @@
+"""Plain values that cross the accounts door (api.py)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class IdentityKey:
+    """How another system names a person: (kind, issuer, subject) within a tenant."""
+
+    kind: str
+    issuer: str
+    subject: str
+
+
+@dataclass(frozen=True)
+class LinkHint:
+    """A deterministic join to an identity already known from another source.
+
+    ``issuer=None`` matches that kind under any issuer of the tenant (an LTI
+    ``lis_person_sourcedid`` names a roster sourcedId, not which roster connection).
+    """
+
+    kind: str
+    subject: str
+    issuer: str | None = None
+
+
+@dataclass(frozen=True)
+class PersonProfile:
+    given_name: str = ""
+    family_name: str = ""
+    display_name: str = ""
+    email: str = ""
+    email_verified: bool = False
+
+
+@dataclass(frozen=True)
+class PersonResult:
+    user_id: uuid.UUID
+    created: bool
+    # "identity" (known key), "hint:<kind>" (joined by a LinkHint), or "created".
+    matched_by: str
+    # Other people who might be the same (email matches): recorded, never merged.
+    candidates: tuple[uuid.UUID, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class TenantInfo:
+    id: uuid.UUID
+    slug: str
+    name: str
+    time_zone: str

@@ -1,0 +1,57 @@
+"""Liveness and readiness probes: JSON, no authentication, no secrets."""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means "not ready"
+        return type(exc).__name__
+    return None
+
+
+def _check_broker() -> str | None:
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:  # kombu raises transport-specific errors
+        return type(exc).__name__
+    return None
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    checks = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker)):
+        started = time.perf_counter()
+        error = check()
+        checks[name] = {
+            "ok": error is None,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+            **({"error": error} if error else {}),
+        }
+    ready = all(c["ok"] for c in checks.values())
+    body = {"status": "ready" if ready else "unavailable", "checks": checks}
+    if settings.DEBUG:
+        body["debug"] = True
+    return JsonResponse(body, status=200 if ready else 503)

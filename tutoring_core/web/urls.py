@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from tutoring_core.web import views
+
+app_name = "web"
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("signin/", views.SignInView.as_view(), name="login"),
+    path("signout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("classes/<uuid:class_id>/", views.class_detail, name="class_detail"),
+]

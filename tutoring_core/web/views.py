@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from tutoring_core.accounts.api import audit_record, client_ip, is_district_admin, user_roles
+from tutoring_core.accounts.models import Role, User
+from tutoring_core.accounts.selectors import wards_of
+from tutoring_core.classes.models import Class
+from tutoring_core.classes.selectors import class_members, classes_for_user
+
+
+class SignInView(auth_views.LoginView):
+    template_name = "web/signin.html"
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):  # type: ignore[no-untyped-def]
+        response = super().form_valid(form)
+        user = form.get_user()
+        audit_record(
+            tenant=user.tenant,
+            actor=user,
+            action="auth.sign_in",
+            target=user,
+            ip_address=client_ip(self.request),
+            details={"method": "password"},
+        )
+        return response
+
+
+NEXT_STEPS = {
+    Role.DISTRICT_ADMIN: [
+        "Connect your student information system (roster sync).",
+        "Register your LMS (LTI 1.3) and your identity provider (SSO).",
+        "Review the audit log in the admin.",
+    ],
+    Role.SCHOOL_ADMIN: ["Check that every class at your school has its teachers and students."],
+    Role.TEACHER: [
+        "Add the tutoring hub to your LMS course to place activities.",
+        "Review your classes' rosters below.",
+    ],
+    Role.TUTOR: ["Set your weekly availability so students can book you."],
+    Role.STUDENT: ["Open a class to see its tutoring activities."],
+    Role.GUARDIAN: ["See your children's classes below."],
+}
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    roles = user_roles(user=user)
+    ordered = [role for role in Role if role in roles]
+    wards = [
+        {"user": ward, "classes": classes_for_user(user=ward)} for ward in wards_of(guardian=user)
+    ]
+    return render(
+        request,
+        "web/home.html",
+        {
+            "roles": [Role(role).label for role in ordered],
+            "next_steps": [step for role in ordered for step in NEXT_STEPS[role]],
+            "classes": classes_for_user(user=user),
+            "wards": wards,
+            "is_district_admin": is_district_admin(user),
+        },
+    )
+
+
+def get_class_for_user(request: HttpRequest, class_id: uuid.UUID) -> Class:
+    """The class, if the signed-in person may see it; 404 otherwise (never 403, so
+    another tenant cannot learn that an id exists)."""
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        klass = Class.objects.select_related("school").get(pk=class_id, tenant_id=user.tenant_id)
+    except Class.DoesNotExist:
+        raise Http404("No such class.") from None
+    if is_district_admin(user) or klass.enrollments.filter(user=user, status="active").exists():
+        return klass
+    if klass.enrollments.filter(user__in=wards_of(guardian=user), status="active").exists():
+        return klass
+    raise Http404("No such class.")
+
+
+@login_required
+def class_detail(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
+    klass = get_class_for_user(request, class_id)
+    user: User = request.user  # type: ignore[assignment]
+    my_roles = set(klass.enrollments.filter(user=user, status="active").values_list("role", flat=True))
+    staff_view = bool(my_roles & {Role.TEACHER, Role.TUTOR}) or is_district_admin(user)
+    members = list(class_members(klass=klass)) if staff_view else []
+    return render(
+        request,
+        "web/class_detail.html",
+        {"klass": klass, "members": members, "staff_view": staff_view},
+    )
