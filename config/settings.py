@@ -46,7 +46,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "tutoring_core.accounts",
     "tutoring_core.classes",
+    "tutoring_core.progress",
     "lti_tool",
+    "lti_tool.advantage",
     "oneroster",
     "scorm",
     "sso",
@@ -201,6 +203,8 @@ else:
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", "hub")
 CELERY_BEAT_SCHEDULE_FILE = str(VAR_DIR / "celerybeat-schedule")
+# Each app adds its periodic tasks here, in its own section below.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
 # --- Logging ---------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
@@ -212,3 +216,15 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- App sections ----------------------------------------------------------------
+# Each integration app keeps its own settings in its own section below, read
+# through config.env helpers, and lists them in .env.example.
+
+# [lti_tool]
+
+# [lti_tool.advantage]
+
+# [oneroster]
+
+# [sso]
