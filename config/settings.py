@@ -63,7 +63,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tutoring_core.web.middleware.FramePolicyMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -163,6 +163,9 @@ if env.bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 X_FRAME_OPTIONS = "DENY"
+# Origins allowed to frame the hub's pages (LMS hosts), for CSP frame-ancestors.
+# The default allows any https origin; sign-in and admin pages are never framed.
+FRAME_ANCESTORS = env.list("FRAME_ANCESTORS", ["https:"])
 
 # Secrets at rest: a comma-separated list of Fernet keys, newest first. Decryption
 # tries every key; encryption uses the first. Rotate by putting a new key first and
@@ -204,7 +207,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", "hub")
 CELERY_BEAT_SCHEDULE_FILE = str(VAR_DIR / "celerybeat-schedule")
 # Each app adds its periodic tasks here, in its own section below.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "web-heartbeat": {"task": "web.heartbeat", "schedule": 60.0},
+    "accounts-clear-sessions": {"task": "accounts.clear_expired_sessions", "schedule": 6 * 3600.0},
+}
 
 # --- Logging ---------------------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")

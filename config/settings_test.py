@@ -27,3 +27,18 @@ from config.settings import *  # noqa: E402,F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]
+
+# Each test run gets its own embedded-broker folder, so two runs on one machine
+# never consume each other's messages.
+if CELERY_BROKER_URL == "filesystem://":
+    _broker = VAR_DIR / f"broker-{os.getpid()}"
+    for _folder in ("queue", "control"):
+        (_broker / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "control_folder": str(_broker / "control"),
+        "store_processed": False,
+    }

@@ -27,6 +27,7 @@ from django.utils import timezone
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -218,10 +219,12 @@ def request(
     except requests.TooManyRedirects as exc:
         raise OutboundHTTPError(f"Too many redirects from {url}.", url=url) from exc
     except requests.RequestException as exc:
-        refused = _find_refusal(exc)
+        refused = _find_in_chain(exc, _AddressRefused)
         if refused is not None:
             raise OutboundHTTPError(f"Refused to connect: {refused}.", url=url, blocked=True) from exc
-        raise OutboundHTTPError(f"Could not reach {url}: {exc}", url=url) from exc
+        # Retries exhausted on a read timeout surface as a ConnectionError.
+        timed_out = _find_in_chain(exc, (Urllib3Timeout, TimeoutError)) is not None
+        raise OutboundHTTPError(f"Could not reach {url}: {exc}", url=url, timeout=timed_out) from exc
     if raise_for_status and response.status_code >= 400:
         raise OutboundHTTPError(
             f"{method} {url} answered {response.status_code}: {response.text[:300]}",
@@ -233,16 +236,16 @@ def request(
     return response
 
 
-def _find_refusal(exc: BaseException) -> _AddressRefused | None:
+def _find_in_chain(exc: BaseException, kind: Any) -> BaseException | None:
+    """The first exception of ``kind`` among ``exc``'s causes, contexts and reasons."""
     seen: set[int] = set()
-    current: BaseException | None = exc
     stack: list[BaseException] = [exc]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
+        if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, _AddressRefused):
+        if isinstance(current, kind):
             return current
         stack.extend(c for c in (current.__cause__, current.__context__) if c is not None)
         stack.extend(a for a in getattr(current, "args", ()) if isinstance(a, BaseException))

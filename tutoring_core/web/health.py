@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -38,6 +37,17 @@ def _check_broker() -> str | None:
     return None
 
 
+def _last_heartbeat() -> str | None:
+    from django.core.cache import cache
+
+    from tutoring_core.web.tasks import HEARTBEAT_KEY
+
+    try:
+        return cache.get(HEARTBEAT_KEY)  # type: ignore[no-any-return]
+    except Exception:  # a cache outage must not break the probe
+        return None
+
+
 @require_GET
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
@@ -51,7 +61,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             **({"error": error} if error else {}),
         }
     ready = all(c["ok"] for c in checks.values())
-    body = {"status": "ready" if ready else "unavailable", "checks": checks}
-    if settings.DEBUG:
-        body["debug"] = True
+    body: dict[str, object] = {"status": "ready" if ready else "unavailable", "checks": checks}
+    # Informational: a worker that stopped does not make the web tier unready.
+    body["worker_last_heartbeat"] = _last_heartbeat()
     return JsonResponse(body, status=200 if ready else 503)

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class TestAppConfig(AppConfig):
+    """Models that exist only for tests of shared machinery (encrypted fields)."""
+
+    name = "tests.testapp"
+    label = "testapp"
