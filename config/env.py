@@ -42,9 +42,7 @@ class Env:
             return True
         if lowered in _FALSE:
             return False
-        raise ImproperlyConfigured(
-            f"{name} must be one of true/false/1/0/yes/no/on/off, not {value!r}."
-        )
+        raise ImproperlyConfigured(f"{name} must be one of true/false/1/0/yes/no/on/off, not {value!r}.")
 
     def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
         value = self.raw(name)

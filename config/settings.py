@@ -26,9 +26,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set (it may be omitted only with DEBUG=true).")
     SECRET_KEY = "dev-only-insecure-secret-key-" + "x" * 32
 
-ALLOWED_HOSTS = env.list(
-    "ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else []
-)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS must be set (a comma-separated list of host names).")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
@@ -163,6 +161,10 @@ if env.bool("USE_X_FORWARDED_PROTO", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 X_FRAME_OPTIONS = "DENY"
+# FramePolicyMiddleware replaces Django's X-Frame-Options middleware: it sends CSP
+# frame-ancestors on every response (and X-Frame-Options DENY where framing is
+# never allowed), because the hub must be framable by LMS origins.
+SILENCED_SYSTEM_CHECKS = ["security.W002"]
 # Origins allowed to frame the hub's pages (LMS hosts), for CSP frame-ancestors.
 # The default allows any https origin; sign-in and admin pages are never framed.
 FRAME_ANCESTORS = env.list("FRAME_ANCESTORS", ["https:"])
@@ -177,9 +179,7 @@ if not FIELD_ENCRYPTION_KEYS:
             "FIELD_ENCRYPTION_KEYS must be set (generate one with "
             "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)."
         )
-    FIELD_ENCRYPTION_KEYS = [
-        base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()
-    ]
+    FIELD_ENCRYPTION_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
 # --- Outbound HTTP ---------------------------------------------------------------
 OUTBOUND_ALLOW_PRIVATE_ADDRESSES = env.bool("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", False)

@@ -22,7 +22,7 @@ os.environ.setdefault("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", "true")
 os.environ.setdefault("VAR_DIR", str(_base / "var" / "test"))
 os.environ.setdefault("CACHE_KEY_PREFIX", f"test-{os.getpid()}")
 
-from config.settings import *  # noqa: E402,F403
+from config.settings import *
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -4,7 +4,6 @@ asserts that a district admin of another tenant gets 404 for each object."""
 from __future__ import annotations
 
 import importlib
-import pkgutil
 import re
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,9 @@ def _walk(patterns: list[Any], prefix: str = "", namespace: str = "") -> list[tu
             if entry.app_name == "admin":
                 continue  # the admin is walked model by model below
             ns = entry.namespace or ""
-            found += _walk(entry.url_patterns, prefix + str(entry.pattern), f"{namespace}{ns}:" if ns else namespace)
+            found += _walk(
+                entry.url_patterns, prefix + str(entry.pattern), f"{namespace}{ns}:" if ns else namespace
+            )
         elif isinstance(entry, URLPattern):
             params = list(entry.pattern.regex.groupindex)
             if params and entry.name:
@@ -76,11 +77,15 @@ def test_other_tenant_gets_404(client: Any, db: Any, name: str, route: str, para
     client.force_login(outsider)
     for method in ("get", "post"):
         response = getattr(client, method)(url)
-        assert response.status_code == 404, f"{method.upper()} {url} answered {response.status_code} to another tenant"
+        assert response.status_code == 404, (
+            f"{method.upper()} {url} answered {response.status_code} to another tenant"
+        )
 
 
 ADMIN_CASES = sorted(
-    model._meta.label for model, model_admin in admin.site._registry.items() if model._meta.app_label != "auth"
+    model._meta.label
+    for model, model_admin in admin.site._registry.items()
+    if model._meta.app_label != "auth"
 )
 
 
@@ -101,7 +106,9 @@ def test_admin_other_tenant_gets_404(client: Any, db: Any, label: str) -> None:
         # A view nobody may use (deleting audit entries) refuses before any lookup,
         # which reveals nothing about the id either.
         expected = 403 if view == "delete" and not model_admin.has_delete_permission(request) else 404
-        assert response.status_code == expected, f"GET {url} answered {response.status_code} to another tenant"
+        assert response.status_code == expected, (
+            f"GET {url} answered {response.status_code} to another tenant"
+        )
     changelist = client.get(reverse(f"admin:{app_label}_{model_name}_changelist"))
     if changelist.status_code == 200:
         assert not re.search(re.escape(f"/{obj.pk}/change/"), changelist.content.decode())

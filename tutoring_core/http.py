@@ -198,7 +198,9 @@ def request(
     method = method.upper()
     scheme = urlsplit(url).scheme
     if scheme not in ("http", "https"):
-        raise OutboundHTTPError(f"Only http and https URLs are allowed, not {scheme!r}.", url=url, blocked=True)
+        raise OutboundHTTPError(
+            f"Only http and https URLs are allowed, not {scheme!r}.", url=url, blocked=True
+        )
     if retries is None:
         retries = settings.OUTBOUND_RETRIES if method in IDEMPOTENT_METHODS else 0
     session = get_session(retries)

@@ -43,7 +43,9 @@ def test_task_enqueued_on_commit_runs_on_a_real_worker() -> None:
     expired = SessionStore()
     expired["x"] = 1
     expired.create()
-    Session.objects.filter(pk=expired.session_key).update(expire_date=timezone.now() - timezone.timedelta(days=1))
+    Session.objects.filter(pk=expired.session_key).update(
+        expire_date=timezone.now() - timezone.timedelta(days=1)
+    )
     live = SessionStore()
     live["x"] = 2
     live.create()

@@ -77,11 +77,25 @@ class UserAdmin(TenantScopedAdmin, DjangoUserAdmin):  # type: ignore[misc]
     inlines = [RoleAssignmentInline, ExternalIdentityInline]
     fieldsets = (
         (None, {"fields": ("tenant", "username", "password")}),
-        ("Person", {"fields": ("first_name", "last_name", "display_name", "email", "email_verified", "preferred_time_zone")}),
+        (
+            "Person",
+            {
+                "fields": (
+                    "first_name",
+                    "last_name",
+                    "display_name",
+                    "email",
+                    "email_verified",
+                    "preferred_time_zone",
+                )
+            },
+        ),
         ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("tenant", "username", "email", "password1", "password2")}),)
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("tenant", "username", "email", "password1", "password2")}),
+    )
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)

@@ -42,7 +42,11 @@ class Tenant(TimeStamped):
     slug = models.SlugField(
         max_length=63,
         unique=True,
-        validators=[RegexValidator(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", "Use lowercase letters, digits and inner hyphens.")],
+        validators=[
+            RegexValidator(
+                r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", "Use lowercase letters, digits and inner hyphens."
+            )
+        ],
     )
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DISTRICT)
@@ -71,13 +75,9 @@ class User(AbstractUser):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(
-        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="users"
-    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="users")
     display_name = models.CharField(max_length=200, blank=True)
-    preferred_time_zone = models.CharField(
-        max_length=64, blank=True, validators=[validate_time_zone]
-    )
+    preferred_time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone])
     email_verified = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -225,10 +225,11 @@ class LinkCandidate(TimeStamped):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["user", "candidate", "reason"], name="link_candidate_unique"
-            )
+            models.UniqueConstraint(fields=["user", "candidate", "reason"], name="link_candidate_unique")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.user} may be {self.candidate} ({self.reason})"
 
 
 class UserMerge(models.Model):
@@ -245,6 +246,9 @@ class UserMerge(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.merged} merged into {self.kept}"
+
 
 class GuardianLink(TimeStamped):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="guardian_links")
@@ -258,10 +262,11 @@ class GuardianLink(TimeStamped):
         ordering = ["tenant", "student", "guardian"]
         constraints = [
             models.UniqueConstraint(fields=["guardian", "student"], name="guardian_link_unique"),
-            models.CheckConstraint(
-                condition=~Q(guardian=models.F("student")), name="guardian_link_not_self"
-            ),
+            models.CheckConstraint(condition=~Q(guardian=models.F("student")), name="guardian_link_not_self"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.guardian} → {self.student}"
 
 
 class AuditLogQuerySet(models.QuerySet["AuditLog"]):
@@ -276,9 +281,7 @@ class AuditLog(models.Model):
     """Append-only: rows are inserted and never changed (PostgreSQL enforces it too)."""
 
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey(
-        Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     # DO_NOTHING without a database constraint: deleting a person must not rewrite
     # (or be blocked by) the history of what they did; actor_label keeps who it was.
     actor = models.ForeignKey(

@@ -31,9 +31,11 @@ def user_roles(*, user: User) -> set[str]:
 def is_district_admin(user: User) -> bool:
     if not user.is_authenticated or user.tenant_id is None:
         return False
-    return RoleAssignment.objects.active().filter(
-        user=user, role=Role.DISTRICT_ADMIN, school__isnull=True, klass__isnull=True
-    ).exists()
+    return (
+        RoleAssignment.objects.active()
+        .filter(user=user, role=Role.DISTRICT_ADMIN, school__isnull=True, klass__isnull=True)
+        .exists()
+    )
 
 
 def wards_of(*, guardian: User) -> QuerySet[User]:

@@ -27,7 +27,9 @@ from tutoring_core.accounts.models import (
 logger = logging.getLogger(__name__)
 
 
-def tenant_create(*, slug: str, name: str, kind: str = Tenant.Kind.DISTRICT, time_zone: str = "UTC") -> tuple[Tenant, bool]:
+def tenant_create(
+    *, slug: str, name: str, kind: str = Tenant.Kind.DISTRICT, time_zone: str = "UTC"
+) -> tuple[Tenant, bool]:
     """Create a tenant, or return the existing one with that slug unchanged."""
     tenant = Tenant(slug=slug, name=name, kind=kind, time_zone=time_zone)
     tenant.full_clean(validate_unique=False)
@@ -165,7 +167,12 @@ def _person_link_or_create(
         if len(users) == 1:
             user = User.objects.get(pk=users.pop())
             ExternalIdentity.objects.create(
-                tenant=tenant, kind=key.kind, issuer=key.issuer, subject=key.subject, user=user, last_seen_at=now
+                tenant=tenant,
+                kind=key.kind,
+                issuer=key.issuer,
+                subject=key.subject,
+                user=user,
+                last_seen_at=now,
             )
             changed = _apply_profile(user, profile)
             if changed:
@@ -212,7 +219,10 @@ def _person_link_or_create(
         actor=None,
         action="person.create",
         target=user,
-        details={"key": [key.kind, key.issuer, key.subject], "candidates": [str(c) for c in sorted(candidates)]},
+        details={
+            "key": [key.kind, key.issuer, key.subject],
+            "candidates": [str(c) for c in sorted(candidates)],
+        },
     )
     return PersonResult(
         user_id=user.pk, created=True, matched_by="created", candidates=tuple(sorted(candidates))
@@ -223,7 +233,7 @@ def identity_link(*, tenant: Tenant, user: User, key: IdentityKey) -> ExternalId
     """Attach ``key`` to ``user`` explicitly (an admin's decision). Idempotent."""
     if user.tenant_id != tenant.pk:
         raise MergeRefused("That person belongs to another tenant.")
-    identity, created = ExternalIdentity.objects.get_or_create(
+    identity, _created = ExternalIdentity.objects.get_or_create(
         tenant=tenant, kind=key.kind, issuer=key.issuer, subject=key.subject, defaults={"user": user}
     )
     if identity.user_id != user.pk:
@@ -270,7 +280,13 @@ def users_merge(*, tenant: Tenant, kept: User, merged: User, actor: User | None,
     record = UserMerge.objects.create(
         tenant=tenant, kept=kept, merged=merged, actor=actor, reason=reason, moved=moved
     )
-    audit_record(tenant=tenant, actor=actor, action="person.merge", target=kept, details={"merged": str(merged.pk), **moved})
+    audit_record(
+        tenant=tenant,
+        actor=actor,
+        action="person.merge",
+        target=kept,
+        details={"merged": str(merged.pk), **moved},
+    )
     return record
 
 
@@ -297,9 +313,7 @@ def role_assign(
                 defaults={"source": source},
             )
     except IntegrityError:
-        assignment = RoleAssignment.objects.get(
-            user=user, role=role, school_id=school_id, klass_id=class_id
-        )
+        assignment = RoleAssignment.objects.get(user=user, role=role, school_id=school_id, klass_id=class_id)
         created = False
     if not assignment.is_active:
         assignment.is_active = True

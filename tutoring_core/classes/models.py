@@ -51,9 +51,7 @@ class Term(TimeStamped):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="terms")
-    school = models.ForeignKey(
-        School, on_delete=models.SET_NULL, null=True, blank=True, related_name="terms"
-    )
+    school = models.ForeignKey(School, on_delete=models.SET_NULL, null=True, blank=True, related_name="terms")
     parent = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children"
     )
@@ -142,9 +140,7 @@ class ClassKey(TimeStamped):
     class Meta:
         ordering = ["kind", "issuer", "subject"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "kind", "issuer", "subject"], name="class_key_unique"
-            )
+            models.UniqueConstraint(fields=["tenant", "kind", "issuer", "subject"], name="class_key_unique")
         ]
         indexes = [models.Index(fields=["tenant", "kind", "subject"])]
 
@@ -176,9 +172,7 @@ class Enrollment(TimeStamped):
 
     class Meta:
         ordering = ["klass", "role", "user"]
-        constraints = [
-            models.UniqueConstraint(fields=["klass", "user", "role"], name="enrollment_unique")
-        ]
+        constraints = [models.UniqueConstraint(fields=["klass", "user", "role"], name="enrollment_unique")]
         indexes = [models.Index(fields=["user", "status"])]
 
     def __str__(self) -> str:

@@ -86,9 +86,7 @@ def class_upsert(
 
 
 def class_deactivate(*, tenant: Tenant, class_id: uuid.UUID) -> bool:
-    return bool(
-        Class.objects.filter(tenant=tenant, pk=class_id, is_active=True).update(is_active=False)
-    )
+    return bool(Class.objects.filter(tenant=tenant, pk=class_id, is_active=True).update(is_active=False))
 
 
 def enrollment_upsert(
@@ -135,9 +133,7 @@ def enrollment_deactivate(
     With ``keep_user_ids``, deactivates everyone in the class (of that source) who
     is not in the set: a full membership list replacing the last one.
     """
-    enrollments = Enrollment.objects.filter(
-        tenant=tenant, klass_id=class_id, status=Enrollment.Status.ACTIVE
-    )
+    enrollments = Enrollment.objects.filter(tenant=tenant, klass_id=class_id, status=Enrollment.Status.ACTIVE)
     if user is not None:
         enrollments = enrollments.filter(user=user)
     if role is not None:

@@ -14,7 +14,8 @@ from tutoring_core.classes.models import ClassKey, Course, School, Source, Term
 from tutoring_core.classes.services import class_upsert, enrollment_upsert
 
 DEMO_SLUG = "demo"
-DEMO_PASSWORD = "tutoring-demo-2026"
+# Printed by `make run`; demo_load refuses to run outside DEBUG/DEMO_MODE.
+DEMO_PASSWORD = "tutoring-demo-2026"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,13 @@ PEOPLE = [
 def _user(tenant: Tenant, username: str, first: str, last: str) -> User:
     user, created = User.objects.get_or_create(
         username=f"{username}@{DEMO_SLUG}",
-        defaults={"tenant": tenant, "first_name": first, "last_name": last, "email": f"{username}@demo.example.org", "email_verified": True},
+        defaults={
+            "tenant": tenant,
+            "first_name": first,
+            "last_name": last,
+            "email": f"{username}@demo.example.org",
+            "email_verified": True,
+        },
     )
     if created:
         user.set_password(DEMO_PASSWORD)
@@ -50,18 +57,45 @@ def _user(tenant: Tenant, username: str, first: str, last: str) -> User:
 
 @transaction.atomic
 def demo_load() -> list[DemoLogin]:
-    tenant, _ = tenant_create(slug=DEMO_SLUG, name="Riverside Unified School District", time_zone="America/Chicago")
+    tenant, _ = tenant_create(
+        slug=DEMO_SLUG, name="Riverside Unified School District", time_zone="America/Chicago"
+    )
     schools = {}
     for code, name in (("RHS", "Riverside High School"), ("RMS", "Riverside Middle School")):
-        schools[code], _ = School.objects.get_or_create(tenant=tenant, code=code, defaults={"name": name, "source": Source.DEMO})
+        schools[code], _ = School.objects.get_or_create(
+            tenant=tenant, code=code, defaults={"name": name, "source": Source.DEMO}
+        )
     year, _ = Term.objects.get_or_create(
-        tenant=tenant, title="2026-2027", defaults={"kind": Term.Kind.SCHOOL_YEAR, "start_date": dt.date(2026, 8, 17), "end_date": dt.date(2027, 6, 4), "source": Source.DEMO}
+        tenant=tenant,
+        title="2026-2027",
+        defaults={
+            "kind": Term.Kind.SCHOOL_YEAR,
+            "start_date": dt.date(2026, 8, 17),
+            "end_date": dt.date(2027, 6, 4),
+            "source": Source.DEMO,
+        },
     )
     fall, _ = Term.objects.get_or_create(
-        tenant=tenant, title="Fall 2026", defaults={"kind": Term.Kind.SEMESTER, "parent": year, "start_date": dt.date(2026, 8, 17), "end_date": dt.date(2026, 12, 18), "source": Source.DEMO}
+        tenant=tenant,
+        title="Fall 2026",
+        defaults={
+            "kind": Term.Kind.SEMESTER,
+            "parent": year,
+            "start_date": dt.date(2026, 8, 17),
+            "end_date": dt.date(2026, 12, 18),
+            "source": Source.DEMO,
+        },
     )
     spring, _ = Term.objects.get_or_create(
-        tenant=tenant, title="Spring 2027", defaults={"kind": Term.Kind.SEMESTER, "parent": year, "start_date": dt.date(2027, 1, 5), "end_date": dt.date(2027, 6, 4), "source": Source.DEMO}
+        tenant=tenant,
+        title="Spring 2027",
+        defaults={
+            "kind": Term.Kind.SEMESTER,
+            "parent": year,
+            "start_date": dt.date(2027, 1, 5),
+            "end_date": dt.date(2027, 6, 4),
+            "source": Source.DEMO,
+        },
     )
     people = {username: _user(tenant, username, first, last) for username, first, last, _ in PEOPLE}
     admin = people["admin"]
@@ -73,13 +107,25 @@ def demo_load() -> list[DemoLogin]:
         role_assign(tenant=tenant, user=people[tutor], role=Role.TUTOR, source=Source.DEMO)
 
     classes = [
-        ("RHS", "ALG1", "Algebra I", "Algebra I — Period 2", fall, ["student1", "student2", "student3"], "tutor1"),
+        (
+            "RHS",
+            "ALG1",
+            "Algebra I",
+            "Algebra I — Period 2",
+            fall,
+            ["student1", "student2", "student3"],
+            "tutor1",
+        ),
         ("RHS", "BIO", "Biology", "Biology — Period 4", fall, ["student1", "student4"], "tutor2"),
         ("RMS", "ELA7", "English 7", "English 7 — Period 1", spring, ["student3", "student4"], "tutor1"),
     ]
     for school_code, course_code, course_title, title, term, students, tutor in classes:
         school = schools[school_code]
-        course, _ = Course.objects.get_or_create(tenant=tenant, code=course_code, defaults={"title": course_title, "school": school, "source": Source.DEMO})
+        course, _ = Course.objects.get_or_create(
+            tenant=tenant,
+            code=course_code,
+            defaults={"title": course_title, "school": school, "source": Source.DEMO},
+        )
         result = class_upsert(
             tenant=tenant,
             key=ClassKeyRef(kind=ClassKey.Kind.ONEROSTER, issuer="demo-sis", subject=f"class-{course_code}"),
@@ -91,9 +137,29 @@ def demo_load() -> list[DemoLogin]:
         )
         klass = course.classes.get(pk=result.id)
         klass.terms.add(term)
-        enrollment_upsert(tenant=tenant, class_id=klass.pk, user=people["teacher"], role=Role.TEACHER, source=Source.DEMO, is_primary=True)
-        enrollment_upsert(tenant=tenant, class_id=klass.pk, user=people[tutor], role=Role.TUTOR, source=Source.DEMO)
+        enrollment_upsert(
+            tenant=tenant,
+            class_id=klass.pk,
+            user=people["teacher"],
+            role=Role.TEACHER,
+            source=Source.DEMO,
+            is_primary=True,
+        )
+        enrollment_upsert(
+            tenant=tenant, class_id=klass.pk, user=people[tutor], role=Role.TUTOR, source=Source.DEMO
+        )
         for student in students:
-            enrollment_upsert(tenant=tenant, class_id=klass.pk, user=people[student], role=Role.STUDENT, source=Source.DEMO)
-    guardian_link(tenant=tenant, guardian=people["guardian"], student=people["student1"], relationship="parent", source=Source.DEMO)
-    return [DemoLogin(username=f"{u}@{DEMO_SLUG}", role=Role(r).label, name=f"{f} {last}") for u, f, last, r in PEOPLE]
+            enrollment_upsert(
+                tenant=tenant, class_id=klass.pk, user=people[student], role=Role.STUDENT, source=Source.DEMO
+            )
+    guardian_link(
+        tenant=tenant,
+        guardian=people["guardian"],
+        student=people["student1"],
+        relationship="parent",
+        source=Source.DEMO,
+    )
+    return [
+        DemoLogin(username=f"{u}@{DEMO_SLUG}", role=Role(r).label, name=f"{f} {last}")
+        for u, f, last, r in PEOPLE
+    ]

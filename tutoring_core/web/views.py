@@ -54,9 +54,7 @@ def home(request: HttpRequest) -> HttpResponse:
     user: User = request.user  # type: ignore[assignment]
     roles = user_roles(user=user)
     ordered = [role for role in Role if role in roles]
-    wards = [
-        {"user": ward, "classes": classes_for_user(user=ward)} for ward in wards_of(guardian=user)
-    ]
+    wards = [{"user": ward, "classes": classes_for_user(user=ward)} for ward in wards_of(guardian=user)]
     return render(
         request,
         "web/home.html",

@@ -21,14 +21,29 @@ DROP FUNCTION IF EXISTS accounts_auditlog_append_only();
 """
 
 
+# SQLite (dev, tests) refuses UPDATE only: Django's test flush empties tables with
+# DELETE there, where PostgreSQL uses TRUNCATE, which row triggers do not see.
+SQLITE_CREATE = """
+CREATE TRIGGER accounts_auditlog_no_update BEFORE UPDATE ON accounts_auditlog
+BEGIN SELECT RAISE(ABORT, 'accounts_auditlog is append-only'); END;
+"""
+SQLITE_DROP = "DROP TRIGGER IF EXISTS accounts_auditlog_no_update;"
+
+
 def forwards(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
         schema_editor.execute(CREATE)
+    elif vendor == "sqlite":
+        schema_editor.execute(SQLITE_CREATE)
 
 
 def backwards(apps, schema_editor):  # type: ignore[no-untyped-def]
-    if schema_editor.connection.vendor == "postgresql":
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
         schema_editor.execute(DROP)
+    elif vendor == "sqlite":
+        schema_editor.execute(SQLITE_DROP)
 
 
 class Migration(migrations.Migration):

@@ -22,11 +22,22 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             tenant, created = tenant_create(
-                slug=options["slug"], name=options["name"], kind=options["kind"], time_zone=options["time_zone"]
+                slug=options["slug"],
+                name=options["name"],
+                kind=options["kind"],
+                time_zone=options["time_zone"],
             )
         except ValidationError as exc:
             problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
             raise CommandError(f"Invalid tenant: {problems}") from None
         self.stdout.write(
-            json.dumps({"id": str(tenant.pk), "slug": tenant.slug, "name": tenant.name, "time_zone": tenant.time_zone, "created": created})
+            json.dumps(
+                {
+                    "id": str(tenant.pk),
+                    "slug": tenant.slug,
+                    "name": tenant.name,
+                    "time_zone": tenant.time_zone,
+                    "created": created,
+                }
+            )
         )

@@ -16,10 +16,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not (settings.DEBUG or settings.DEMO_MODE):
-            raise CommandError("Demo data has known passwords: load it only with DEBUG=true or DEMO_MODE=true.")
+            raise CommandError(
+                "Demo data has known passwords: load it only with DEBUG=true or DEMO_MODE=true."
+            )
         logins = demo_load()
         if options["quiet_logins"]:
             return
-        self.stdout.write("\nDemo logins (password for all: %s)" % DEMO_PASSWORD)
+        self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
         for login in logins:
             self.stdout.write(f"  {login.username:<20} {login.role:<16} {login.name}")

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import ClassFactory, TenantFactory, UserFactory
+from tutoring_core.classes import api
+from tutoring_core.classes.models import Class, ClassKey, Enrollment
+
+pytestmark = pytest.mark.django_db
+
+CTX = api.ClassKeyRef(
+    kind=api.ClassKeyKind.LTI_CONTEXT, issuer="https://moodle.example.edu", subject="dep-1/ctx-9"
+)
+
+
+def test_class_upsert_creates_then_is_idempotent() -> None:
+    tenant = TenantFactory()
+    first = api.class_upsert(tenant=tenant, key=CTX, title="Biology 101", code="BIO", source=api.Source.LTI)
+    again = api.class_upsert(tenant=tenant, key=CTX, title="Biology 101", code="BIO", source=api.Source.LTI)
+    assert (first.created, first.changed) == (True, True)
+    assert again == api.UpsertResult(id=first.id, created=False, changed=False)
+    klass = Class.objects.get()
+    assert (klass.title, klass.code, klass.source, klass.tenant) == ("Biology 101", "BIO", "lti", tenant)
+
+
+def test_class_upsert_updates_title_and_reactivates_but_never_blanks() -> None:
+    tenant = TenantFactory()
+    first = api.class_upsert(tenant=tenant, key=CTX, title="Biology 101")
+    assert api.class_deactivate(tenant=tenant, class_id=first.id) is True
+    result = api.class_upsert(tenant=tenant, key=CTX, title="")
+    klass = Class.objects.get(pk=first.id)
+    assert (result.changed, klass.title, klass.is_active) == (True, "Biology 101", True)
+    api.class_upsert(tenant=tenant, key=CTX, title="Biology 101 (Fall)")
+    assert Class.objects.get(pk=first.id).title == "Biology 101 (Fall)"
+
+
+def test_link_to_joins_an_lti_context_to_the_roster_class() -> None:
+    tenant = TenantFactory()
+    roster_key = api.ClassKeyRef(kind=api.ClassKeyKind.ONEROSTER, issuer="conn", subject="cls-7")
+    rostered = api.class_upsert(tenant=tenant, key=roster_key, title="Algebra")
+    launched = api.class_upsert(tenant=tenant, key=CTX, title="Algebra (Canvas)", link_to=roster_key)
+    assert launched.id == rostered.id
+    assert launched.created is False
+    assert Class.objects.count() == 1
+    assert ClassKey.objects.filter(klass_id=rostered.id).count() == 2
+
+
+def test_same_key_in_two_tenants_makes_two_classes() -> None:
+    a = api.class_upsert(tenant=TenantFactory(), key=CTX, title="A")
+    b = api.class_upsert(tenant=TenantFactory(), key=CTX, title="B")
+    assert a.id != b.id
+
+
+def test_enrollment_upsert_is_idempotent_and_reactivates() -> None:
+    klass = ClassFactory()
+    user = UserFactory(tenant=klass.tenant)
+    first = api.enrollment_upsert(
+        tenant=klass.tenant, class_id=klass.pk, user=user, role="student", source="lti"
+    )
+    again = api.enrollment_upsert(
+        tenant=klass.tenant, class_id=klass.pk, user=user, role="student", source="lti"
+    )
+    assert (first.created, again.created, again.changed) == (True, False, False)
+    assert api.enrollment_deactivate(tenant=klass.tenant, class_id=klass.pk, user=user) == 1
+    back = api.enrollment_upsert(tenant=klass.tenant, class_id=klass.pk, user=user, role="student")
+    assert (back.created, back.changed) == (False, True)
+    assert Enrollment.objects.get().status == "active"
+
+
+def test_enrollment_refuses_cross_tenant_and_unknown_roles() -> None:
+    klass = ClassFactory()
+    outsider = UserFactory(tenant=TenantFactory())
+    with pytest.raises(ValueError, match="belong to this tenant"):
+        api.enrollment_upsert(tenant=klass.tenant, class_id=klass.pk, user=outsider, role="student")
+    with pytest.raises(ValueError, match="Unknown role"):
+        api.enrollment_upsert(
+            tenant=klass.tenant, class_id=klass.pk, user=UserFactory(tenant=klass.tenant), role="owner"
+        )
+    assert Enrollment.objects.count() == 0
+
+
+def test_enrollment_deactivate_keeps_listed_members() -> None:
+    klass = ClassFactory()
+    stay, go = UserFactory(tenant=klass.tenant), UserFactory(tenant=klass.tenant)
+    for user in (stay, go):
+        api.enrollment_upsert(tenant=klass.tenant, class_id=klass.pk, user=user, role="student", source="lti")
+    assert (
+        api.enrollment_deactivate(
+            tenant=klass.tenant, class_id=klass.pk, source="lti", keep_user_ids={stay.pk}
+        )
+        == 1
+    )
+    assert dict(Enrollment.objects.values_list("user_id", "status")) == {stay.pk: "active", go.pk: "inactive"}
+    # History is kept: nothing was deleted.
+    assert Enrollment.objects.count() == 2
+
+
+def test_classes_for_user_lists_active_enrollments_only() -> None:
+    klass, gone = ClassFactory(title="B class"), ClassFactory(title="A class")
+    user = UserFactory(tenant=klass.tenant)
+    api.enrollment_upsert(tenant=klass.tenant, class_id=klass.pk, user=user, role="teacher")
+    gone.tenant = klass.tenant
+    gone.save()
+    api.enrollment_upsert(tenant=klass.tenant, class_id=gone.pk, user=user, role="student")
+    api.enrollment_deactivate(tenant=klass.tenant, class_id=gone.pk, user=user)
+    assert [(c.title, c.role) for c in api.classes_for_user(user=user)] == [("B class", "teacher")]
