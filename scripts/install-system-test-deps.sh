@@ -7,6 +7,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -d /usr/share/simplesamlphp ] || need+=(simplesamlphp php-cli php-xml php-mbstring)
 command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# docker-compose validates deploy/docker-compose.yml (no Docker engine is needed for `config`).
+command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
