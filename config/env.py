@@ -11,19 +11,22 @@ from collections.abc import Mapping
 
 from django.core.exceptions import ImproperlyConfigured
 
+# Aliases: inside Env the names str and list are its own methods.
+_Str = str
+_List = list
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 class Env:
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[_Str, _Str] | None = None) -> None:
         self.environ = os.environ if environ is None else environ
 
-    def raw(self, name: str) -> str | None:
+    def raw(self, name: _Str) -> _Str | None:
         value = self.environ.get(name)
         return None if value is None else value.strip()
 
-    def str(self, name: str, default: str | None = None, *, required: bool = False) -> str:
+    def str(self, name: _Str, default: _Str | None = None, *, required: bool = False) -> _Str:
         value = self.raw(name)
         if value is None or value == "":
             if required:
@@ -33,7 +36,7 @@ class Env:
             return default
         return value
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def bool(self, name: _Str, default: bool = False) -> bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -44,7 +47,7 @@ class Env:
             return False
         raise ImproperlyConfigured(f"{name} must be one of true/false/1/0/yes/no/on/off, not {value!r}.")
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def int(self, name: _Str, default: int, *, minimum: int | None = None) -> int:
         value = self.raw(name)
         if value is None or value == "":
             return default
@@ -56,7 +59,7 @@ class Env:
             raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {number}.")
         return number
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: _Str, default: float) -> float:
         value = self.raw(name)
         if value is None or value == "":
             return default
@@ -65,19 +68,19 @@ class Env:
         except ValueError:
             raise ImproperlyConfigured(f"{name} must be a number, not {value!r}.") from None
 
-    def list(self, name: str, default: list[str] | None = None) -> list[str]:
+    def list(self, name: _Str, default: _List[_Str] | None = None) -> _List[_Str]:
         value = self.raw(name)
         if value is None or value == "":
             return list(default or [])
         return [item.strip() for item in value.split(",") if item.strip()]
 
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+    def choice(self, name: _Str, choices: tuple[_Str, ...], default: _Str) -> _Str:
         value = self.str(name, default)
         if value not in choices:
             raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
         return value
 
-    def database(self, name: str, default: str) -> dict[str, object]:
+    def database(self, name: _Str, default: _Str) -> dict[_Str, object]:
         import dj_database_url
 
         url = self.str(name, default)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.hashers import make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -302,18 +304,15 @@ def role_assign(
     """Grant a role at tenant, school or class scope. Idempotent; reactivates."""
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}.")
+    # None means "not at that scope" and matches IS NULL.
+    scope: dict[str, Any] = {"school_id": school_id, "klass_id": class_id}
     try:
         with transaction.atomic():
             assignment, created = RoleAssignment.objects.get_or_create(
-                tenant=tenant,
-                user=user,
-                role=role,
-                school_id=school_id,
-                klass_id=class_id,
-                defaults={"source": source},
+                tenant=tenant, user=user, role=role, **scope, defaults={"source": source}
             )
     except IntegrityError:
-        assignment = RoleAssignment.objects.get(user=user, role=role, school_id=school_id, klass_id=class_id)
+        assignment = RoleAssignment.objects.get(user=user, role=role, **scope)
         created = False
     if not assignment.is_active:
         assignment.is_active = True
@@ -330,3 +329,207 @@ def guardian_link(
         defaults={"tenant": tenant, "relationship": relationship, "source": source, "is_active": True},
     )
     return link, created
+
+
+# --- Bulk writes for roster sync at district scale ----------------------------------
+# person_resolve and role_assign do a few queries per person, which is right for a
+# launch and far too slow for 50,000 people a night. These take a chunk of rows and
+# do a fixed number of queries per chunk. Same rules: keyed on ExternalIdentity,
+# empty values never blank what we know, email matches are only candidates.
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    subject: str
+    given_name: str = ""
+    family_name: str = ""
+    email: str = ""
+    is_active: bool = True
+    # The subject this person had before the source re-keyed them (same issuer):
+    # the new key joins that person instead of creating a stranger.
+    previous_subject: str = ""
+
+
+@dataclass(frozen=True)
+class PersonBulkResult:
+    user_id: uuid.UUID
+    action: str  # "created" | "updated" | "unchanged" | "relinked"
+
+
+def _profile_values(row: PersonRow) -> dict[str, Any]:
+    values: dict[str, Any] = {"is_active": row.is_active}
+    for attr, value in (("first_name", row.given_name), ("last_name", row.family_name), ("email", row.email.strip().lower())):
+        value = value.strip()[: User._meta.get_field(attr).max_length]  # type: ignore[union-attr]
+        if value:
+            values[attr] = value
+    return values
+
+
+@transaction.atomic
+def people_bulk_upsert(
+    *, tenant: Tenant, kind: str, issuer: str, rows: Sequence[PersonRow]
+) -> dict[str, PersonBulkResult]:
+    """Create or update the people ``rows`` name under (kind, issuer). Returns subject -> result.
+
+    Callers pass chunks (a few thousand rows); subjects must be unique in a chunk.
+    """
+    now = timezone.now()
+    wanted = {r.subject for r in rows} | {r.previous_subject for r in rows if r.previous_subject}
+    known = dict(
+        ExternalIdentity.objects.filter(tenant=tenant, kind=kind, issuer=issuer, subject__in=wanted).values_list(
+            "subject", "user_id"
+        )
+    )
+    users = {u.pk: u for u in User.objects.filter(tenant=tenant, pk__in=set(known.values()))}
+    results: dict[str, PersonBulkResult] = {}
+    to_update: dict[uuid.UUID, set[str]] = {}
+    new_users: list[User] = []
+    new_identities: list[ExternalIdentity] = []
+    for row in rows:
+        user_id = known.get(row.subject)
+        action = "updated"
+        if user_id is None and row.previous_subject and row.previous_subject in known:
+            user_id = known[row.previous_subject]
+            new_identities.append(
+                ExternalIdentity(tenant=tenant, kind=kind, issuer=issuer, subject=row.subject, user_id=user_id, last_seen_at=now)
+            )
+            known[row.subject] = user_id
+            action = "relinked"
+        if user_id is not None:
+            user = users[user_id]
+            changed = _changed_fields(user, _profile_values(row))
+            if changed:
+                to_update.setdefault(user.pk, set()).update(changed)
+            elif action != "relinked":
+                action = "unchanged"
+            results[row.subject] = PersonBulkResult(user_id=user.pk, action=action)
+            continue
+        user = User(tenant=tenant, username=_username_for(tenant), password=make_password(None))
+        for attr, value in _profile_values(row).items():
+            setattr(user, attr, value)
+        new_users.append(user)
+        new_identities.append(
+            ExternalIdentity(tenant=tenant, kind=kind, issuer=issuer, subject=row.subject, user=user, last_seen_at=now)
+        )
+        known[row.subject] = user.pk
+        results[row.subject] = PersonBulkResult(user_id=user.pk, action="created")
+    User.objects.bulk_create(new_users, batch_size=1000)
+    ExternalIdentity.objects.bulk_create(new_identities, batch_size=1000)
+    if to_update:
+        fields = sorted(set().union(*to_update.values()) | {"updated_at"})
+        changed_users = [users[pk] for pk in to_update]
+        for user in changed_users:
+            user.updated_at = now
+        User.objects.bulk_update(changed_users, fields, batch_size=500)
+    emails = {u.email for u in new_users if u.email}
+    if emails:
+        # ARCHITECTURE.md: an email match is a candidate for an admin, never a merge.
+        new_ids = {u.pk for u in new_users}
+        others: dict[str, list[uuid.UUID]] = {}
+        for pk, email in (
+            User.objects.filter(tenant=tenant, email__in=emails).exclude(pk__in=new_ids).values_list("pk", "email")
+        ):
+            others.setdefault(email, []).append(pk)
+        LinkCandidate.objects.bulk_create(
+            [
+                LinkCandidate(tenant=tenant, user=u, candidate_id=c, reason="email")
+                for u in new_users
+                for c in others.get(u.email, ())
+            ],
+            ignore_conflicts=True,
+        )
+    return results
+
+
+def _changed_fields(obj: Any, values: dict[str, Any]) -> list[str]:
+    changed = []
+    for attr, value in values.items():
+        if getattr(obj, attr) != value:
+            setattr(obj, attr, value)
+            changed.append(attr)
+    return changed
+
+
+def users_bulk_set_active(*, tenant: Tenant, user_ids: Sequence[uuid.UUID], is_active: bool) -> int:
+    """Deactivate (or reactivate) people; they and their history stay."""
+    return User.objects.filter(tenant=tenant, pk__in=list(user_ids)).exclude(is_active=is_active).update(
+        is_active=is_active, updated_at=timezone.now()
+    )
+
+
+@dataclass(frozen=True)
+class RoleRow:
+    user_id: uuid.UUID
+    role: str
+    school_id: uuid.UUID | None = None
+
+
+@transaction.atomic
+def roles_bulk_assign(*, tenant: Tenant, rows: Sequence[RoleRow], source: str) -> dict[RoleRow, int]:
+    """Grant roles (tenant- or school-wide), reactivating old grants. Returns row -> assignment id."""
+    for row in rows:
+        if row.role not in Role.values:
+            raise ValueError(f"Unknown role {row.role!r}.")
+    user_ids = {r.user_id for r in rows}
+    if User.objects.filter(tenant=tenant, pk__in=user_ids).count() != len(user_ids):
+        raise ValueError("Every person must belong to this tenant.")
+
+    def existing() -> dict[RoleRow, tuple[int, bool]]:
+        found = RoleAssignment.objects.filter(tenant=tenant, user_id__in=user_ids, klass__isnull=True)
+        return {
+            RoleRow(a.user_id, a.role, a.school_id): (a.pk, a.is_active)
+            for a in found.only("pk", "user_id", "role", "school_id", "is_active")
+        }
+
+    have = existing()
+    missing = [r for r in dict.fromkeys(rows) if r not in have]
+    if missing:
+        RoleAssignment.objects.bulk_create(
+            [RoleAssignment(tenant=tenant, user_id=r.user_id, role=r.role, school_id=r.school_id, source=source) for r in missing],
+            ignore_conflicts=True,
+        )
+        have = existing()
+    inactive = [have[r][0] for r in rows if not have[r][1]]
+    if inactive:
+        RoleAssignment.objects.filter(pk__in=inactive).update(is_active=True, updated_at=timezone.now())
+    return {r: have[r][0] for r in rows}
+
+
+def roles_bulk_deactivate(*, tenant: Tenant, assignment_ids: Sequence[int]) -> int:
+    return RoleAssignment.objects.filter(tenant=tenant, pk__in=list(assignment_ids), is_active=True).update(
+        is_active=False, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def guardian_links_bulk_upsert(
+    *, tenant: Tenant, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]], source: str, relationship: str = "guardian"
+) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
+    """Link (guardian_id, student_id) pairs, reactivating old links. Returns pair -> link id."""
+    pairs = [p for p in dict.fromkeys(pairs) if p[0] != p[1]]
+    people = {p for pair in pairs for p in pair}
+    if User.objects.filter(tenant=tenant, pk__in=people).count() != len(people):
+        raise ValueError("Every person must belong to this tenant.")
+
+    def existing() -> dict[tuple[uuid.UUID, uuid.UUID], tuple[int, bool]]:
+        found = GuardianLink.objects.filter(tenant=tenant, guardian_id__in={g for g, _ in pairs}, student_id__in={s for _, s in pairs})
+        return {(g.guardian_id, g.student_id): (g.pk, g.is_active) for g in found.only("pk", "guardian_id", "student_id", "is_active")}
+
+    have = existing()
+    missing = [p for p in pairs if p not in have]
+    if missing:
+        GuardianLink.objects.bulk_create(
+            [GuardianLink(tenant=tenant, guardian_id=g, student_id=s, relationship=relationship, source=source) for g, s in missing],
+            ignore_conflicts=True,
+        )
+        have = existing()
+    inactive = [have[p][0] for p in pairs if not have[p][1]]
+    if inactive:
+        GuardianLink.objects.filter(pk__in=inactive).update(is_active=True, updated_at=timezone.now())
+    return {p: have[p][0] for p in pairs}
+
+
+def guardian_links_bulk_deactivate(*, tenant: Tenant, link_ids: Sequence[int]) -> int:
+    return GuardianLink.objects.filter(tenant=tenant, pk__in=list(link_ids), is_active=True).update(
+        is_active=False, updated_at=timezone.now()
+    )

@@ -72,6 +72,8 @@ def get_class_for_user(request: HttpRequest, class_id: uuid.UUID) -> Class:
     """The class, if the signed-in person may see it; 404 otherwise (never 403, so
     another tenant cannot learn that an id exists)."""
     user: User = request.user  # type: ignore[assignment]
+    if user.tenant_id is None:
+        raise Http404("No such class.")
     try:
         klass = Class.objects.select_related("school").get(pk=class_id, tenant_id=user.tenant_id)
     except Class.DoesNotExist:

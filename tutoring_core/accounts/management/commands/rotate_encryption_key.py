@@ -20,8 +20,8 @@ class Command(BaseCommand):
         total = 0
         for model, attname in encrypted_fields():
             table = model._meta.db_table
-            column = model._meta.get_field(attname).column
-            pk_column = model._meta.pk.column  # type: ignore[union-attr]
+            column = str(model._meta.get_field(attname).column)  # type: ignore[union-attr]
+            pk_column = str(model._meta.pk.column)  # type: ignore[union-attr]
             qn = connection.ops.quote_name
             # Identifiers come from model metadata and are quoted; values are parameters.
             # Raw SQL on purpose: the field would decrypt on read and encrypt on
