@@ -234,3 +234,14 @@ LOGGING = {
 # [oneroster]
 
 # [sso]
+SSO_SP_CERT_DAYS = env.int("SSO_SP_CERT_DAYS", 3 * 365, minimum=30)
+SSO_CERT_WARNING_DAYS = env.int("SSO_CERT_WARNING_DAYS", 30, minimum=1)
+SSO_METADATA_REFRESH_HOURS = env.int("SSO_METADATA_REFRESH_HOURS", 12, minimum=1)
+CELERY_BEAT_SCHEDULE |= {
+    "sso-metadata-refresh": {
+        "task": "sso.saml_metadata_refresh_all",
+        "schedule": SSO_METADATA_REFRESH_HOURS * 3600.0,
+    },
+    "sso-certificate-expiry": {"task": "sso.certificate_expiry_check", "schedule": 24 * 3600.0},
+    "sso-purge-expired": {"task": "sso.purge_expired", "schedule": 3600.0},
+}

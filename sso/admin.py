@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import path, reverse
+
+from sso import services
+from sso.models import IdentityProvider
+from sso.protocol.presets import PRESETS
+from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
+
+PRESET_FIELDS = (
+    "subject_attribute",
+    "email_attribute",
+    "given_name_attribute",
+    "family_name_attribute",
+    "display_name_attribute",
+    "roster_id_attribute",
+    "role_attribute",
+    "role_map",
+    "emails_verified",
+    "hosted_domain_claim",
+    "scopes",
+    "issuer",
+)
+
+
+class IdentityProviderForm(forms.ModelForm):  # type: ignore[type-arg]
+    client_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stored encrypted. Leave blank to keep the current secret.",
+    )
+    apply_preset = forms.BooleanField(
+        required=False, initial=False, help_text="Fill the mapping fields from the chosen preset."
+    )
+
+    class Meta:
+        model = IdentityProvider
+        fields = (
+            "tenant",
+            "name",
+            "protocol",
+            "preset",
+            "apply_preset",
+            "is_enabled",
+            "sort_order",
+            "metadata_url",
+            "metadata_xml",
+            "entity_id",
+            "sso_url",
+            "slo_url",
+            "allow_idp_initiated",
+            "issuer",
+            "client_id",
+            "client_secret",
+            "scopes",
+            "allowed_algorithms",
+            "use_userinfo",
+            "subject_attribute",
+            "email_attribute",
+            "given_name_attribute",
+            "family_name_attribute",
+            "display_name_attribute",
+            "roster_id_attribute",
+            "role_attribute",
+            "role_map",
+            "emails_verified",
+            "hosted_domain_claim",
+            "allowed_email_domains",
+            "allow_jit",
+            "jit_role",
+            "use_idp_roles",
+            "clock_skew_seconds",
+        )
+
+    def clean_client_secret(self) -> str:
+        value = self.cleaned_data.get("client_secret") or ""
+        return value or (self.instance.client_secret if self.instance.pk else "")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        preset = PRESETS.get(data.get("preset") or "")
+        if preset and data.get("protocol") and preset.protocol != data["protocol"]:
+            self.add_error(
+                "preset", f"{preset.label} is a {preset.protocol.upper()} preset; pick one for this protocol."
+            )
+        if preset and data.get("apply_preset"):
+            for name in PRESET_FIELDS:
+                value = getattr(preset, name, None)
+                if value not in (None, "") or name == "role_map":
+                    data[name] = value
+        if data.get("protocol") == IdentityProvider.Protocol.SAML:
+            xml = (data.get("metadata_xml") or "").strip()
+            if not xml and not data.get("metadata_url"):
+                self.add_error("metadata_url", "Give a metadata URL or paste the IdP's metadata XML.")
+            if xml and xml != (self.instance.metadata_xml or "").strip():
+                probe = IdentityProvider(entity_id=data.get("entity_id") or "")
+                try:
+                    services.saml_metadata_apply(idp=probe, xml=xml)
+                except ValueError as exc:
+                    self.add_error("metadata_xml", str(exc))
+                else:
+                    for name in ("entity_id", "sso_url", "slo_url", "signing_certificates"):
+                        data[name] = getattr(probe, name)
+        if data.get("protocol") == IdentityProvider.Protocol.OIDC:
+            for name in ("issuer", "client_id"):
+                if not data.get(name):
+                    self.add_error(name, "Required for OpenID Connect.")
+            if "{tenant}" in (data.get("issuer") or ""):
+                self.add_error("issuer", "Replace {tenant} with your directory (tenant) id.")
+            if not data.get("client_secret"):
+                self.add_error("client_secret", "Required for OpenID Connect.")
+        return data
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(TenantScopedAdmin):
+    form = IdentityProviderForm
+    list_display = ("name", "protocol", "preset", "is_enabled", "allow_jit", "metadata_fetched_at")
+    list_filter = ("protocol", "is_enabled")
+    readonly_fields = ("metadata_fetched_at", "metadata_error", "signing_certificates")
+    change_form_template = "admin/sso/identityprovider/change_form.html"
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path(
+                "<path:object_id>/test-sign-in/",
+                self.admin_site.admin_view(self.test_sign_in_view),
+                name="sso_identityprovider_test_sign_in",
+            ),
+            path(
+                "<path:object_id>/refresh-metadata/",
+                self.admin_site.admin_view(self.refresh_metadata_view),
+                name="sso_identityprovider_refresh_metadata",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _scoped(self, request: HttpRequest, object_id: str) -> IdentityProvider:
+        from django.http import Http404
+
+        obj = self.get_object(request, object_id)
+        if obj is None or not self.has_change_permission(request, obj):
+            raise Http404("No such identity provider.")
+        return obj
+
+    def test_sign_in_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        idp = self._scoped(request, object_id)
+        name = "sso:saml_login" if idp.protocol == IdentityProvider.Protocol.SAML else "sso:oidc_login"
+        url = reverse(name, kwargs={"tenant_slug": idp.tenant.slug, "provider_id": idp.pk})
+        return HttpResponseRedirect(f"{url}?purpose=test")
+
+    def refresh_metadata_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        idp = self._scoped(request, object_id)
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        try:
+            changed = services.saml_metadata_refresh(idp=idp) if idp.metadata_url else False
+        except services.http.OutboundHTTPError as exc:
+            messages.error(request, f"Could not fetch the metadata: {exc}")
+        else:
+            idp.refresh_from_db()
+            if changed:
+                messages.success(request, "Metadata refreshed.")
+            else:
+                messages.warning(request, idp.metadata_error or "No metadata URL to refresh from.")
+        return HttpResponseRedirect(reverse("admin:sso_identityprovider_change", args=[idp.pk]))
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if (
+            obj.protocol == IdentityProvider.Protocol.SAML
+            and obj.metadata_url
+            and not obj.signing_certificates
+        ):
+            try:
+                services.saml_metadata_refresh(idp=obj)
+            except services.http.OutboundHTTPError as exc:
+                messages.warning(request, f"Saved, but the metadata could not be fetched yet: {exc}")
