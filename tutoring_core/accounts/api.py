@@ -82,3 +82,29 @@ def session_login(request: HttpRequest, user: User, *, method: str) -> None:
         ip_address=client_ip(request),
         details={"method": method},
     )
+
+
+# Bulk writes for roster sync at district scale (see the end of services.py).
+from tutoring_core.accounts.services import (  # noqa: E402
+    PersonBulkResult,
+    PersonRow,
+    RoleRow,
+    guardian_links_bulk_deactivate,
+    guardian_links_bulk_upsert,
+    people_bulk_upsert,
+    roles_bulk_assign,
+    roles_bulk_deactivate,
+    users_bulk_set_active,
+)
+
+__all__ += [
+    "PersonBulkResult",
+    "PersonRow",
+    "RoleRow",
+    "guardian_links_bulk_deactivate",
+    "guardian_links_bulk_upsert",
+    "people_bulk_upsert",
+    "roles_bulk_assign",
+    "roles_bulk_deactivate",
+    "users_bulk_set_active",
+]

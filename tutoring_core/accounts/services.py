@@ -358,7 +358,11 @@ class PersonBulkResult:
 
 def _profile_values(row: PersonRow) -> dict[str, Any]:
     values: dict[str, Any] = {"is_active": row.is_active}
-    for attr, value in (("first_name", row.given_name), ("last_name", row.family_name), ("email", row.email.strip().lower())):
+    for attr, value in (
+        ("first_name", row.given_name),
+        ("last_name", row.family_name),
+        ("email", row.email.strip().lower()),
+    ):
         value = value.strip()[: User._meta.get_field(attr).max_length]  # type: ignore[union-attr]
         if value:
             values[attr] = value
@@ -376,9 +380,9 @@ def people_bulk_upsert(
     now = timezone.now()
     wanted = {r.subject for r in rows} | {r.previous_subject for r in rows if r.previous_subject}
     known = dict(
-        ExternalIdentity.objects.filter(tenant=tenant, kind=kind, issuer=issuer, subject__in=wanted).values_list(
-            "subject", "user_id"
-        )
+        ExternalIdentity.objects.filter(
+            tenant=tenant, kind=kind, issuer=issuer, subject__in=wanted
+        ).values_list("subject", "user_id")
     )
     users = {u.pk: u for u in User.objects.filter(tenant=tenant, pk__in=set(known.values()))}
     results: dict[str, PersonBulkResult] = {}
@@ -391,7 +395,14 @@ def people_bulk_upsert(
         if user_id is None and row.previous_subject and row.previous_subject in known:
             user_id = known[row.previous_subject]
             new_identities.append(
-                ExternalIdentity(tenant=tenant, kind=kind, issuer=issuer, subject=row.subject, user_id=user_id, last_seen_at=now)
+                ExternalIdentity(
+                    tenant=tenant,
+                    kind=kind,
+                    issuer=issuer,
+                    subject=row.subject,
+                    user_id=user_id,
+                    last_seen_at=now,
+                )
             )
             known[row.subject] = user_id
             action = "relinked"
@@ -409,7 +420,9 @@ def people_bulk_upsert(
             setattr(user, attr, value)
         new_users.append(user)
         new_identities.append(
-            ExternalIdentity(tenant=tenant, kind=kind, issuer=issuer, subject=row.subject, user=user, last_seen_at=now)
+            ExternalIdentity(
+                tenant=tenant, kind=kind, issuer=issuer, subject=row.subject, user=user, last_seen_at=now
+            )
         )
         known[row.subject] = user.pk
         results[row.subject] = PersonBulkResult(user_id=user.pk, action="created")
@@ -427,7 +440,9 @@ def people_bulk_upsert(
         new_ids = {u.pk for u in new_users}
         others: dict[str, list[uuid.UUID]] = {}
         for pk, email in (
-            User.objects.filter(tenant=tenant, email__in=emails).exclude(pk__in=new_ids).values_list("pk", "email")
+            User.objects.filter(tenant=tenant, email__in=emails)
+            .exclude(pk__in=new_ids)
+            .values_list("pk", "email")
         ):
             others.setdefault(email, []).append(pk)
         LinkCandidate.objects.bulk_create(
@@ -452,8 +467,10 @@ def _changed_fields(obj: Any, values: dict[str, Any]) -> list[str]:
 
 def users_bulk_set_active(*, tenant: Tenant, user_ids: Sequence[uuid.UUID], is_active: bool) -> int:
     """Deactivate (or reactivate) people; they and their history stay."""
-    return User.objects.filter(tenant=tenant, pk__in=list(user_ids)).exclude(is_active=is_active).update(
-        is_active=is_active, updated_at=timezone.now()
+    return (
+        User.objects.filter(tenant=tenant, pk__in=list(user_ids))
+        .exclude(is_active=is_active)
+        .update(is_active=is_active, updated_at=timezone.now())
     )
 
 
@@ -485,7 +502,12 @@ def roles_bulk_assign(*, tenant: Tenant, rows: Sequence[RoleRow], source: str) -
     missing = [r for r in dict.fromkeys(rows) if r not in have]
     if missing:
         RoleAssignment.objects.bulk_create(
-            [RoleAssignment(tenant=tenant, user_id=r.user_id, role=r.role, school_id=r.school_id, source=source) for r in missing],
+            [
+                RoleAssignment(
+                    tenant=tenant, user_id=r.user_id, role=r.role, school_id=r.school_id, source=source
+                )
+                for r in missing
+            ],
             ignore_conflicts=True,
         )
         have = existing()
@@ -503,7 +525,11 @@ def roles_bulk_deactivate(*, tenant: Tenant, assignment_ids: Sequence[int]) -> i
 
 @transaction.atomic
 def guardian_links_bulk_upsert(
-    *, tenant: Tenant, pairs: Sequence[tuple[uuid.UUID, uuid.UUID]], source: str, relationship: str = "guardian"
+    *,
+    tenant: Tenant,
+    pairs: Sequence[tuple[uuid.UUID, uuid.UUID]],
+    source: str,
+    relationship: str = "guardian",
 ) -> dict[tuple[uuid.UUID, uuid.UUID], int]:
     """Link (guardian_id, student_id) pairs, reactivating old links. Returns pair -> link id."""
     pairs = [p for p in dict.fromkeys(pairs) if p[0] != p[1]]
@@ -512,14 +538,24 @@ def guardian_links_bulk_upsert(
         raise ValueError("Every person must belong to this tenant.")
 
     def existing() -> dict[tuple[uuid.UUID, uuid.UUID], tuple[int, bool]]:
-        found = GuardianLink.objects.filter(tenant=tenant, guardian_id__in={g for g, _ in pairs}, student_id__in={s for _, s in pairs})
-        return {(g.guardian_id, g.student_id): (g.pk, g.is_active) for g in found.only("pk", "guardian_id", "student_id", "is_active")}
+        found = GuardianLink.objects.filter(
+            tenant=tenant, guardian_id__in={g for g, _ in pairs}, student_id__in={s for _, s in pairs}
+        )
+        return {
+            (g.guardian_id, g.student_id): (g.pk, g.is_active)
+            for g in found.only("pk", "guardian_id", "student_id", "is_active")
+        }
 
     have = existing()
     missing = [p for p in pairs if p not in have]
     if missing:
         GuardianLink.objects.bulk_create(
-            [GuardianLink(tenant=tenant, guardian_id=g, student_id=s, relationship=relationship, source=source) for g, s in missing],
+            [
+                GuardianLink(
+                    tenant=tenant, guardian_id=g, student_id=s, relationship=relationship, source=source
+                )
+                for g, s in missing
+            ],
             ignore_conflicts=True,
         )
         have = existing()

@@ -35,3 +35,42 @@ __all__ = [
     "enrollment_deactivate",
     "enrollment_upsert",
 ]
+
+# Bulk writes for roster sync at district scale (see the end of services.py).
+from tutoring_core.classes.services import (  # noqa: E402
+    ClassRow,
+    CourseRow,
+    EnrollmentRow,
+    SchoolRow,
+    TermRow,
+    classes_bulk_deactivate,
+    classes_bulk_upsert,
+    courses_bulk_deactivate,
+    courses_bulk_upsert,
+    enrollments_bulk_deactivate,
+    enrollments_bulk_upsert,
+    schools_bulk_deactivate,
+    schools_bulk_upsert,
+    terms_bulk_deactivate,
+    terms_bulk_set_parent,
+    terms_bulk_upsert,
+)
+
+__all__ += [
+    "ClassRow",
+    "CourseRow",
+    "EnrollmentRow",
+    "SchoolRow",
+    "TermRow",
+    "classes_bulk_deactivate",
+    "classes_bulk_upsert",
+    "courses_bulk_deactivate",
+    "courses_bulk_upsert",
+    "enrollments_bulk_deactivate",
+    "enrollments_bulk_upsert",
+    "schools_bulk_deactivate",
+    "schools_bulk_upsert",
+    "terms_bulk_deactivate",
+    "terms_bulk_set_parent",
+    "terms_bulk_upsert",
+]

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from tutoring_core.accounts.models import Role, Tenant, User
 from tutoring_core.classes.data import ClassKeyRef, UpsertResult
-from tutoring_core.classes.models import Class, ClassKey, Enrollment, Source
+from tutoring_core.classes.models import Class, ClassKey, Course, Enrollment, School, Source, Term
 
 
-def _changed(obj: object, values: dict[str, object]) -> list[str]:
+def _changed(obj: object, values: Mapping[str, object]) -> list[str]:
     changed = []
     for attr, value in values.items():
         if getattr(obj, attr) != value:
@@ -143,3 +148,277 @@ def enrollment_deactivate(
     if keep_user_ids is not None:
         enrollments = enrollments.exclude(user_id__in=keep_user_ids)
     return enrollments.update(status=Enrollment.Status.INACTIVE)
+
+
+# --- Bulk writes for roster sync at district scale ----------------------------------
+# The per-row functions above do several queries per row; a district import has
+# hundreds of thousands of rows. These take a chunk and do a fixed number of
+# queries for it. Schools, terms and courses have no key table in the core, so the
+# caller keeps its own mapping (source id -> core id) and passes ``id`` for rows it
+# already knows; classes are keyed by ClassKey and enrollments by (class, user, role).
+
+
+@dataclass(frozen=True)
+class SchoolRow:
+    id: uuid.UUID | None
+    name: str
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class TermRow:
+    id: uuid.UUID | None
+    title: str
+    kind: str
+    start_date: dt.date
+    end_date: dt.date
+    parent_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class CourseRow:
+    id: uuid.UUID | None
+    title: str
+    code: str = ""
+    school_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    subject: str
+    title: str
+    code: str = ""
+    school_id: uuid.UUID | None = None
+    course_id: uuid.UUID | None = None
+    term_ids: tuple[uuid.UUID, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnrollmentRow:
+    class_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    is_primary: bool = False
+    begin_date: dt.date | None = None
+    end_date: dt.date | None = None
+
+
+def _bulk_simple(
+    model: type[Any], *, tenant: Tenant, rows: Sequence[Any], values: Any, source: str
+) -> list[uuid.UUID]:
+    """Create rows without an id, update (and reactivate) rows with one. Ids in row order."""
+    known = {o.pk: o for o in model.objects.filter(tenant=tenant, pk__in=[r.id for r in rows if r.id])}
+    missing = [r.id for r in rows if r.id and r.id not in known]
+    if missing:
+        raise ValueError(f"{model.__name__} {missing[0]} does not belong to this tenant.")
+    now = timezone.now()
+    created, changed, fields, ids = [], [], {"updated_at"}, []
+    for row in rows:
+        vals = {**values(row), "is_active": True}
+        if row.id is None:
+            obj = model(tenant=tenant, source=source, **vals)
+            created.append(obj)
+        else:
+            obj = known[row.id]
+            diff = _changed(obj, vals)
+            if diff:
+                obj.updated_at = now
+                fields.update(diff)
+                changed.append(obj)
+        ids.append(obj.pk)
+    model.objects.bulk_create(created, batch_size=1000)
+    if changed:
+        model.objects.bulk_update(changed, sorted(fields), batch_size=500)
+    return ids
+
+
+@transaction.atomic
+def schools_bulk_upsert(*, tenant: Tenant, rows: Sequence[SchoolRow], source: str) -> list[uuid.UUID]:
+    return _bulk_simple(
+        School,
+        tenant=tenant,
+        rows=rows,
+        source=source,
+        values=lambda r: {"name": r.name[:200], "code": r.code[:64]},
+    )
+
+
+@transaction.atomic
+def terms_bulk_upsert(*, tenant: Tenant, rows: Sequence[TermRow], source: str) -> list[uuid.UUID]:
+    return _bulk_simple(
+        Term,
+        tenant=tenant,
+        rows=rows,
+        source=source,
+        values=lambda r: {
+            "title": r.title[:200],
+            "kind": r.kind,
+            "start_date": r.start_date,
+            "end_date": r.end_date,
+        },
+    )
+
+
+def terms_bulk_set_parent(*, tenant: Tenant, parents: dict[uuid.UUID, uuid.UUID | None]) -> int:
+    """Set each term's parent (a second pass: a child may be listed before its parent)."""
+    count = 0
+    for term in Term.objects.filter(tenant=tenant, pk__in=list(parents)).only("pk", "parent_id"):
+        parent = parents[term.pk]
+        if term.parent_id != parent:
+            count += Term.objects.filter(pk=term.pk).update(parent_id=parent, updated_at=timezone.now())
+    return count
+
+
+@transaction.atomic
+def courses_bulk_upsert(*, tenant: Tenant, rows: Sequence[CourseRow], source: str) -> list[uuid.UUID]:
+    return _bulk_simple(
+        Course,
+        tenant=tenant,
+        rows=rows,
+        source=source,
+        values=lambda r: {"title": r.title[:200], "code": r.code[:64], "school_id": r.school_id},
+    )
+
+
+def _bulk_deactivate(model: type[Any], *, tenant: Tenant, ids: Sequence[uuid.UUID]) -> int:
+    return model.objects.filter(tenant=tenant, pk__in=list(ids), is_active=True).update(
+        is_active=False, updated_at=timezone.now()
+    )
+
+
+def schools_bulk_deactivate(*, tenant: Tenant, ids: Sequence[uuid.UUID]) -> int:
+    return _bulk_deactivate(School, tenant=tenant, ids=ids)
+
+
+def terms_bulk_deactivate(*, tenant: Tenant, ids: Sequence[uuid.UUID]) -> int:
+    return _bulk_deactivate(Term, tenant=tenant, ids=ids)
+
+
+def courses_bulk_deactivate(*, tenant: Tenant, ids: Sequence[uuid.UUID]) -> int:
+    return _bulk_deactivate(Course, tenant=tenant, ids=ids)
+
+
+def classes_bulk_deactivate(*, tenant: Tenant, ids: Sequence[uuid.UUID]) -> int:
+    return _bulk_deactivate(Class, tenant=tenant, ids=ids)
+
+
+@transaction.atomic
+def classes_bulk_upsert(
+    *, tenant: Tenant, kind: str, issuer: str, rows: Sequence[ClassRow], source: str
+) -> dict[str, uuid.UUID]:
+    """Create or update the classes known by (kind, issuer, subject), with their terms.
+    Returns subject -> class id. Reactivates deactivated classes."""
+    keys = dict(
+        ClassKey.objects.filter(
+            tenant=tenant, kind=kind, issuer=issuer, subject__in=[r.subject for r in rows]
+        ).values_list("subject", "klass_id")
+    )
+    known = {c.pk: c for c in Class.objects.filter(tenant=tenant, pk__in=set(keys.values()))}
+    for ref_ids, model in (
+        ({r.school_id for r in rows if r.school_id}, School),
+        ({r.course_id for r in rows if r.course_id}, Course),
+        ({t for r in rows for t in r.term_ids}, Term),
+    ):
+        if ref_ids and model.objects.filter(tenant=tenant, pk__in=ref_ids).count() != len(ref_ids):
+            raise ValueError(f"Every {model.__name__.lower()} must belong to this tenant.")
+    now = timezone.now()
+    created: list[Class] = []
+    new_keys: list[ClassKey] = []
+    changed: list[Class] = []
+    fields = {"updated_at"}
+    out: dict[str, uuid.UUID] = {}
+    for row in rows:
+        vals = {
+            "title": row.title.strip()[:255] or row.subject,
+            "code": row.code[:64],
+            "school_id": row.school_id,
+            "course_id": row.course_id,
+            "is_active": True,
+        }
+        klass_id = keys.get(row.subject)
+        if klass_id is None:
+            klass = Class(tenant=tenant, source=source, **vals)
+            created.append(klass)
+            new_keys.append(
+                ClassKey(tenant=tenant, kind=kind, issuer=issuer, subject=row.subject, klass=klass)
+            )
+        else:
+            klass = known[klass_id]
+            diff = _changed(klass, vals)
+            if diff:
+                klass.updated_at = now
+                fields.update(diff)
+                changed.append(klass)
+        out[row.subject] = klass.pk
+    Class.objects.bulk_create(created, batch_size=1000)
+    ClassKey.objects.bulk_create(new_keys, batch_size=1000)
+    if changed:
+        Class.objects.bulk_update(changed, sorted(fields), batch_size=500)
+    through = Class.terms.through
+    current: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for class_id, term_id in through.objects.filter(class_id__in=list(out.values())).values_list(
+        "class_id", "term_id"
+    ):
+        current.setdefault(class_id, set()).add(term_id)
+    add, remove = [], []
+    for row in rows:
+        class_id = out[row.subject]
+        want, have = set(row.term_ids), current.get(class_id, set())
+        add += [through(class_id=class_id, term_id=t) for t in want - have]
+        remove += [(class_id, t) for t in have - want]
+    through.objects.bulk_create(add, batch_size=1000, ignore_conflicts=True)
+    for class_id, term_id in remove:
+        through.objects.filter(class_id=class_id, term_id=term_id).delete()
+    return out
+
+
+@transaction.atomic
+def enrollments_bulk_upsert(*, tenant: Tenant, rows: Sequence[EnrollmentRow], source: str) -> list[uuid.UUID]:
+    """Make each row an active enrollment (one per class, user, role). Ids in row order."""
+    class_ids = {r.class_id for r in rows}
+    user_ids = {r.user_id for r in rows}
+    if Class.objects.filter(tenant=tenant, pk__in=class_ids).count() != len(class_ids):
+        raise ValueError("Every class must belong to this tenant.")
+    if User.objects.filter(tenant=tenant, pk__in=user_ids).count() != len(user_ids):
+        raise ValueError("Every person must belong to this tenant.")
+    for row in rows:
+        if row.role not in Role.values:
+            raise ValueError(f"Unknown role {row.role!r}.")
+    objs = [
+        Enrollment(
+            tenant=tenant,
+            klass_id=r.class_id,
+            user_id=r.user_id,
+            role=r.role,
+            status=Enrollment.Status.ACTIVE,
+            source=source,
+            is_primary=r.is_primary,
+            begin_date=r.begin_date,
+            end_date=r.end_date,
+        )
+        for r in rows
+    ]
+    # ON CONFLICT DO UPDATE: an existing row keeps its id (and its history).
+    Enrollment.objects.bulk_create(
+        objs,
+        batch_size=1000,
+        update_conflicts=True,
+        unique_fields=["klass", "user", "role"],
+        update_fields=["status", "source", "is_primary", "begin_date", "end_date", "updated_at"],
+    )
+    # A UUID key is chosen in Python, so on a conflict the object still holds the id
+    # that was not inserted: read back the ids that are really in the table.
+    ids = {
+        (k, u, r): pk
+        for k, u, r, pk in Enrollment.objects.filter(
+            tenant=tenant, klass_id__in=class_ids, user_id__in=user_ids
+        ).values_list("klass_id", "user_id", "role", "pk")
+    }
+    return [ids[(r.class_id, r.user_id, r.role)] for r in rows]
+
+
+def enrollments_bulk_deactivate(*, tenant: Tenant, ids: Sequence[uuid.UUID]) -> int:
+    """Mark enrollments inactive; nothing is deleted."""
+    return Enrollment.objects.filter(tenant=tenant, pk__in=list(ids), status=Enrollment.Status.ACTIVE).update(
+        status=Enrollment.Status.INACTIVE, updated_at=timezone.now()
+    )

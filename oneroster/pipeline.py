@@ -1,0 +1,741 @@
+# ruff: noqa: S608 - the SQL here is built from model table names and fixed column
+# names only; every value is a bound parameter.
+"""The sync pipeline: stage -> validate -> diff -> guard -> apply -> report.
+
+Memory stays flat whatever the district's size: rows are staged in the database
+as they stream in (COPY on PostgreSQL), references and the diff are set-based
+SQL over the staged rows and the mapping table, and apply works in chunks read
+back by keyset. The only per-chunk state in Python is one chunk of rows and the
+core ids its references need.
+
+Writes into the core go through ``accounts.api`` / ``classes.api`` bulk functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection as db
+from django.db import transaction
+from django.utils import timezone
+
+from oneroster.models import RosterConnection, SourceRecord, StagedRecord, SyncError, SyncRun
+from oneroster.protocol.records import (
+    ENTITIES,
+    GUARDIAN_ROLES,
+    HUB_ROLE,
+    REF_NAMES,
+    REF_TARGETS,
+    TOBEDELETED,
+    Record,
+    RowError,
+)
+from tutoring_core.accounts import api as accounts
+from tutoring_core.classes import api as classes
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 2000
+STAGE_BATCH = 5000
+MAX_STORED_ERRORS = 1000
+ProgressFn = Callable[[str, int, int], None]
+
+ST = StagedRecord._meta.db_table
+SR = SourceRecord._meta.db_table
+ACTIONS = ("created", "updated", "deactivated", "unchanged", "rejected")
+
+
+class SyncAborted(Exception):
+    """The run cannot go on (bad source, validation failed); nothing was applied."""
+
+
+def _empty_counts() -> dict[str, dict[str, int]]:
+    return {e: dict.fromkeys(ACTIONS, 0) for e in ENTITIES}
+
+
+# --- stage ----------------------------------------------------------------------------
+
+
+@dataclass
+class Stager:
+    run: SyncRun
+    progress: ProgressFn | None = None
+    staged: int = 0
+    errors: int = 0
+    broken_entities: set[str] = field(default_factory=set)
+    _buffer: list[tuple[Any, ...]] = field(default_factory=list)
+    _error_buffer: list[SyncError] = field(default_factory=list)
+
+    def add(self, record: Record) -> None:
+        if record.errors:
+            self.error_rows(record.row_errors())
+            if not record.sourced_id:
+                # A file-level problem (missing column, unreadable row): that file
+                # cannot tell us what is absent, so it must not deactivate anything.
+                self.broken_entities.add(record.entity)
+                return
+        ref_a, ref_b = record.refs()
+        self._buffer.append(
+            (
+                self.run.pk.hex if db.vendor == "sqlite" else self.run.pk,
+                record.entity,
+                record.sourced_id[:255],
+                record.status == TOBEDELETED,
+                record.location[:300],
+                record.line,
+                record.content_hash(),
+                record.natural_key()[:255],
+                ref_a[:255],
+                ref_b[:255],
+                json.dumps(record.data, separators=(",", ":"), default=str),
+                bool(record.errors),
+            )
+        )
+        if len(self._buffer) >= STAGE_BATCH:
+            self.flush()
+
+    def error_rows(self, errors: Iterable[RowError]) -> None:
+        for error in errors:
+            self.errors += 1
+            if self.errors <= MAX_STORED_ERRORS:
+                self._error_buffer.append(
+                    SyncError(
+                        run=self.run,
+                        entity=error.entity,
+                        location=error.location[:300],
+                        line=error.line,
+                        sourced_id=error.sourced_id[:255],
+                        message=error.message,
+                    )
+                )
+
+    def flush(self) -> None:
+        if self._buffer:
+            _copy_staged(self._buffer)
+            self.staged += len(self._buffer)
+            self._buffer = []
+            if self.progress:
+                self.progress("stage", self.staged, 0)
+        if self._error_buffer:
+            SyncError.objects.bulk_create(self._error_buffer)
+            self._error_buffer = []
+
+
+_STAGE_COLUMNS = (
+    "run_id",
+    "entity",
+    "sourced_id",
+    "deleted",
+    "location",
+    "line",
+    "hash",
+    "natural_key",
+    "ref_a",
+    "ref_b",
+    "data",
+    "rejected",
+)
+
+
+def _copy_staged(rows: list[tuple[Any, ...]]) -> None:
+    with db.cursor() as cursor:
+        if db.vendor == "postgresql":
+            # COPY is the fastest way into PostgreSQL; staging is the bulk of the bytes.
+            raw = cursor.cursor
+            with raw.copy(f"COPY {ST} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join(["%s"] * len(_STAGE_COLUMNS))
+            cursor.executemany(f"INSERT INTO {ST} ({', '.join(_STAGE_COLUMNS)}) VALUES ({marks})", rows)
+
+
+def stage(run: SyncRun, records: Iterator[Record], *, progress: ProgressFn | None = None) -> Stager:
+    stager = Stager(run=run, progress=progress)
+    for record in records:
+        stager.add(record)
+    stager.flush()
+    return stager
+
+
+# --- validate (references, duplicates) ----------------------------------------------------
+
+
+def _q(sql: str, params: Iterable[Any]) -> list[tuple[Any, ...]]:
+    with db.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return list(cursor.fetchall())
+
+
+def _x(sql: str, params: Iterable[Any]) -> int:
+    with db.cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return int(cursor.rowcount)
+
+
+def _run_param(run: SyncRun) -> Any:
+    return run.pk.hex if db.vendor == "sqlite" else run.pk
+
+
+def _reject(
+    run: SyncRun, stager: Stager, rows: list[tuple[Any, ...]], entity: str, message: Callable[[Any], str]
+) -> None:
+    """rows: (staged id, location, line, sourced_id, value)."""
+    if not rows:
+        return
+    ids = [r[0] for r in rows]
+    for start in range(0, len(ids), 900):
+        part = ids[start : start + 900]
+        _x(f"UPDATE {ST} SET rejected = %s WHERE id IN ({', '.join(['%s'] * len(part))})", [True, *part])
+    stager.error_rows(RowError(entity, r[1], r[2], r[3], message(r[4])) for r in rows)
+
+
+def validate(run: SyncRun, stager: Stager) -> None:
+    """Checks that need other rows: duplicate sourcedIds and references. A row that
+    refers to a rejected row is rejected too (entities are checked in dependency order)."""
+    rp = _run_param(run)
+    conn_id = _conn_param(run.connection)
+    modes = run.entity_modes
+    for entity in ENTITIES:
+        dupes = _q(
+            f"""SELECT s.id, s.location, s.line, s.sourced_id, f.line FROM {ST} s
+                JOIN (SELECT sourced_id, MIN(id) AS first_id FROM {ST} WHERE run_id = %s AND entity = %s
+                      GROUP BY sourced_id HAVING COUNT(*) > 1) d ON d.sourced_id = s.sourced_id
+                JOIN {ST} f ON f.id = d.first_id
+                WHERE s.run_id = %s AND s.entity = %s AND s.id <> d.first_id""",
+            [rp, entity, rp, entity],
+        )
+        _reject(run, stager, dupes, entity, lambda first: f"duplicate sourcedId (first at line {first})")
+        for ref_col, target, name in (
+            ("ref_a", REF_TARGETS[entity][0], REF_NAMES[entity][0]),
+            ("ref_b", REF_TARGETS[entity][1], REF_NAMES[entity][1]),
+        ):
+            if target is None:
+                continue
+            # Where the target entity is not a complete snapshot in this run (a delta,
+            # or no file at all), a reference may also name what we already hold.
+            known_sql, known_params = "", []
+            if modes.get(target) != "bulk":
+                known_sql = f"""AND NOT EXISTS (SELECT 1 FROM {SR} m WHERE m.connection_id = %s AND m.entity = %s
+                                AND m.sourced_id = s.{ref_col} AND m.is_active = %s)"""
+                known_params = [conn_id, target, True]
+            bad = _q(
+                f"""SELECT s.id, s.location, s.line, s.sourced_id, s.{ref_col} FROM {ST} s
+                    WHERE s.run_id = %s AND s.entity = %s AND s.rejected = %s AND s.deleted = %s AND s.{ref_col} <> ''
+                    AND NOT EXISTS (SELECT 1 FROM {ST} t WHERE t.run_id = s.run_id AND t.entity = %s
+                                    AND t.sourced_id = s.{ref_col} AND t.rejected = %s AND t.deleted = %s)
+                    {known_sql}""",
+                [rp, entity, False, False, target, False, False, *known_params],
+            )
+            _reject(
+                run,
+                stager,
+                bad,
+                entity,
+                lambda value, name=name, target=target: (
+                    f"{name} {value!r} does not name a valid {target} in this sync"
+                ),
+            )
+        if entity == "class":
+            _validate_class_terms(run, stager)
+    stager.flush()
+
+
+def _validate_class_terms(run: SyncRun, stager: Stager) -> None:
+    rp = _run_param(run)
+    sessions = {
+        r[0]
+        for r in _q(
+            f"SELECT sourced_id FROM {ST} WHERE run_id = %s AND entity = %s AND rejected = %s AND deleted = %s",
+            [rp, "academicSession", False, False],
+        )
+    }
+    if run.entity_modes.get("academicSession") != "bulk":
+        sessions |= set(
+            SourceRecord.objects.filter(
+                connection=run.connection, entity="academicSession", is_active=True
+            ).values_list("sourced_id", flat=True)
+        )
+    bad = []
+    last = 0
+    while True:
+        rows = _q(
+            f"""SELECT id, location, line, sourced_id, data FROM {ST} WHERE run_id = %s AND entity = %s
+                AND rejected = %s AND deleted = %s AND id > %s ORDER BY id LIMIT {CHUNK}""",
+            [rp, "class", False, False, last],
+        )
+        if not rows:
+            break
+        last = rows[-1][0]
+        for row in rows:
+            missing = [t for t in json.loads(row[4]).get("terms", []) if t not in sessions]
+            if missing:
+                bad.append((*row[:4], missing[0]))
+    _reject(
+        run,
+        stager,
+        bad,
+        "class",
+        lambda value: f"termSourcedIds {value!r} does not name a valid academicSession in this sync",
+    )
+
+
+# --- diff -----------------------------------------------------------------------------
+
+
+def _conn_param(conn: RosterConnection) -> Any:
+    return conn.pk.hex if db.vendor == "sqlite" else conn.pk
+
+
+def _changed_sql() -> str:
+    return f"""FROM {ST} s LEFT JOIN {SR} m ON m.connection_id = %s AND m.entity = s.entity AND m.sourced_id = s.sourced_id
+               WHERE s.run_id = %s AND s.entity = %s AND s.rejected = %s AND s.deleted = %s
+               AND (m.id IS NULL OR m.hash <> s.hash OR m.is_active = %s)"""
+
+
+def _deactivation_sql(run: SyncRun, entity: str) -> tuple[str, list[Any]] | None:
+    """The mapping rows this run deactivates for ``entity`` (FROM ... WHERE, alias m)."""
+    conn_id, rp = _conn_param(run.connection), _run_param(run)
+    mode = run.entity_modes.get(entity, "absent")
+    if mode == "bulk" and run.mode == SyncRun.Mode.FULL:
+        # Deactivation by absence: only for a complete snapshot of this entity.
+        return (
+            f"""FROM {SR} m WHERE m.connection_id = %s AND m.entity = %s AND m.is_active = %s
+                AND NOT EXISTS (SELECT 1 FROM {ST} s WHERE s.run_id = %s AND s.entity = m.entity
+                                AND s.sourced_id = m.sourced_id AND s.deleted = %s)""",
+            [conn_id, entity, True, rp, False],
+        )
+    if mode in ("delta", "bulk"):
+        return (
+            f"""FROM {SR} m WHERE m.connection_id = %s AND m.entity = %s AND m.is_active = %s
+                AND EXISTS (SELECT 1 FROM {ST} s WHERE s.run_id = %s AND s.entity = m.entity
+                            AND s.sourced_id = m.sourced_id AND s.deleted = %s AND s.rejected = %s)""",
+            [conn_id, entity, True, rp, True, False],
+        )
+    return None
+
+
+def rekeys(run: SyncRun) -> dict[str, str]:
+    """New user sourcedId -> the old one it replaces: same natural key (state id),
+    the old key no longer live in this run. Ambiguous matches are not re-keyed."""
+    conn_id, rp = _conn_param(run.connection), _run_param(run)
+    rows = _q(
+        f"""SELECT s.sourced_id, m2.sourced_id FROM {ST} s
+            JOIN {SR} m2 ON m2.connection_id = %s AND m2.entity = 'user' AND m2.natural_key = s.natural_key
+                         AND m2.is_active = %s
+            WHERE s.run_id = %s AND s.entity = 'user' AND s.rejected = %s AND s.deleted = %s AND s.natural_key <> ''
+            AND NOT EXISTS (SELECT 1 FROM {SR} m WHERE m.connection_id = %s AND m.entity = 'user'
+                            AND m.sourced_id = s.sourced_id)
+            AND NOT EXISTS (SELECT 1 FROM {ST} t WHERE t.run_id = s.run_id AND t.entity = 'user'
+                            AND t.sourced_id = m2.sourced_id AND t.deleted = %s)""",
+        [conn_id, True, rp, False, False, conn_id, False],
+    )
+    by_new: dict[str, set[str]] = {}
+    by_old: dict[str, set[str]] = {}
+    for new, old in rows:
+        by_new.setdefault(new, set()).add(old)
+        by_old.setdefault(old, set()).add(new)
+    return {
+        new: next(iter(olds))
+        for new, olds in by_new.items()
+        if len(olds) == 1 and len(by_old[next(iter(olds))]) == 1
+    }
+
+
+def plan(run: SyncRun, rekeyed: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Counts per entity of what apply would do (the dry-run report and the guard)."""
+    counts = _empty_counts()
+    conn_id, rp = _conn_param(run.connection), _run_param(run)
+    for entity in ENTITIES:
+        row = _q(
+            f"SELECT COUNT(*), SUM(CASE WHEN m.id IS NULL THEN 1 ELSE 0 END) {_changed_sql()}",
+            [conn_id, rp, entity, False, False, False],
+        )[0]
+        counts[entity]["created"] = int(row[1] or 0)
+        counts[entity]["updated"] = int(row[0] or 0) - int(row[1] or 0)
+        counts[entity]["unchanged"] = _q(
+            f"""SELECT COUNT(*) FROM {ST} s JOIN {SR} m ON m.connection_id = %s AND m.entity = s.entity
+                AND m.sourced_id = s.sourced_id WHERE s.run_id = %s AND s.entity = %s AND s.rejected = %s
+                AND s.deleted = %s AND m.hash = s.hash AND m.is_active = %s""",
+            [conn_id, rp, entity, False, False, True],
+        )[0][0]
+        counts[entity]["rejected"] = _q(
+            f"SELECT COUNT(*) FROM {ST} WHERE run_id = %s AND entity = %s AND rejected = %s",
+            [rp, entity, True],
+        )[0][0]
+        deactivation = _deactivation_sql(run, entity)
+        if deactivation is not None:
+            sql, params = deactivation
+            n = _q(f"SELECT COUNT(*) {sql}", params)[0][0]
+            if entity == "user":
+                n -= len(set(rekeyed.values()))
+            counts[entity]["deactivated"] = max(0, n)
+    return counts
+
+
+def guard_check(run: SyncRun, counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """A full sync that would deactivate more than the connection's share of any
+    entity stops for an admin (a truncated export must not wipe a district)."""
+    limit = run.connection.max_deactivation_share
+    tripped = {}
+    if run.mode != SyncRun.Mode.FULL:
+        return {}
+    for entity in ENTITIES:
+        active = SourceRecord.objects.filter(connection=run.connection, entity=entity, is_active=True).count()
+        going = counts[entity]["deactivated"]
+        if active and going / active > limit:
+            tripped[entity] = {"deactivate": going, "active": active, "share": round(going / active, 4)}
+    return {"limit": limit, "entities": tripped} if tripped else {}
+
+
+# --- apply ------------------------------------------------------------------------------
+
+
+@dataclass
+class Applier:
+    run: SyncRun
+    rekeyed: dict[str, str]
+    progress: ProgressFn | None = None
+    total: int = 0
+    done: int = 0
+
+    @property
+    def conn(self) -> RosterConnection:
+        return self.run.connection
+
+    @property
+    def tenant(self) -> Any:
+        return self.run.connection.tenant
+
+    def _tick(self, n: int) -> None:
+        self.done += n
+        SyncRun.objects.filter(pk=self.run.pk).update(
+            progress_done=self.done, progress_total=self.total, phase="apply"
+        )
+        if self.progress:
+            self.progress("apply", self.done, self.total)
+
+    def core_ids(self, entity: str, sids: Iterable[str]) -> dict[str, str]:
+        sids = {s for s in sids if s}
+        if not sids:
+            return {}
+        return dict(
+            SourceRecord.objects.filter(
+                connection=self.conn, entity=entity, sourced_id__in=sids, is_active=True
+            )
+            .exclude(core_id="")
+            .values_list("sourced_id", "core_id")
+        )
+
+    def apply(self, counts: dict[str, dict[str, int]]) -> None:
+        self.total = sum(
+            counts[e]["created"] + counts[e]["updated"] + counts[e]["deactivated"] for e in ENTITIES
+        )
+        for entity in ENTITIES:
+            self._upserts(entity)
+            if entity == "academicSession":
+                self._term_parents()
+        for entity in reversed(ENTITIES):
+            self._deactivations(entity)
+
+    def _upserts(self, entity: str) -> None:
+        conn_id, rp = _conn_param(self.conn), _run_param(self.run)
+        last = 0
+        handler = getattr(self, f"_apply_{entity if entity != 'class' else 'klass'}")
+        while True:
+            rows = _q(
+                f"""SELECT s.id, s.sourced_id, s.data, s.hash, s.natural_key, m.core_id {_changed_sql()}
+                    AND s.id > %s ORDER BY s.id LIMIT {CHUNK}""",
+                [conn_id, rp, entity, False, False, False, last],
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            chunk = [(sid, json.loads(data), core_id or "") for _, sid, data, _, _, core_id in rows]
+            with transaction.atomic():
+                core = handler(chunk)
+                now = timezone.now()
+                SourceRecord.objects.bulk_create(
+                    [
+                        SourceRecord(
+                            connection=self.conn,
+                            entity=entity,
+                            sourced_id=sid,
+                            core_id=str(core.get(sid, "")),
+                            hash=h,
+                            natural_key=nk,
+                            is_active=True,
+                            replaced_by="",
+                            updated_at=now,
+                        )
+                        for _, sid, _, h, nk, _ in rows
+                    ],
+                    update_conflicts=True,
+                    unique_fields=["connection", "entity", "sourced_id"],
+                    update_fields=[
+                        "core_id",
+                        "hash",
+                        "natural_key",
+                        "is_active",
+                        "replaced_by",
+                        "updated_at",
+                    ],
+                )
+                if entity == "user":
+                    self._retire_rekeyed([sid for _, sid, *_ in rows])
+            self._tick(len(rows))
+
+    def _retire_rekeyed(self, sids: list[str]) -> None:
+        for new in sids:
+            old = self.rekeyed.get(new)
+            if old:
+                SourceRecord.objects.filter(connection=self.conn, entity="user", sourced_id=old).update(
+                    is_active=False, replaced_by=new, updated_at=timezone.now()
+                )
+
+    def _deactivations(self, entity: str) -> None:
+        found = _deactivation_sql(self.run, entity)
+        if found is None:
+            return
+        sql, params = found
+        retired = set(self.rekeyed.values()) if entity == "user" else set()
+        last = 0
+        while True:
+            rows = _q(
+                f"SELECT m.id, m.sourced_id, m.core_id {sql} AND m.id > %s ORDER BY m.id LIMIT {CHUNK}",
+                [*params, last],
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            rows = [r for r in rows if r[1] not in retired]
+            with transaction.atomic():
+                SourceRecord.objects.filter(pk__in=[r[0] for r in rows]).update(
+                    is_active=False, updated_at=timezone.now()
+                )
+                core = {r[2] for r in rows if r[2]}
+                # Another live sourcedId may name the same core row (a re-keyed user's
+                # new enrollment, the other side's agent record): that row stays.
+                core -= set(
+                    SourceRecord.objects.filter(
+                        connection=self.conn, entity=entity, core_id__in=core, is_active=True
+                    ).values_list("core_id", flat=True)
+                )
+                if core:
+                    self._deactivate_core(entity, sorted(core))
+            self._tick(len(rows))
+
+    def _deactivate_core(self, entity: str, core: list[str]) -> None:
+        tenant = self.tenant
+        if entity == "org":
+            classes.schools_bulk_deactivate(tenant=tenant, ids=[uuid.UUID(c) for c in core])
+        elif entity == "academicSession":
+            classes.terms_bulk_deactivate(tenant=tenant, ids=[uuid.UUID(c) for c in core])
+        elif entity == "course":
+            classes.courses_bulk_deactivate(tenant=tenant, ids=[uuid.UUID(c) for c in core])
+        elif entity == "class":
+            classes.classes_bulk_deactivate(tenant=tenant, ids=[uuid.UUID(c) for c in core])
+        elif entity == "user":
+            # People are never deleted: they keep their enrollments' history and results.
+            accounts.users_bulk_set_active(
+                tenant=tenant, user_ids=[uuid.UUID(c) for c in core], is_active=False
+            )
+        elif entity == "role":
+            accounts.roles_bulk_deactivate(tenant=tenant, assignment_ids=[int(c) for c in core])
+        elif entity == "enrollment":
+            classes.enrollments_bulk_deactivate(tenant=tenant, ids=[uuid.UUID(c) for c in core])
+        elif entity == "agent":
+            # Two agent records (each side's) may name one link; it goes when either goes.
+            accounts.guardian_links_bulk_deactivate(tenant=tenant, link_ids=[int(c) for c in set(core)])
+
+    # Each handler takes [(sourcedId, data, current core id)] and returns sourcedId -> core id.
+    def _apply_org(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        schools = [(sid, d, core) for sid, d, core in chunk if d["type"] == "school"]
+        ids = classes.schools_bulk_upsert(
+            tenant=self.tenant,
+            rows=[
+                classes.SchoolRow(id=uuid.UUID(core) if core else None, name=d["name"], code=d["identifier"])
+                for _, d, core in schools
+            ],
+            source=classes.Source.ONEROSTER,
+        )
+        return {sid: pk for (sid, _, _), pk in zip(schools, ids, strict=True)}
+
+    def _apply_academicSession(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        ids = classes.terms_bulk_upsert(
+            tenant=self.tenant,
+            rows=[
+                classes.TermRow(
+                    id=uuid.UUID(core) if core else None,
+                    title=d["title"],
+                    kind=d["type"],
+                    start_date=dt.date.fromisoformat(d["startDate"]),
+                    end_date=dt.date.fromisoformat(d["endDate"]),
+                )
+                for _, d, core in chunk
+            ],
+            source=classes.Source.ONEROSTER,
+        )
+        return {sid: pk for (sid, _, _), pk in zip(chunk, ids, strict=True)}
+
+    def _term_parents(self) -> None:
+        rp = _run_param(self.run)
+        rows = _q(
+            f"SELECT sourced_id, ref_a FROM {ST} WHERE run_id = %s AND entity = %s AND rejected = %s AND deleted = %s",
+            [rp, "academicSession", False, False],
+        )
+        terms = self.core_ids("academicSession", [r[0] for r in rows] + [r[1] for r in rows])
+        parents = {
+            uuid.UUID(terms[sid]): (uuid.UUID(terms[parent]) if parent in terms else None)
+            for sid, parent in rows
+            if sid in terms
+        }
+        if parents:
+            classes.terms_bulk_set_parent(tenant=self.tenant, parents=parents)
+
+    def _apply_course(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        schools = self.core_ids("org", [d["org"] for _, d, _ in chunk])
+        ids = classes.courses_bulk_upsert(
+            tenant=self.tenant,
+            rows=[
+                classes.CourseRow(
+                    id=uuid.UUID(core) if core else None,
+                    title=d["title"],
+                    code=d["courseCode"],
+                    school_id=uuid.UUID(schools[d["org"]]) if d["org"] in schools else None,
+                )
+                for _, d, core in chunk
+            ],
+            source=classes.Source.ONEROSTER,
+        )
+        return {sid: pk for (sid, _, _), pk in zip(chunk, ids, strict=True)}
+
+    def _apply_klass(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        schools = self.core_ids("org", [d["school"] for _, d, _ in chunk])
+        courses = self.core_ids("course", [d["course"] for _, d, _ in chunk])
+        terms = self.core_ids("academicSession", [t for _, d, _ in chunk for t in d["terms"]])
+        return classes.classes_bulk_upsert(
+            tenant=self.tenant,
+            kind=classes.ClassKeyKind.ONEROSTER,
+            issuer=self.conn.issuer,
+            rows=[
+                classes.ClassRow(
+                    subject=sid,
+                    title=d["title"],
+                    code=d["classCode"],
+                    school_id=uuid.UUID(schools[d["school"]]) if d["school"] in schools else None,
+                    course_id=uuid.UUID(courses[d["course"]]) if d["course"] in courses else None,
+                    term_ids=tuple(uuid.UUID(terms[t]) for t in d["terms"] if t in terms),
+                )
+                for sid, d, _ in chunk
+            ],
+            source=classes.Source.ONEROSTER,
+        )
+
+    def _apply_user(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        results = accounts.people_bulk_upsert(
+            tenant=self.tenant,
+            kind=accounts.IdentityKind.ONEROSTER,
+            issuer=self.conn.issuer,
+            rows=[
+                accounts.PersonRow(
+                    subject=sid,
+                    given_name=d["givenName"],
+                    family_name=d["familyName"],
+                    email=d["email"],
+                    is_active=d["enabledUser"] is not False,
+                    previous_subject=self.rekeyed.get(sid, ""),
+                )
+                for sid, d, _ in chunk
+            ],
+        )
+        return {sid: r.user_id for sid, r in results.items()}
+
+    def _apply_role(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        users = self.core_ids("user", [d["user"] for _, d, _ in chunk])
+        schools = self.core_ids("org", [d["org"] for _, d, _ in chunk])
+        rows: dict[str, accounts.RoleRow] = {}
+        hints: dict[str, list[str]] = {}
+        for sid, d, _ in chunk:
+            if d["user"] not in users:
+                continue
+            rows[sid] = accounts.RoleRow(
+                user_id=uuid.UUID(users[d["user"]]),
+                role=HUB_ROLE[d["role"]],
+                school_id=uuid.UUID(schools[d["org"]]) if d["org"] in schools else None,
+            )
+            if d.get("roleType", "primary") == "primary":
+                hints.setdefault(d["role"], []).append(d["user"])
+        assigned = (
+            accounts.roles_bulk_assign(tenant=self.tenant, rows=list(rows.values()), source="oneroster")
+            if rows
+            else {}
+        )
+        for role, user_sids in hints.items():
+            SourceRecord.objects.filter(
+                connection=self.conn, entity="user", sourced_id__in=user_sids
+            ).exclude(hint=role).update(hint=role)
+        return {sid: assigned[row] for sid, row in rows.items()}
+
+    def _apply_enrollment(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        users = self.core_ids("user", [d["user"] for _, d, _ in chunk])
+        klasses = self.core_ids("class", [d["class"] for _, d, _ in chunk])
+        keep = [(sid, d) for sid, d, _ in chunk if d["user"] in users and d["class"] in klasses]
+        ids = (
+            classes.enrollments_bulk_upsert(
+                tenant=self.tenant,
+                rows=[
+                    classes.EnrollmentRow(
+                        class_id=uuid.UUID(klasses[d["class"]]),
+                        user_id=uuid.UUID(users[d["user"]]),
+                        role=HUB_ROLE[d["role"]],
+                        is_primary=bool(d["primary"]),
+                        begin_date=dt.date.fromisoformat(d["beginDate"]) if d["beginDate"] else None,
+                        end_date=dt.date.fromisoformat(d["endDate"]) if d["endDate"] else None,
+                    )
+                    for _, d in keep
+                ],
+                source=classes.Source.ONEROSTER,
+            )
+            if keep
+            else []
+        )
+        return {sid: pk for (sid, _), pk in zip(keep, ids, strict=True)}
+
+    def _apply_agent(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
+        people = [p for _, d, _ in chunk for p in (d["user"], d["agent"])]
+        users = self.core_ids("user", people)
+        hints = dict(
+            SourceRecord.objects.filter(
+                connection=self.conn, entity="user", sourced_id__in=set(people)
+            ).values_list("sourced_id", "hint")
+        )
+        pairs: dict[str, tuple[uuid.UUID, uuid.UUID]] = {}
+        for sid, d, _ in chunk:
+            user, agent = d["user"], d["agent"]
+            if user not in users or agent not in users:
+                continue
+            # OneRoster agents point both ways (a student's parents, a parent's
+            # children); the link always runs guardian -> student.
+            if hints.get(user) == "student" and hints.get(agent) in GUARDIAN_ROLES:
+                pairs[sid] = (uuid.UUID(users[agent]), uuid.UUID(users[user]))
+            elif hints.get(user) in GUARDIAN_ROLES and hints.get(agent) == "student":
+                pairs[sid] = (uuid.UUID(users[user]), uuid.UUID(users[agent]))
+        links = (
+            accounts.guardian_links_bulk_upsert(
+                tenant=self.tenant, pairs=list(pairs.values()), source="oneroster"
+            )
+            if pairs
+            else {}
+        )
+        return {sid: links[pair] for sid, pair in pairs.items() if pair in links}
+
+
+def staging_clear(run: SyncRun) -> None:
+    StagedRecord.objects.filter(run=run).delete()

@@ -1,0 +1,260 @@
+"""Writes for roster connections and sync runs (the pipeline lives in pipeline.py)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from oneroster import pipeline
+from oneroster.models import RosterConnection, SyncError, SyncRun
+from oneroster.protocol.records import RosterProtocolError
+from oneroster.sources import SourceUnavailable, open_source
+from tutoring_core.accounts import api as accounts
+
+logger = logging.getLogger(__name__)
+
+
+class SyncRefused(Exception):
+    """The request cannot start or change a run (one is already live, wrong state)."""
+
+
+def sync_run_create(
+    *,
+    connection: RosterConnection,
+    mode: str = SyncRun.Mode.FULL,
+    dry_run: bool = False,
+    source_path: str = "",
+    requested_by: accounts.User | None = None,
+) -> SyncRun:
+    """Queue a run. Only one live run per connection (a unique constraint decides)."""
+    if mode not in SyncRun.Mode.values:
+        raise SyncRefused(f"Unknown sync mode {mode!r}.")
+    if not connection.is_active:
+        raise SyncRefused(f"Connection {connection.name} is switched off.")
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(
+                tenant=connection.tenant,
+                connection=connection,
+                mode=mode,
+                dry_run=dry_run,
+                source_path=source_path or connection.csv_path,
+                requested_by=requested_by,
+            )
+    except IntegrityError:
+        raise SyncRefused(
+            f"A sync of {connection.name} is already queued, running or waiting for approval."
+        ) from None
+    accounts.audit_record(
+        tenant=connection.tenant,
+        actor=requested_by,
+        action="roster.sync_requested",
+        target=connection,
+        details={"run": str(run.pk), "mode": mode, "dry_run": dry_run},
+    )
+    return run
+
+
+def _finish(run: SyncRun, status: str, message: str = "", **fields: Any) -> SyncRun:
+    run.status = status
+    run.message = message[:5000]
+    run.finished_at = timezone.now()
+    run.phase = "done"
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=["status", "message", "finished_at", "phase", "updated_at", *fields])
+    accounts.audit_record(
+        tenant=run.tenant,
+        actor=None,
+        action=f"roster.sync_{status}",
+        target=run.connection,
+        details={
+            "run": str(run.pk),
+            "mode": run.mode,
+            "counts": run.counts,
+            "errors": run.error_count,
+            "message": message[:500],
+        },
+    )
+    return run
+
+
+def sync_run_execute(*, run_id: uuid.UUID, progress: pipeline.ProgressFn | None = None) -> SyncRun:
+    """Run a queued sync to a terminal state or to awaiting_approval.
+
+    Claimed with a conditional update, so a task delivered twice runs once. A
+    transient source failure puts the run back in the queue and raises
+    ``SourceUnavailable`` for the task to retry; any other failure ends the run
+    as failed with nothing applied beyond the chunks already committed.
+    """
+    claimed = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.QUEUED).update(
+        status=SyncRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    run = SyncRun.objects.select_related("connection", "connection__tenant", "tenant").get(pk=run_id)
+    if claimed != 1:
+        return run
+    try:
+        return _execute(run, progress)
+    except SourceUnavailable as exc:
+        pipeline.staging_clear(run)
+        SyncError.objects.filter(run=run).delete()
+        SyncRun.objects.filter(pk=run.pk).update(
+            status=SyncRun.Status.QUEUED, message=str(exc)[:5000], phase=""
+        )
+        raise
+    except (RosterProtocolError, pipeline.SyncAborted) as exc:
+        pipeline.staging_clear(run)
+        SyncError.objects.create(
+            run=run, entity="", location=run.source_path or run.connection.base_url, message=str(exc)
+        )
+        return _finish(run, SyncRun.Status.FAILED, str(exc), error_count=run.error_count + 1)
+    except Exception as exc:
+        logger.exception("roster sync %s failed", run.pk)
+        pipeline.staging_clear(run)
+        return _finish(run, SyncRun.Status.FAILED, f"Internal error: {exc}")
+
+
+def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
+    if not run.staged:
+        run.fetch_started_at = timezone.now()
+        run.phase = "fetch"
+        run.save(update_fields=["fetch_started_at", "phase", "updated_at"])
+        source = open_source(run)
+        try:
+            run.entity_modes = source.entity_modes()
+            stager = pipeline.stage(run, source.records(), progress=progress)
+        finally:
+            source.close()
+        for entity in stager.broken_entities:
+            run.entity_modes[entity] = "broken"
+        run.phase = "validate"
+        run.save(update_fields=["entity_modes", "phase", "updated_at"])
+        pipeline.validate(run, stager)
+        run.error_count = stager.errors
+        run.staged = True
+        run.save(update_fields=["error_count", "staged", "updated_at"])
+    rekeyed = pipeline.rekeys(run)
+    counts = pipeline.plan(run, rekeyed)
+    run.counts = counts
+    run.phase = "diff"
+    run.save(update_fields=["counts", "phase", "updated_at"])
+    if run.error_count and not run.connection.apply_valid_rows:
+        pipeline.staging_clear(run)
+        return _finish(
+            run,
+            SyncRun.Status.FAILED,
+            f"Validation found {run.error_count} error(s); nothing was applied. "
+            "Fix the source, or let this connection apply valid rows only.",
+        )
+    if run.dry_run:
+        pipeline.staging_clear(run)
+        return _finish(run, SyncRun.Status.SUCCEEDED, "Dry run: nothing was applied.")
+    if not run.approved:
+        guard = pipeline.guard_check(run, counts)
+        if guard:
+            run.guard = guard
+            run.status = SyncRun.Status.AWAITING_APPROVAL
+            run.phase = "guard"
+            run.message = (
+                "This sync would deactivate more than {:.0%} of: {}. An admin must approve it.".format(
+                    guard["limit"], ", ".join(sorted(guard["entities"]))
+                )
+            )
+            run.save(update_fields=["guard", "status", "phase", "message", "updated_at"])
+            accounts.audit_record(
+                tenant=run.tenant,
+                actor=None,
+                action="roster.sync_paused",
+                target=run.connection,
+                details={"run": str(run.pk), "guard": guard},
+            )
+            return run
+    applier = pipeline.Applier(run=run, rekeyed=rekeyed, progress=progress)
+    applier.apply(counts)
+    pipeline.staging_clear(run)
+    RosterConnection.objects.filter(pk=run.connection_id).update(delta_since=run.fetch_started_at)
+    message = f"Applied with {run.error_count} rejected row(s)." if run.error_count else "Applied."
+    return _finish(
+        run, SyncRun.Status.SUCCEEDED, message, progress_done=applier.done, progress_total=applier.total
+    )
+
+
+def sync_run_approve(*, run: SyncRun, actor: accounts.User | None) -> SyncRun:
+    """Let a paused run go on (it resumes from its staged rows, past the guard)."""
+    updated = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.AWAITING_APPROVAL).update(
+        status=SyncRun.Status.QUEUED, approved=True, decided_by=actor, phase=""
+    )
+    if updated != 1:
+        raise SyncRefused("Only a run that is waiting for approval can be approved.")
+    run.refresh_from_db()
+    accounts.audit_record(
+        tenant=run.tenant,
+        actor=actor,
+        action="roster.sync_approved",
+        target=run.connection,
+        details={"run": str(run.pk), "guard": run.guard},
+    )
+    return run
+
+
+def sync_run_reject(*, run: SyncRun, actor: accounts.User | None) -> SyncRun:
+    updated = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.AWAITING_APPROVAL).update(
+        status=SyncRun.Status.REJECTED,
+        decided_by=actor,
+        finished_at=timezone.now(),
+        phase="done",
+        message="Rejected by an admin; nothing was applied.",
+    )
+    if updated != 1:
+        raise SyncRefused("Only a run that is waiting for approval can be rejected.")
+    run.refresh_from_db()
+    pipeline.staging_clear(run)
+    accounts.audit_record(
+        tenant=run.tenant,
+        actor=actor,
+        action="roster.sync_rejected",
+        target=run.connection,
+        details={"run": str(run.pk), "guard": run.guard},
+    )
+    return run
+
+
+def sync_run_give_up(*, run_id: uuid.UUID, message: str) -> None:
+    """Terminal state for a run whose source stayed unreachable through every retry."""
+    run = SyncRun.objects.select_related("connection").get(pk=run_id)
+    if run.status in (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING):
+        pipeline.staging_clear(run)
+        SyncError.objects.create(
+            run=run, entity="", location=run.connection.base_url or run.source_path, message=message
+        )
+        _finish(run, SyncRun.Status.FAILED, message, error_count=run.error_count + 1)
+
+
+def run_report(run: SyncRun) -> dict[str, Any]:
+    """The JSON summary the command prints and the report page shows."""
+    return {
+        "run": str(run.pk),
+        "connection": str(run.connection_id),
+        "mode": run.mode,
+        "dry_run": run.dry_run,
+        "status": run.status,
+        "message": run.message,
+        "counts": run.counts,
+        "errors": [
+            {
+                "entity": e.entity,
+                "location": e.location,
+                "line": e.line,
+                "sourcedId": e.sourced_id,
+                "message": e.message,
+            }
+            for e in run.errors.all()[:50]
+        ],
+        "error_count": run.error_count,
+        "guard": run.guard,
+    }
