@@ -230,6 +230,34 @@ LOGGING = {
 # [lti_tool]
 
 # [lti_tool.advantage]
+# Grade passback (AGS) and class lists (NRPS). Limits apply per platform registration.
+LTI_ADVANTAGE_CONNECT_TIMEOUT = env.float("LTI_ADVANTAGE_CONNECT_TIMEOUT", 5.0)
+LTI_ADVANTAGE_READ_TIMEOUT = env.float("LTI_ADVANTAGE_READ_TIMEOUT", 20.0)
+# Refresh a cached service token this many seconds before the platform's expires_in.
+LTI_ADVANTAGE_TOKEN_MARGIN_SECONDS = env.int("LTI_ADVANTAGE_TOKEN_MARGIN_SECONDS", 60, minimum=0)
+LTI_AGS_RATE_LIMIT_PER_SECOND = env.int("LTI_AGS_RATE_LIMIT_PER_SECOND", 10, minimum=1)
+LTI_AGS_MAX_CONCURRENCY = env.int("LTI_AGS_MAX_CONCURRENCY", 8, minimum=1)
+LTI_AGS_BACKOFF_BASE_SECONDS = env.float("LTI_AGS_BACKOFF_BASE_SECONDS", 2.0)
+LTI_AGS_BACKOFF_CAP_SECONDS = env.float("LTI_AGS_BACKOFF_CAP_SECONDS", 1800.0)
+# Transient failures are retried this many times (about a day with the defaults),
+# then the delivery fails and shows on the admin page for a manual retry.
+LTI_AGS_MAX_ATTEMPTS = env.int("LTI_AGS_MAX_ATTEMPTS", 60, minimum=1)
+# How long a worker holds a claimed delivery; after that another worker may take it.
+LTI_AGS_LEASE_SECONDS = env.int("LTI_AGS_LEASE_SECONDS", 120, minimum=1)
+# After this many transient failures in a row the platform is paused (circuit open).
+LTI_AGS_CIRCUIT_FAILURES = env.int("LTI_AGS_CIRCUIT_FAILURES", 5, minimum=1)
+LTI_AGS_CIRCUIT_PAUSE_SECONDS = env.float("LTI_AGS_CIRCUIT_PAUSE_SECONDS", 5.0)
+LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS = env.float("LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS", 300.0)
+LTI_AGS_SWEEP_SECONDS = env.float("LTI_AGS_SWEEP_SECONDS", 60.0)
+LTI_NRPS_SYNC_HOURS = env.float("LTI_NRPS_SYNC_HOURS", 6.0)
+CELERY_BEAT_SCHEDULE["lti-ags-sweep-outbox"] = {
+    "task": "lti_advantage.sweep_score_outbox",
+    "schedule": LTI_AGS_SWEEP_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["lti-nrps-sync-all"] = {
+    "task": "lti_advantage.schedule_membership_syncs",
+    "schedule": LTI_NRPS_SYNC_HOURS * 3600.0,
+}
 
 # [oneroster]
 

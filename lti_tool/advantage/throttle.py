@@ -1,0 +1,134 @@
+"""Per-platform rate limit, concurrency limit and circuit breaker, shared by all
+workers through the Django cache.
+
+With Redis (production) ``add`` and ``incr`` are atomic. The database cache's
+``incr`` is a read then a write, so under heavy concurrency it may let a few
+extra requests through; the platform's 429 then pauses us, so the cost is a
+retry, never a lost score.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+
+from django.conf import settings
+from django.core.cache import cache
+
+
+def _prefix(registration_id: str) -> str:
+    return f"lti-adv:plat:{registration_id}"
+
+
+# --- pause (circuit breaker and Retry-After) ---------------------------------------
+
+
+def paused_for(registration_id: str) -> float:
+    """Seconds until the platform may be called again (0 when it may)."""
+    until = cache.get(f"{_prefix(registration_id)}:paused-until")
+    if not until:
+        return 0.0
+    return max(0.0, float(until) - time.time())
+
+
+def pause(registration_id: str, seconds: float) -> None:
+    """Hold every worker off the platform for ``seconds`` (never shortens a pause)."""
+    if seconds <= 0:
+        return
+    key = f"{_prefix(registration_id)}:paused-until"
+    until = time.time() + seconds
+    current = cache.get(key)
+    if current and float(current) >= until:
+        return
+    cache.set(key, until, timeout=int(seconds) + 5)
+
+
+def record_success(registration_id: str) -> None:
+    key = f"{_prefix(registration_id)}:failures"
+    if cache.get(key):
+        cache.delete(key)
+        cache.delete(f"{_prefix(registration_id)}:opens")
+
+
+def record_transient_failure(registration_id: str) -> float:
+    """Count a failure in a row; when there are enough, open the circuit (pause the
+    platform, longer each time it opens again). Returns the pause set, or 0."""
+    key = f"{_prefix(registration_id)}:failures"
+    cache.add(key, 0, timeout=600)
+    try:
+        failures = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=600)
+        failures = 1
+    if failures < settings.LTI_AGS_CIRCUIT_FAILURES:
+        return 0.0
+    cache.set(key, 0, timeout=600)
+    opens_key = f"{_prefix(registration_id)}:opens"
+    cache.add(opens_key, 0, timeout=3600)
+    try:
+        opens = cache.incr(opens_key)
+    except ValueError:
+        opens = 1
+    seconds = min(
+        settings.LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS, settings.LTI_AGS_CIRCUIT_PAUSE_SECONDS * 2 ** (opens - 1)
+    )
+    pause(registration_id, seconds)
+    return seconds
+
+
+# --- rate limit ---------------------------------------------------------------------
+
+
+def acquire_rate(registration_id: str, *, per_second: int, max_wait: float = 2.0) -> bool:
+    """Take one request from this second's budget, waiting for a later second if this
+    one is spent. False if none came free within ``max_wait`` seconds."""
+    deadline = time.time() + max_wait
+    while True:
+        now = time.time()
+        second = int(now)
+        key = f"{_prefix(registration_id)}:rate:{second}"
+        cache.add(key, 0, timeout=5)
+        try:
+            used = cache.incr(key)
+        except ValueError:
+            continue
+        if used <= per_second:
+            return True
+        wait = (second + 1) - now + random.uniform(0, 0.01)
+        if now + wait > deadline:
+            return False
+        time.sleep(wait)
+
+
+# --- concurrency --------------------------------------------------------------------
+
+
+class ConcurrencySlot:
+    """One of ``limit`` slots for requests in flight to a platform; the slot's cache
+    entry expires on its own if its worker dies holding it."""
+
+    def __init__(self, registration_id: str, *, limit: int, hold_seconds: float) -> None:
+        self.prefix = f"{_prefix(registration_id)}:slot"
+        self.limit = limit
+        self.hold = max(1, int(hold_seconds))
+        self.owner = uuid.uuid4().hex
+        self.key: str | None = None
+
+    def acquire(self, max_wait: float = 2.0) -> bool:
+        deadline = time.time() + max_wait
+        start = random.randrange(self.limit)
+        while True:
+            for offset in range(self.limit):
+                key = f"{self.prefix}:{(start + offset) % self.limit}"
+                if cache.add(key, self.owner, timeout=self.hold):
+                    self.key = key
+                    return True
+            if time.time() > deadline:
+                return False
+            time.sleep(random.uniform(0.005, 0.03))
+
+    def release(self) -> None:
+        if self.key is not None and cache.get(self.key) == self.owner:
+            cache.delete(self.key)
+        self.key = None

@@ -1,0 +1,52 @@
+"""The door other apps use to record results and to work the outbox.
+
+Producers (a teacher's score entry, SCORM, attendance) call ``result_record``.
+Integrations that own an outbound channel register a notifier for their
+destination kind, attach destinations to activities, then claim and settle
+outbox entries.
+"""
+
+from __future__ import annotations
+
+from tutoring_core.progress.data import ActivityRef, LatestResult, OutboxItem, RecordedResult
+from tutoring_core.progress.errors import ProgressError
+from tutoring_core.progress.models import ActivityProgress, GradingProgress, OutboxStatus, ResultSource
+from tutoring_core.progress.selectors import activities_for_class, activity_get, latest_results, outbox_counts
+from tutoring_core.progress.services import (
+    activity_upsert,
+    destination_attach,
+    outbox_claim,
+    outbox_due,
+    outbox_mark_delivered,
+    outbox_mark_failed,
+    outbox_mark_retry,
+    outbox_register_notifier,
+    outbox_requeue,
+    result_record,
+)
+
+__all__ = [
+    "ActivityProgress",
+    "ActivityRef",
+    "GradingProgress",
+    "LatestResult",
+    "OutboxItem",
+    "OutboxStatus",
+    "ProgressError",
+    "RecordedResult",
+    "ResultSource",
+    "activities_for_class",
+    "activity_get",
+    "activity_upsert",
+    "destination_attach",
+    "latest_results",
+    "outbox_claim",
+    "outbox_counts",
+    "outbox_due",
+    "outbox_mark_delivered",
+    "outbox_mark_failed",
+    "outbox_mark_retry",
+    "outbox_register_notifier",
+    "outbox_requeue",
+    "result_record",
+]

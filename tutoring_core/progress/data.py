@@ -1,0 +1,61 @@
+"""Plain values that cross the progress door (api.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class ActivityRef:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    class_id: uuid.UUID
+    key: str
+    title: str
+    score_maximum: Decimal
+    created: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedResult:
+    id: uuid.UUID
+    outbox_entry_ids: tuple[uuid.UUID, ...]
+    superseded_entry_ids: tuple[uuid.UUID, ...]
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A claimed outbox entry: everything an integration needs to send it."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    destination_kind: str
+    destination_key: str
+    user_id: uuid.UUID
+    attempts: int
+    result_id: uuid.UUID
+    activity_id: uuid.UUID
+    score_given: Decimal | None
+    score_maximum: Decimal
+    activity_progress: str
+    grading_progress: str
+    comment: str
+    source: str
+    recorded_at: dt.datetime
+    # When this claim's lease ends; a worker that outlives it must not record an outcome.
+    lease_expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class LatestResult:
+    user_id: uuid.UUID
+    activity_id: uuid.UUID
+    score_given: Decimal | None
+    score_maximum: Decimal
+    comment: str
+    recorded_at: dt.datetime
+    source: str
+    delivery_status: str  # the worst state among its outbox entries, "" when it has none
