@@ -28,6 +28,9 @@ from sso.protocol.errors import SignInRejected
 from tutoring_core.accounts.models import Tenant
 
 NSMAP = {"samlp": C.NS_SAMLP, "saml": C.NS_SAML}
+_COMMENT_AWARE_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, remove_comments=False, huge_tree=False
+)
 
 
 @dataclass(frozen=True)
@@ -171,8 +174,18 @@ def read_envelope(saml_response_b64: str) -> UnverifiedEnvelope:
     try:
         xml = base64.b64decode(saml_response_b64, validate=False)
         document = OneLogin_Saml2_XML.to_etree(xml)
+        # python3-saml's parser drops comments, which hides them from every later
+        # check; read once more keeping them (no DTD, no entities, no network).
+        raw = etree.fromstring(xml, parser=_COMMENT_AWARE_PARSER)
     except Exception:
         raise SignInRejected("malformed", "The SAMLResponse is not base64-encoded SAML XML.") from None
+    # Canonicalization ignores comments, so a comment spliced into a signed NameID
+    # ("victim@x<!---->.evil") keeps the signature valid while changing what a
+    # text reader sees (CVE-2017-11427). Genuine IdPs never send comments there.
+    if raw.xpath("//saml:Assertion//comment()", namespaces=NSMAP):
+        raise SignInRejected(
+            "comment-in-assertion", "The assertion contains an XML comment, which a genuine IdP never sends."
+        )
     if document.tag != f"{{{C.NS_SAMLP}}}Response":
         raise SignInRejected("malformed", "The SAMLResponse is not a SAML 2.0 Response.")
     issuers = document.xpath("/samlp:Response/saml:Issuer/text()", namespaces=NSMAP) or document.xpath(
@@ -213,12 +226,6 @@ def validate_response(
     except (OneLogin_Saml2_Error, OneLogin_Saml2_ValidationError, etree.LxmlError, ValueError) as exc:
         raise SignInRejected("malformed", f"The SAML response could not be read: {exc}") from None
     response.clock_skew = idp.clock_skew_seconds
-    # Canonicalization drops comments, so a comment spliced into a signed NameID
-    # keeps the signature valid while changing what naive text readers see.
-    if response.document.xpath("//saml:Assertion//comment()", namespaces=NSMAP):
-        raise SignInRejected(
-            "comment-in-assertion", "The assertion contains an XML comment, which a genuine IdP never sends."
-        )
     try:
         response.is_valid(data, request_id=request_id, raise_exceptions=True)
     except (OneLogin_Saml2_ValidationError, OneLogin_Saml2_Error) as exc:
