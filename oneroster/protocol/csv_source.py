@@ -25,6 +25,7 @@ from oneroster.protocol.records import (
     RosterProtocolError,
     RowError,
     check_record,
+    check_user_role,
     derived_user_records,
     normalise_status,
     parse_bool,
@@ -326,13 +327,8 @@ class CsvPackage:
                 )
                 if len(row) != width:
                     record.error(f"row has {len(row)} fields, the header has {width}")
-                if (
-                    entity == "user"
-                    and version == "1.1"
-                    and record.status == ACTIVE
-                    and not values.get("role")
-                ):
-                    record.error("role is required")
+                if entity == "user" and version == "1.1":
+                    check_user_role(record, values.get("role", ""), version=version)
                 yield record
                 if entity == "user" and version == "1.1":
                     yield from derived_user_records(

@@ -255,6 +255,17 @@ def check_record(record: Record, *, version: str) -> Record:
     return record
 
 
+def check_user_role(record: Record, role: str, *, version: str) -> None:
+    """1.1 keeps the role on the user row: a bad role rejects the user itself."""
+    if record.status != ACTIVE:
+        return
+    allowed = ROLES_1_2 if version == "1.2" else ROLES_1_1
+    if not role:
+        record.error("role is required")
+    elif role not in allowed:
+        record.error(f"role {role!r} is not one of {', '.join(sorted(allowed))}")
+
+
 def derived_user_records(
     user: Record, *, role: str, orgs: list[str], agents: list[str], version: str = "1.1"
 ) -> list[Record]:

@@ -26,6 +26,7 @@ from requests_oauthlib import OAuth1
 from oneroster.protocol.records import (
     Record,
     check_record,
+    check_user_role,
     derived_user_records,
     normalise_status,
     parse_bool,
@@ -333,8 +334,7 @@ def rest_records(entity: str, obj: Any, *, version: str, location: str) -> list[
                     )
             out += derived + derived_user_records(record, role="", orgs=[], agents=agents, version=version)
         else:
-            if record.status == "active" and not obj.get("role"):
-                record.error("role is required")
+            check_user_role(record, str(obj.get("role") or ""), version=version)
             orgs = [_sid(o) for o in obj.get("orgs") or [] if _sid(o)]
             out += derived_user_records(
                 record, role=str(obj.get("role") or ""), orgs=orgs, agents=agents, version=version
