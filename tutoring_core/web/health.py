@@ -27,10 +27,13 @@ def _check_database() -> str | None:
 
 
 def _check_broker() -> str | None:
+    from django.conf import settings
+
     from config.celery import app
 
     try:
-        with app.connection_for_write() as conn:
+        # The URL from settings, so the probe checks what this process is configured for.
+        with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # kombu raises transport-specific errors
         return type(exc).__name__
