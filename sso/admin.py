@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 
@@ -34,6 +35,11 @@ class IdentityProviderForm(forms.ModelForm):  # type: ignore[type-arg]
         widget=forms.PasswordInput(render_value=False),
         help_text="Stored encrypted. Leave blank to keep the current secret.",
     )
+    # Declared so they take https as the default scheme (Django 6 behaviour).
+    metadata_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    sso_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    slo_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    issuer = forms.URLField(required=False, max_length=500, assume_scheme="https")
     apply_preset = forms.BooleanField(
         required=False, initial=False, help_text="Fill the mapping fields from the chosen preset."
     )
@@ -77,6 +83,18 @@ class IdentityProviderForm(forms.ModelForm):  # type: ignore[type-arg]
             "clock_skew_seconds",
         )
 
+    _parsed_certificates: list[str] | None = None
+
+    def save(self, commit: bool = True) -> Any:
+        instance = super().save(commit=False)
+        if self._parsed_certificates is not None:
+            instance.signing_certificates = self._parsed_certificates
+            instance.metadata_fetched_at = None
+            instance.metadata_error = ""
+        if commit:
+            instance.save()
+        return instance
+
     def clean_client_secret(self) -> str:
         value = self.cleaned_data.get("client_secret") or ""
         return value or (self.instance.client_secret if self.instance.pk else "")
@@ -104,8 +122,9 @@ class IdentityProviderForm(forms.ModelForm):  # type: ignore[type-arg]
                 except ValueError as exc:
                     self.add_error("metadata_xml", str(exc))
                 else:
-                    for name in ("entity_id", "sso_url", "slo_url", "signing_certificates"):
+                    for name in ("entity_id", "sso_url", "slo_url"):
                         data[name] = getattr(probe, name)
+                    self._parsed_certificates = probe.signing_certificates
         if data.get("protocol") == IdentityProvider.Protocol.OIDC:
             for name in ("issuer", "client_id"):
                 if not data.get(name):
@@ -124,6 +143,7 @@ class IdentityProviderAdmin(TenantScopedAdmin):
     list_filter = ("protocol", "is_enabled")
     readonly_fields = ("metadata_fetched_at", "metadata_error", "signing_certificates")
     change_form_template = "admin/sso/identityprovider/change_form.html"
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_urls(self) -> list[Any]:
         own = [

@@ -323,7 +323,12 @@ def saml_sls(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             )
         key = services.sp_key_get_or_create(tenant=tenant)
         auth = OneLogin_Saml2_Auth(saml.request_data(request), saml.settings_dict(tenant, key, idp))
-        url = auth.process_slo(delete_session_cb=lambda: logout(request))
+        try:
+            url = auth.process_slo(delete_session_cb=lambda: logout(request))
+        except Exception as exc:  # python3-saml lets lxml/zlib errors through on garbage
+            raise SignInRejected(
+                "logout-invalid", f"The logout message was refused: it cannot be read ({exc})."
+            ) from None
         errors = auth.get_errors()
         if errors:
             raise SignInRejected(

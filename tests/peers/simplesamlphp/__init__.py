@@ -142,6 +142,32 @@ class SimpleSamlIdP:
         text = f"<?php\n$metadata[{_php(entity_id)}] = {_php(sp)};\n"
         (self.config_dir / "metadata" / "saml20-sp-remote.php").write_text(text)
 
+    def write_hosted(self, *, key_name: str = "idp", new_certificate: str | None = None) -> None:
+        """(Re)write the hosted IdP: which key pair signs, and an optional
+        ``new_certificate`` published beside it (SimpleSAMLphp's key rollover)."""
+        hosted: dict[str, object] = {
+            "host": "__DEFAULT__",
+            "privatekey": str(self.config_dir / "cert" / f"{key_name}.key"),
+            "certificate": str(self.config_dir / "cert" / f"{key_name}.crt"),
+            "auth": "example-userpass",
+            "attributes.NameFormat": URI_FORMAT,
+            "signature.algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "saml20.sign.assertion": True,
+            "saml20.sign.response": True,
+            "SingleLogoutServiceBinding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect",
+        }
+        if new_certificate:
+            hosted["new_certificate"] = str(self.config_dir / "cert" / f"{new_certificate}.crt")
+        (self.config_dir / "metadata" / "saml20-idp-hosted.php").write_text(
+            "<?php\n$metadata['__DYNAMIC:1__'] = " + _php(hosted) + ";\n"
+        )
+
+    def make_key(self, name: str) -> str:
+        key_pem, cert_pem = make_key_pair(f"simplesamlphp-{name}")
+        (self.config_dir / "cert" / f"{name}.key").write_text(key_pem)
+        (self.config_dir / "cert" / f"{name}.crt").write_text(cert_pem)
+        return cert_pem
+
     def start(self) -> None:
         env = {**os.environ, "SIMPLESAMLPHP_CONFIG_DIR": str(self.config_dir)}
         self.process = subprocess.Popen(
@@ -220,19 +246,7 @@ def build(root: Path | None = None) -> SimpleSamlIdP:
         "example-userpass": {0: "exampleauth:UserPass", **USERS},
     }
     (root / "authsources.php").write_text("<?php\n$config = " + _php(authsources) + ";\n")
-    hosted = {
-        "host": "__DEFAULT__",
-        "privatekey": str(root / "cert" / "idp.key"),
-        "certificate": str(root / "cert" / "idp.crt"),
-        "auth": "example-userpass",
-        "attributes.NameFormat": URI_FORMAT,
-        "signature.algorithm": "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-        "saml20.sign.assertion": True,
-        "saml20.sign.response": True,
-        "SingleLogoutServiceBinding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect",
-    }
-    (root / "metadata" / "saml20-idp-hosted.php").write_text(
-        "<?php\n$metadata['__DYNAMIC:1__'] = " + _php(hosted) + ";\n"
-    )
     (root / "metadata" / "saml20-sp-remote.php").write_text("<?php\n")
-    return SimpleSamlIdP(port=port, config_dir=root, cert_pem=cert_pem, log=root / "log" / "php-server.log")
+    idp = SimpleSamlIdP(port=port, config_dir=root, cert_pem=cert_pem, log=root / "log" / "php-server.log")
+    idp.write_hosted()
+    return idp

@@ -1,0 +1,173 @@
+"""Against SimpleSAMLphp: metadata refresh through a key rollover (keeping the last
+good copy), certificate expiry warnings, IdP-initiated sign-in and single logout."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from django.urls import reverse
+
+from sso import services, tasks
+from sso.models import IdentityProvider
+from tests.peers.simplesamlphp import SimpleSamlIdP
+from tests.sso.conftest import idp_login
+from tutoring_core.accounts.models import AuditLog, User
+
+pytestmark = [pytest.mark.peer, pytest.mark.django_db]
+
+
+@pytest.fixture
+def rollover(simplesamlphp: SimpleSamlIdP) -> Iterator[SimpleSamlIdP]:
+    """Leaves the shared IdP signing with its original key afterwards."""
+    try:
+        yield simplesamlphp
+    finally:
+        simplesamlphp.write_hosted()
+
+
+def _sign_in(
+    client: Any,
+    idp: IdentityProvider,
+    user: str = "student1",
+    password: str = "studentpass",  # noqa: S107 - the test IdP user's password
+    browser: requests.Session | None = None,
+) -> Any:
+    start = client.get(reverse("sso:saml_login", args=[idp.tenant.slug, idp.pk]))
+    posted = idp_login(start["Location"], user, password, browser=browser)
+    acs = client.post(urlsplit(posted.action).path, posted.fields)
+    return acs if acs.status_code != 303 else client.get(acs["Location"])
+
+
+def test_rollover_keeps_both_certificates_and_last_good_copy(
+    client: Any, saml_provider: IdentityProvider, rollover: SimpleSamlIdP
+) -> None:
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    assert len(saml_provider.signing_certificates) == 1
+    good_xml = saml_provider.metadata_xml
+
+    # 1. The IdP announces its next key: we take both.
+    new_cert = rollover.make_key("idp-next")
+    rollover.write_hosted(new_certificate="idp-next")
+    assert tasks.saml_metadata_refresh.apply(args=[str(saml_provider.pk)]).get() == "refreshed"
+    saml_provider.refresh_from_db()
+    assert len(saml_provider.signing_certificates) == 2
+    new_body = "".join(new_cert.split()[2:-2])
+    assert sum(new_body in "".join(c.split()) for c in saml_provider.signing_certificates) == 1
+
+    # 2. The IdP switches to the new key: sign-in keeps working without a refresh.
+    rollover.write_hosted(key_name="idp-next")
+    assert _sign_in(client, saml_provider).status_code == 302
+
+    # 3. A broken metadata document does not replace the last good copy.
+    saml_provider.metadata_url = f"{rollover.base_url}/index.php"
+    saml_provider.save()
+    good_xml = IdentityProvider.objects.get(pk=saml_provider.pk).metadata_xml
+    assert services.saml_metadata_refresh(idp=saml_provider) is False
+    stored = IdentityProvider.objects.get(pk=saml_provider.pk)
+    assert stored.metadata_xml == good_xml
+    assert len(stored.signing_certificates) == 2
+    assert "kept the last good copy" in stored.metadata_error
+
+
+def test_refresh_task_gives_up_cleanly_when_unreachable(saml_provider: IdentityProvider) -> None:
+    saml_provider.metadata_url = "http://127.0.0.1:9/metadata.xml"  # discard port: nothing listens
+    saml_provider.save()
+    before = list(saml_provider.signing_certificates)
+    result = tasks.saml_metadata_refresh.apply(args=[str(saml_provider.pk)], throw=False)
+    # Retries are scheduled with eager apply as a Retry state; the row keeps working.
+    assert result.state in {"RETRY", "SUCCESS"}
+    stored = IdentityProvider.objects.get(pk=saml_provider.pk)
+    assert stored.signing_certificates == before
+    assert "fetch failed" in stored.metadata_error
+
+
+def test_certificate_expiry_warning_is_audited_once(saml_provider: IdentityProvider) -> None:
+    assert services.certificate_expiry_warn(idp=saml_provider) is False  # a year left
+    import time_machine
+
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=350), tick=False):
+        assert tasks.certificate_expiry_check.apply().get() == 1
+        assert tasks.certificate_expiry_check.apply().get() == 0  # once a day
+    warning = AuditLog.objects.get(action="sso.certificate_expiring")
+    assert warning.target_id == str(saml_provider.pk)
+    assert warning.details["certificates"][0][0] == "CN=simplesamlphp-test-idp"
+
+
+def test_idp_initiated_sign_in_follows_the_tenant_switch(
+    client: Any, saml_provider: IdentityProvider, simplesamlphp: SimpleSamlIdP
+) -> None:
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    browser = requests.Session()
+    unsolicited = f"{simplesamlphp.base_url}/saml2/idp/SSOService.php?spentityid=http://localhost:8000/sso/north/saml/metadata/"
+    posted = idp_login(unsolicited, "student1", "studentpass", browser=browser)
+    refused = client.post(urlsplit(posted.action).path, posted.fields)
+    assert refused.status_code == 400
+    assert "does not accept sign-ins started at North Schools Login" in refused.content.decode()
+    assert not User.objects.filter(email="ada.student@north.example.edu").exists()
+
+    saml_provider.allow_idp_initiated = True
+    saml_provider.save()
+    posted = idp_login(unsolicited, "student1", "studentpass", browser=browser)
+    acs = client.post(urlsplit(posted.action).path, posted.fields)
+    assert acs.status_code == 303
+    assert client.get(acs["Location"]).status_code == 302
+    assert User.objects.get(pk=client.session["_auth_user_id"]).email == "ada.student@north.example.edu"
+
+
+def test_single_logout_round_trip(client: Any, saml_provider: IdentityProvider) -> None:
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    assert saml_provider.slo_url.endswith("/saml2/idp/SingleLogoutService.php")
+    browser = requests.Session()
+    assert _sign_in(client, saml_provider, browser=browser).status_code == 302
+    assert "_auth_user_id" in client.session
+
+    to_idp = client.post("/sso/north/saml/logout/")
+    assert to_idp.status_code == 302
+    assert "_auth_user_id" not in client.session
+    assert to_idp["Location"].startswith(saml_provider.slo_url + "?SAMLRequest=")
+    location = _follow_idp_until_us(browser, to_idp["Location"])
+    assert location.startswith("http://localhost:8000/sso/north/saml/sls/?SAMLResponse="), location
+    done = client.get(location.removeprefix("http://localhost:8000"))
+    assert done.status_code == 302
+    assert done["Location"] == "/sso/north/"
+
+
+def test_logout_without_saml_session_just_signs_out(client: Any, saml_provider: IdentityProvider) -> None:
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory(tenant=saml_provider.tenant))
+    response = client.post("/sso/north/saml/logout/")
+    assert response.status_code == 302 and response["Location"] == "/sso/north/"
+    assert "_auth_user_id" not in client.session
+
+
+def test_forged_logout_response_is_refused(client: Any, saml_provider: IdentityProvider) -> None:
+    response = client.get(f"/sso/north/saml/sls/?SAMLResponse=bm90LXNhbWw%3D&RelayState={saml_provider.pk}")
+    assert response.status_code == 400
+    assert "The logout message was refused" in response.content.decode()
+
+
+def _follow_idp_until_us(browser: requests.Session, url: str) -> str:
+    """Follow the IdP's redirects (HTTP or its meta-refresh pages) until it sends
+    the browser back to us; return that URL."""
+    import lxml.html
+
+    for _hop in range(6):
+        if url.startswith("http://localhost:8000/"):
+            return url
+        answer = browser.get(url, allow_redirects=False, timeout=10)
+        if answer.is_redirect:
+            url = answer.headers["Location"]
+            continue
+        links = lxml.html.fromstring(answer.content).xpath("//a[@id='redirlink']/@href")
+        assert answer.status_code == 200 and links, answer.text[:800]
+        url = str(links[0])
+    raise AssertionError(f"the IdP never sent the browser back: {url}")
