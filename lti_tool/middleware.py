@@ -44,7 +44,7 @@ class FramedCookieMiddleware:
         framed = request.path.startswith(self.lti_prefix) or bool(
             getattr(request, "session", None) is not None and request.session.get(LTI_SESSION_FLAG)
         )
-        if framed and frame_cookies_possible(request):
+        if framed and settings.LTI_PARTITIONED_COOKIES and frame_cookies_possible(request):
             for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
                 if name in response.cookies:
                     mark_partitioned(response, name)

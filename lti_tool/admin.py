@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from lti_tool.models import Deployment, PlatformRegistration, ResourceLink
+from lti_tool.protocol import presets
+from lti_tool.views import tool_urls
+from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
+
+
+class DeploymentInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Deployment
+    extra = 0
+    fields = ("deployment_id", "status", "label")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
+        return super().get_queryset(request).select_related("registration")
+
+
+@admin.register(PlatformRegistration)
+class PlatformRegistrationAdmin(TenantScopedAdmin):
+    list_display = ("__str__", "preset", "issuer", "client_id", "deployment_policy", "is_active")
+    list_filter = ("preset", "is_active")
+    search_fields = ("issuer", "client_id", "name")
+    inlines = [DeploymentInline]
+    readonly_fields = ("tool_urls",)
+    fieldsets = (
+        (None, {"fields": ("tenant", "name", "preset", "is_active")}),
+        (
+            "Platform (what the LMS shows when you add the tool)",
+            {
+                "fields": (
+                    "issuer",
+                    "client_id",
+                    "auth_login_url",
+                    "auth_token_url",
+                    "key_set_url",
+                    "auth_audience",
+                ),
+                "description": "Leave URLs empty to use what the preset dictates (Canvas, Moodle, Brightspace, "
+                "Blackboard, Schoology).",
+            },
+        ),
+        ("Deployments", {"fields": ("deployment_policy",)}),
+        ("Give these to the LMS", {"fields": ("tool_urls",)}),
+    )
+
+    @admin.display(description="Tool URLs")
+    def tool_urls(self, obj: PlatformRegistration | None) -> str:
+        return "\n".join(f"{name}: {url}" for name, url in tool_urls().items())
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        for name in ("auth_login_url", "auth_token_url", "key_set_url", "auth_audience"):
+            if name in form.base_fields:
+                form.base_fields[name].required = False
+        return form
+
+    def save_model(self, request: HttpRequest, obj: PlatformRegistration, form: Any, change: bool) -> None:
+        filled = presets.fill(
+            obj.preset,
+            issuer=obj.issuer,
+            client_id=obj.client_id,
+            auth_login_url=obj.auth_login_url,
+            auth_token_url=obj.auth_token_url,
+            key_set_url=obj.key_set_url,
+            auth_audience=obj.auth_audience,
+        )
+        for field, value in filled.items():
+            setattr(obj, field, value)
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        for instance in formset.save(commit=False):
+            instance.tenant_id = form.instance.tenant_id
+            instance.save()
+        for deleted in formset.deleted_objects:
+            deleted.delete()
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(TenantScopedAdmin):
+    list_display = ("deployment_id", "registration", "status", "created_at")
+    list_filter = ("status",)
+    search_fields = ("deployment_id",)
+    actions = ("approve",)
+
+    @admin.action(description="Approve the selected deployments")
+    def approve(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
+        count = queryset.filter(status=Deployment.Status.PENDING).update(status=Deployment.Status.ACTIVE)
+        messages.success(request, f"Approved {count} deployment(s).")
+
+
+@admin.register(ResourceLink)
+class ResourceLinkAdmin(TenantScopedAdmin):
+    """What launches taught us: read-only for everyone."""
+
+    list_display = ("__str__", "registration", "target", "last_launch_at")
+    readonly_fields = [field.name for field in ResourceLink._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
