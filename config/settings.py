@@ -228,6 +228,29 @@ LOGGING = {
 # through config.env helpers, and lists them in .env.example.
 
 # [lti_tool]
+# Tool keys: RSA size, and how long a rotated-out key stays in the public JWKS.
+LTI_KEY_BITS = env.int("LTI_KEY_BITS", 2048, minimum=2048)
+LTI_KEY_OVERLAP_HOURS = env.int("LTI_KEY_OVERLAP_HOURS", 72, minimum=0)
+# Platform JWKS: cached this long; an unknown kid triggers a refetch at most once
+# per LTI_JWKS_REFETCH_SECONDS (a flood of bogus kids cannot hammer the platform).
+LTI_JWKS_CACHE_SECONDS = env.int("LTI_JWKS_CACHE_SECONDS", 3600, minimum=1)
+LTI_JWKS_REFETCH_SECONDS = env.int("LTI_JWKS_REFETCH_SECONDS", 60, minimum=0)
+# Allowed clock difference for exp/iat, and how long a login's state/nonce lives.
+LTI_CLOCK_SKEW_SECONDS = env.int("LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
+LTI_STATE_TTL_SECONDS = env.int("LTI_STATE_TTL_SECONDS", 600, minimum=30)
+LTI_TOOL_TITLE = env.str("LTI_TOOL_TITLE", "Tutoring Hub")
+# CHIPS: off only to exercise the platform-storage and new-window fallbacks.
+LTI_PARTITIONED_COOKIES = env.bool("LTI_PARTITIONED_COOKIES", True)
+# Session and CSRF cookies set on LTI pages get SameSite=None; Secure; Partitioned
+# (CHIPS) so they survive inside LMS iframes. Must sit outside SessionMiddleware.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+    "lti_tool.middleware.FramedCookieMiddleware",
+)
+CELERY_BEAT_SCHEDULE["lti-retire-expired-keys"] = {
+    "task": "lti_tool.retire_expired_keys",
+    "schedule": 3600.0,
+}
 
 # [lti_tool.advantage]
 # Grade passback (AGS) and class lists (NRPS). Limits apply per platform registration.
@@ -260,6 +283,28 @@ CELERY_BEAT_SCHEDULE["lti-nrps-sync-all"] = {
 }
 
 # [oneroster]
+# Roster sync (oneroster/). Admin-entered CSV paths must lie under this folder, so a
+# tenant admin cannot make the server read any other file.
+ONEROSTER_CSV_ROOT = Path(env.str("ONEROSTER_CSV_ROOT", str(VAR_DIR / "roster-drops")))
+ONEROSTER_TASK_TIME_LIMIT = env.int("ONEROSTER_TASK_TIME_LIMIT", 3 * 3600, minimum=60)
+ONEROSTER_RETRY_BASE_SECONDS = env.int("ONEROSTER_RETRY_BASE_SECONDS", 60, minimum=1)
+ONEROSTER_MAX_RETRIES = env.int("ONEROSTER_MAX_RETRIES", 5, minimum=0)
+ONEROSTER_DELTA_HOUR = env.int("ONEROSTER_DELTA_HOUR", 2, minimum=0)
+ONEROSTER_FULL_WEEKDAY = env.int("ONEROSTER_FULL_WEEKDAY", 0, minimum=0)  # 0 = Sunday
+if ONEROSTER_DELTA_HOUR > 23 or ONEROSTER_FULL_WEEKDAY > 6:
+    raise ImproperlyConfigured("ONEROSTER_DELTA_HOUR must be 0-23 and ONEROSTER_FULL_WEEKDAY 0-6.")
+from celery.schedules import crontab  # noqa: E402
+
+CELERY_BEAT_SCHEDULE["oneroster-nightly-delta"] = {
+    "task": "oneroster.scheduled_syncs",
+    "schedule": crontab(minute=0, hour=ONEROSTER_DELTA_HOUR),
+    "args": ("delta",),
+}
+CELERY_BEAT_SCHEDULE["oneroster-weekly-full"] = {
+    "task": "oneroster.scheduled_syncs",
+    "schedule": crontab(minute=30, hour=(ONEROSTER_DELTA_HOUR + 1) % 24, day_of_week=ONEROSTER_FULL_WEEKDAY),
+    "args": ("full",),
+}
 
 # [sso]
 SSO_SP_CERT_DAYS = env.int("SSO_SP_CERT_DAYS", 3 * 365, minimum=30)

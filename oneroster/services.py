@@ -43,7 +43,7 @@ def sync_run_create(
                 connection=connection,
                 mode=mode,
                 dry_run=dry_run,
-                source_path=source_path or connection.csv_path,
+                source_path=source_path,
                 requested_by=requested_by,
             )
     except IntegrityError:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from django.conf import settings
+
 from oneroster.models import RosterConnection, SyncRun
 from oneroster.protocol.csv_source import CsvPackage
 from oneroster.protocol.records import ENTITIES, Record, RosterProtocolError
@@ -96,10 +98,24 @@ class RestSource:
         self.client.close()
 
 
+def csv_path_checked(path: str) -> str:
+    """``path`` resolved inside ONEROSTER_CSV_ROOT, or a refusal."""
+    if not path:
+        raise RosterProtocolError("This connection has no CSV folder or zip configured.")
+    root = Path(settings.ONEROSTER_CSV_ROOT).resolve()
+    candidate = (root / path).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise RosterProtocolError(f"{path} is outside the roster drop folder ({root}).")
+    return str(candidate)
+
+
 def open_source(run: SyncRun) -> Source:
     connection = run.connection
     if connection.kind == RosterConnection.Kind.CSV:
-        return CsvSource(run.source_path or connection.csv_path, delta=run.mode == SyncRun.Mode.DELTA)
+        # An explicit path comes from an operator (manage.py oneroster_import); the
+        # connection's own path was typed by a tenant admin and must stay in the drop root.
+        path = run.source_path or csv_path_checked(connection.csv_path)
+        return CsvSource(path, delta=run.mode == SyncRun.Mode.DELTA)
     since = None
     if run.mode == SyncRun.Mode.DELTA:
         if connection.delta_since is None:
@@ -113,7 +129,7 @@ def open_source(run: SyncRun) -> Source:
 def connection_test(connection: RosterConnection) -> str:
     """Try the connection once (one small read); return a line for the admin."""
     if connection.kind == RosterConnection.Kind.CSV:
-        source = CsvSource(connection.csv_path, delta=False)
+        source = CsvSource(csv_path_checked(connection.csv_path), delta=False)
         try:
             modes = source.entity_modes()
             return f"CSV {source.package.version} package readable; files: " + ", ".join(
