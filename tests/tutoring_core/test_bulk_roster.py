@@ -1,0 +1,173 @@
+"""The core's bulk roster writes (used by roster sync at district scale)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import factories as f
+from tutoring_core.accounts import api as accounts
+from tutoring_core.accounts.models import ExternalIdentity, GuardianLink, LinkCandidate, RoleAssignment, User
+from tutoring_core.classes import api as classes
+from tutoring_core.classes.models import Class, ClassKey, Enrollment
+
+pytestmark = pytest.mark.django_db
+KIND, ISSUER = accounts.IdentityKind.ONEROSTER, "conn-1"
+
+
+def test_people_bulk_upsert_creates_updates_and_leaves_unchanged() -> None:
+    tenant = f.TenantFactory()
+    rows = [
+        accounts.PersonRow(subject=f"u{i}", given_name="Ada", family_name=f"L{i}", email=f"U{i}@x.org")
+        for i in range(3)
+    ]
+    first = accounts.people_bulk_upsert(tenant=tenant, kind=KIND, issuer=ISSUER, rows=rows)
+    assert {r.action for r in first.values()} == {"created"}
+    user = User.objects.get(pk=first["u0"].user_id)
+    assert (user.first_name, user.last_name, user.email, user.has_usable_password()) == (
+        "Ada",
+        "L0",
+        "u0@x.org",
+        False,
+    )
+    stamp = user.updated_at
+    again = accounts.people_bulk_upsert(tenant=tenant, kind=KIND, issuer=ISSUER, rows=rows)
+    assert {r.action for r in again.values()} == {"unchanged"}
+    user.refresh_from_db()
+    assert user.updated_at == stamp
+    # Empty values never blank what is known; a new name is applied.
+    changed = accounts.people_bulk_upsert(
+        tenant=tenant,
+        kind=KIND,
+        issuer=ISSUER,
+        rows=[accounts.PersonRow(subject="u0", family_name="New", email="")],
+    )
+    assert changed["u0"].action == "updated"
+    user.refresh_from_db()
+    assert (user.first_name, user.last_name, user.email) == ("Ada", "New", "u0@x.org")
+    assert User.objects.filter(tenant=tenant).count() == 3
+
+
+def test_people_bulk_upsert_relinks_a_rekeyed_subject_and_stays_in_its_tenant() -> None:
+    tenant, other = f.TenantFactory(), f.TenantFactory()
+    old = accounts.people_bulk_upsert(
+        tenant=tenant, kind=KIND, issuer=ISSUER, rows=[accounts.PersonRow(subject="old", given_name="A")]
+    )
+    accounts.people_bulk_upsert(
+        tenant=other, kind=KIND, issuer=ISSUER, rows=[accounts.PersonRow(subject="new", given_name="B")]
+    )
+    result = accounts.people_bulk_upsert(
+        tenant=tenant,
+        kind=KIND,
+        issuer=ISSUER,
+        rows=[accounts.PersonRow(subject="new", given_name="A", previous_subject="old")],
+    )
+    assert result["new"] == accounts.PersonBulkResult(user_id=old["old"].user_id, action="relinked")
+    assert set(ExternalIdentity.objects.filter(tenant=tenant).values_list("subject", "user_id")) == {
+        ("old", old["old"].user_id),
+        ("new", old["old"].user_id),
+    }
+    assert User.objects.filter(tenant=tenant).count() == 1
+
+
+def test_people_bulk_upsert_records_email_candidates_only() -> None:
+    tenant = f.TenantFactory()
+    existing = f.UserFactory(tenant=tenant, email="same@x.org")
+    result = accounts.people_bulk_upsert(
+        tenant=tenant, kind=KIND, issuer=ISSUER, rows=[accounts.PersonRow(subject="s", email="Same@x.org")]
+    )
+    assert result["s"].user_id != existing.pk
+    assert list(LinkCandidate.objects.values_list("user_id", "candidate_id", "reason")) == [
+        (result["s"].user_id, existing.pk, "email")
+    ]
+
+
+def test_roles_and_guardian_links_reactivate_and_refuse_other_tenants() -> None:
+    tenant = f.TenantFactory()
+    school = f.SchoolFactory(tenant=tenant)
+    student, parent = f.UserFactory(tenant=tenant), f.UserFactory(tenant=tenant)
+    row = accounts.RoleRow(user_id=student.pk, role="student", school_id=school.pk)
+    ids = accounts.roles_bulk_assign(tenant=tenant, rows=[row], source="oneroster")
+    assert accounts.roles_bulk_deactivate(tenant=tenant, assignment_ids=list(ids.values())) == 1
+    assert accounts.roles_bulk_assign(tenant=tenant, rows=[row], source="oneroster") == ids
+    assert RoleAssignment.objects.get(pk=ids[row]).is_active is True
+    links = accounts.guardian_links_bulk_upsert(
+        tenant=tenant, pairs=[(parent.pk, student.pk)], source="oneroster"
+    )
+    assert accounts.guardian_links_bulk_deactivate(tenant=tenant, link_ids=list(links.values())) == 1
+    assert (
+        accounts.guardian_links_bulk_upsert(
+            tenant=tenant, pairs=[(parent.pk, student.pk)], source="oneroster"
+        )
+        == links
+    )
+    assert GuardianLink.objects.get().is_active is True
+    stranger = f.UserFactory()
+    with pytest.raises(ValueError, match="Every person must belong to this tenant"):
+        accounts.roles_bulk_assign(
+            tenant=tenant, rows=[accounts.RoleRow(user_id=stranger.pk, role="teacher")], source="x"
+        )
+    with pytest.raises(ValueError, match="Every person must belong to this tenant"):
+        accounts.guardian_links_bulk_upsert(tenant=tenant, pairs=[(stranger.pk, student.pk)], source="x")
+    assert RoleAssignment.objects.count() == 1 and GuardianLink.objects.count() == 1
+
+
+def test_classes_and_enrollments_bulk_upsert() -> None:
+    tenant = f.TenantFactory()
+    terms = classes.terms_bulk_upsert(
+        tenant=tenant,
+        rows=[
+            classes.TermRow(
+                id=None,
+                title=t,
+                kind="semester",
+                start_date=f.TermFactory.start_date,
+                end_date=f.TermFactory.end_date,
+            )
+            for t in ("S1", "S2")
+        ],
+        source="oneroster",
+    )
+    out = classes.classes_bulk_upsert(
+        tenant=tenant,
+        kind="oneroster",
+        issuer=ISSUER,
+        source="oneroster",
+        rows=[classes.ClassRow(subject="c1", title="Algebra", term_ids=tuple(terms))],
+    )
+    klass = Class.objects.get(pk=out["c1"])
+    assert sorted(t.title for t in klass.terms.all()) == ["S1", "S2"]
+    again = classes.classes_bulk_upsert(
+        tenant=tenant,
+        kind="oneroster",
+        issuer=ISSUER,
+        source="oneroster",
+        rows=[classes.ClassRow(subject="c1", title="Algebra II", term_ids=(terms[1],))],
+    )
+    assert again == out
+    klass.refresh_from_db()
+    assert (klass.title, [t.title for t in klass.terms.all()]) == ("Algebra II", ["S2"])
+    assert ClassKey.objects.filter(tenant=tenant).count() == 1
+    user = f.UserFactory(tenant=tenant)
+    row = classes.EnrollmentRow(class_id=klass.pk, user_id=user.pk, role="student")
+    (first,) = classes.enrollments_bulk_upsert(tenant=tenant, rows=[row], source="oneroster")
+    assert classes.enrollments_bulk_deactivate(tenant=tenant, ids=[first]) == 1
+    (second,) = classes.enrollments_bulk_upsert(tenant=tenant, rows=[row], source="oneroster")
+    assert second == first  # the same row, reactivated: history is kept
+    assert Enrollment.objects.get().status == "active"
+    other_class = f.ClassFactory()
+    with pytest.raises(ValueError, match="Every class must belong to this tenant"):
+        classes.enrollments_bulk_upsert(
+            tenant=tenant,
+            rows=[classes.EnrollmentRow(class_id=other_class.pk, user_id=user.pk, role="student")],
+            source="x",
+        )
+    foreign_term = f.TermFactory()
+    with pytest.raises(ValueError, match="Every term must belong to this tenant"):
+        classes.classes_bulk_upsert(
+            tenant=tenant,
+            kind="oneroster",
+            issuer=ISSUER,
+            source="x",
+            rows=[classes.ClassRow(subject="c2", title="X", term_ids=(foreign_term.pk,))],
+        )
+    assert Enrollment.objects.count() == 1 and ClassKey.objects.filter(tenant=tenant).count() == 1
