@@ -36,6 +36,22 @@ def _lti_settings(settings: Any, db: Any) -> None:
     cache.clear()
 
 
+_KEY_POOL: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _tool_key_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real RSA keys, generated once per run: each test would otherwise make its
+    own 2048-bit key (the DB rolls back between tests). Successive rotations in a
+    test still get distinct keys."""
+    from lti_tool import keys
+
+    if not _KEY_POOL:
+        _KEY_POOL.extend(keys._new_key_material() for _ in range(3))
+    pool = iter(_KEY_POOL)
+    monkeypatch.setattr(keys, "_new_key_material", lambda: next(pool))
+
+
 @pytest.fixture
 def platform() -> Iterator[LtiPlatform]:
     with LtiPlatform(tool_launch_url=LAUNCH_URL, tool_login_url=LOGIN_URL) as peer:

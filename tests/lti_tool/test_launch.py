@@ -1,0 +1,403 @@
+"""Login and launch against the loopback platform (lti1p3platform), real keys over HTTP:
+the 1EdTech tool-certification bad payloads, and valid teacher/student launches."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.urls import reverse
+
+from lti_tool import api
+from lti_tool.models import Deployment, LtiContext, ResourceLink
+from tests.factories import UserFactory
+from tests.lti_tool.conftest import run_launch
+from tests.peers.lti_platform import (
+    ROLE_INST_FACULTY,
+    ROLE_INSTRUCTOR,
+    ROLE_LEARNER,
+    ROLE_MENTOR,
+    ROLE_TA,
+    LaunchSpec,
+    LtiPlatform,
+    fetch,
+)
+from tutoring_core.accounts.models import AuditLog, ExternalIdentity, User
+from tutoring_core.classes.models import Class, ClassKey, Enrollment
+
+pytestmark = pytest.mark.peer
+
+LTI = "https://purl.imsglobal.org/spec/lti/claim/"
+
+
+def _counts() -> dict[str, int]:
+    return {
+        "users": User.objects.count(),
+        "identities": ExternalIdentity.objects.count(),
+        "classes": Class.objects.count(),
+        "enrollments": Enrollment.objects.count(),
+        "contexts": LtiContext.objects.count(),
+        "links": ResourceLink.objects.count(),
+    }
+
+
+def _pop(*claims: str) -> Any:
+    def mutate(payload: dict[str, Any]) -> None:
+        for claim in claims:
+            payload.pop(claim, None)
+
+    return mutate
+
+
+def _set(**values: Any) -> Any:
+    def mutate(payload: dict[str, Any]) -> None:
+        for claim, value in values.items():
+            payload[claim.replace("__", "/")] = value
+
+    return mutate
+
+
+def _set_claim(claim: str, value: Any) -> Any:
+    def mutate(payload: dict[str, Any]) -> None:
+        payload[claim] = value
+
+    return mutate
+
+
+NOW = int(time.time())
+
+# (case id, LaunchSpec kwargs, expected status, expected code)
+BAD_PAYLOADS = [
+    ("no_kid", {"signing": "no_kid"}, 400, "kid_missing"),
+    ("unknown_kid", {"signing": "unknown_kid"}, 400, "kid_unknown"),
+    ("alg_none", {"signing": "none"}, 400, "alg_refused"),
+    ("hs256_with_public_key", {"signing": "hs256_public"}, 400, "alg_refused"),
+    ("signed_by_another_key", {"signing": "foreign_key"}, 400, "signature_invalid"),
+    ("wrong_lti_version", {"mutate": _set_claim(LTI + "version", "1.2.0")}, 400, "version_wrong"),
+    ("missing_lti_version", {"mutate": _pop(LTI + "version")}, 400, "version_missing"),
+    (
+        "jwt_without_lti_claims",
+        {"mutate": lambda p: [p.pop(k) for k in list(p) if k.startswith("https://purl.imsglobal.org/")]},
+        400,
+        "version_missing",
+    ),
+    ("missing_aud", {"mutate": _pop("aud", "azp")}, 400, "aud_missing"),
+    ("wrong_aud", {"mutate": _set_claim("aud", "some-other-tool")}, 400, "aud_wrong"),
+    (
+        "several_aud_wrong_azp",
+        {"mutate": lambda p: p.update(aud=[p["aud"], "other"], azp="other")},
+        400,
+        "azp_wrong",
+    ),
+    ("missing_iss", {"mutate": _pop("iss")}, 400, "iss_missing"),
+    ("wrong_iss", {"mutate": _set_claim("iss", "https://evil.example.org")}, 400, "iss_wrong"),
+    ("missing_sub", {"sub": None}, 400, "sub_missing"),
+    ("missing_deployment_id", {"mutate": _pop(LTI + "deployment_id")}, 400, "deployment_id_missing"),
+    ("missing_roles", {"roles": None}, 400, "roles_missing"),
+    ("missing_message_type", {"mutate": _pop(LTI + "message_type")}, 400, "message_type_missing"),
+    (
+        "unsupported_message_type",
+        {"mutate": _set_claim(LTI + "message_type", "LtiSubmissionReviewRequest")},
+        400,
+        "message_type_unsupported",
+    ),
+    (
+        "missing_resource_link_id",
+        {"mutate": _set_claim(LTI + "resource_link", {"title": "x"})},
+        400,
+        "resource_link_missing",
+    ),
+    (
+        "iat_in_future",
+        {"mutate": lambda p: p.update(iat=NOW + 3600, exp=NOW + 7200)},
+        400,
+        "token_iat_future",
+    ),
+    ("expired", {"mutate": lambda p: p.update(iat=NOW - 7200, exp=NOW - 3600)}, 400, "token_expired"),
+    ("missing_exp", {"mutate": _pop("exp")}, 400, "exp_missing"),
+    ("wrong_nonce", {"mutate": _set_claim("nonce", "not-the-issued-nonce")}, 400, "nonce_wrong"),
+    ("unknown_deployment_held", {"deployment_id": "unregistered-deployment"}, 403, "deployment_pending"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"), [case[1:] for case in BAD_PAYLOADS], ids=[case[0] for case in BAD_PAYLOADS]
+)
+def test_certification_bad_payloads_are_rejected_and_create_nothing(
+    client: Any, platform: LtiPlatform, registration: Any, kwargs: dict[str, Any], status: int, code: str
+) -> None:
+    before = _counts()
+    spec = platform.launch(**{"roles": [ROLE_INSTRUCTOR], **kwargs})
+    result = run_launch(client, platform, spec)
+    assert result.response.status_code == status
+    assert f'data-code="{code}"' in result.response.content.decode()
+    assert _counts() == before
+    assert "_auth_user_id" not in client.session
+
+
+def test_unknown_deployment_is_held_for_approval(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    run_launch(client, platform, platform.launch(deployment_id="new-deployment"))
+    held = Deployment.objects.get(registration=registration, deployment_id="new-deployment")
+    assert held.status == Deployment.Status.PENDING
+    held.status = Deployment.Status.ACTIVE
+    held.save(update_fields=["status"])
+    response = run_launch(client, platform, platform.launch(deployment_id="new-deployment")).response
+    assert response.status_code == 302
+
+
+def test_unknown_deployment_accepted_under_accept_new(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    registration.deployment_policy = "accept_new"
+    registration.save(update_fields=["deployment_policy"])
+    response = run_launch(client, platform, platform.launch(deployment_id="fresh")).response
+    assert response.status_code == 302
+    assert Deployment.objects.get(deployment_id="fresh").status == Deployment.Status.ACTIVE
+
+
+def test_not_a_jwt_is_rejected(client: Any, platform: LtiPlatform, registration: Any) -> None:
+    spec = platform.launch()
+    login = client.get("/lti/login/", platform.login_params(spec))
+    state = parse_qs(urlsplit(login["Location"]).query)["state"][0]
+    before = _counts()
+    response = client.post("/lti/launch/", {"id_token": "this.is-not.a-jwt", "state": state})
+    assert response.status_code == 400
+    assert 'data-code="not_a_jwt"' in response.content.decode()
+    assert _counts() == before
+
+
+def test_replayed_launch_is_rejected(client: Any, platform: LtiPlatform, registration: Any) -> None:
+    result = run_launch(client, platform, platform.launch(roles=[ROLE_LEARNER]))
+    assert result.response.status_code == 302
+    before = _counts()
+    replay = client.post("/lti/launch/", result.form)
+    assert replay.status_code == 400
+    assert 'data-code="nonce_replayed"' in replay.content.decode()
+    assert _counts() == before
+
+
+def test_launch_from_another_browser_is_not_accepted(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    """Login CSRF: the id_token and state posted by a browser that did not start the
+    login (no state cookie) never sign anyone in."""
+    spec = platform.launch(roles=[ROLE_INSTRUCTOR])
+    login = client.get("/lti/login/", platform.login_params(spec))
+    _action, form = LtiPlatform.parse_form(fetch(login["Location"]).text)
+    victim = type(client)()
+    before = _counts()
+    response = victim.post("/lti/launch/", form)
+    assert response.status_code == 200  # the "open in a new window" page
+    assert 'id="lti-new-window"' in response.content.decode()
+    assert _counts() == before
+    assert "_auth_user_id" not in victim.session
+
+
+def test_unknown_state_is_rejected(client: Any, platform: LtiPlatform, registration: Any) -> None:
+    response = client.post("/lti/launch/", {"id_token": "a.b.c", "state": "never-issued"})
+    assert response.status_code == 400
+    assert 'data-code="state_unknown"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"iss": ""}, "login_iss_missing"),
+        ({"login_hint": ""}, "login_login_hint_missing"),
+        ({"client_id": "unregistered-client"}, "registration_unknown"),
+        ({"iss": "https://unknown-lms.example.org"}, "registration_unknown"),
+        ({"target_link_uri": "https://evil.example.org/lti/launch/"}, "login_target_foreign"),
+    ],
+    ids=["no_iss", "no_login_hint", "unknown_client", "unknown_issuer", "foreign_target"],
+)
+def test_bad_login_initiation(
+    client: Any, platform: LtiPlatform, registration: Any, params: dict[str, str], code: str
+) -> None:
+    login = {**platform.login_params(platform.launch()), **params}
+    response = client.get("/lti/login/", login)
+    assert response.status_code == 400
+    assert f'data-code="{code}"' in response.content.decode()
+    assert platform.auth_requests == []
+
+
+def test_login_by_post_sends_a_complete_auth_request(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    spec = platform.launch()
+    login = client.post("/lti/login/", platform.login_params(spec))
+    assert login.status_code == 302
+    query = {k: v[0] for k, v in parse_qs(urlsplit(login["Location"]).query).items()}
+    assert login["Location"].startswith(platform.auth_url + "?")
+    assert {k: query[k] for k in ("scope", "response_type", "response_mode", "prompt", "client_id")} == {
+        "scope": "openid",
+        "response_type": "id_token",
+        "response_mode": "form_post",
+        "prompt": "none",
+        "client_id": platform.client_id,
+    }
+    assert query["redirect_uri"] == "http://testserver/lti/launch/"
+    assert query["login_hint"] == spec.login_hint
+    assert query["lti_message_hint"] == spec.hint
+    assert len(query["nonce"]) >= 32 and len(query["state"]) >= 24
+    assert login.cookies["lti1p3-" + query["state"]].value == query["state"]
+
+
+# (case id, spec kwargs, enrolled role, given, family, display, email)
+VALID_LAUNCHES = [
+    (
+        "teacher_several_roles",
+        {"roles": [ROLE_INSTRUCTOR, ROLE_INST_FACULTY], "given_name": "Terry", "family_name": "Okafor", "name": "Terry Okafor", "email": "terry@example.org"},
+        "teacher", "Terry", "Okafor", "Terry Okafor", "terry@example.org",
+    ),
+    ("student_full_uri", {"roles": [ROLE_LEARNER], "name": "Ava Nguyen"}, "student", "", "", "Ava Nguyen", ""),
+    ("student_short_role", {"roles": ["Learner"]}, "student", "", "", "", ""),
+    ("teacher_short_role", {"roles": ["Instructor"]}, "teacher", "", "", "", ""),
+    ("teacher_lti11_urn", {"roles": ["urn:lti:role:ims/lis/Instructor"]}, "teacher", "", "", "", ""),
+    ("teaching_assistant", {"roles": [ROLE_TA]}, "tutor", "", "", "", ""),
+    ("mentor", {"roles": [ROLE_MENTOR]}, "guardian", "", "", "", ""),
+    ("unknown_role", {"roles": ["http://example.org/roles#Wizard"]}, "student", "", "", "", ""),
+    ("no_role", {"roles": []}, "student", "", "", "", ""),
+    ("only_email", {"roles": [ROLE_LEARNER], "email": "only@example.org"}, "student", "", "", "", "only@example.org"),
+    ("only_names", {"roles": [ROLE_LEARNER], "given_name": "Ben", "family_name": "Carter"}, "student", "Ben", "Carter", "Ben Carter", ""),
+    ("no_personal_data", {"roles": [ROLE_LEARNER]}, "student", "", "", "", ""),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "role", "given", "family", "display", "email"),
+    [case[1:] for case in VALID_LAUNCHES],
+    ids=[case[0] for case in VALID_LAUNCHES],
+)
+def test_valid_launch_provisions_and_lands_in_the_class(
+    client: Any,
+    platform: LtiPlatform,
+    registration: Any,
+    kwargs: dict[str, Any],
+    role: str,
+    given: str,
+    family: str,
+    display: str,
+    email: str,
+) -> None:
+    spec = platform.launch(sub="person-42", context_id="course-7", context_title="Geometry", **kwargs)
+    response = run_launch(client, platform, spec).response
+    identity = ExternalIdentity.objects.get(kind="lti", issuer=platform.issuer, subject="person-42")
+    user = identity.user
+    assert (user.tenant_id, user.first_name, user.last_name, user.display_name, user.email) == (
+        registration.tenant_id,
+        given,
+        family,
+        display,
+        email,
+    )
+    klass = ClassKey.objects.get(kind="lti_context", subject=f"{platform.deployment_id}/course-7").klass
+    assert klass.title == "Geometry"
+    assert list(Enrollment.objects.filter(klass=klass).values_list("user_id", "role", "source")) == [
+        (user.pk, role, "lti")
+    ]
+    assert response.status_code == 302
+    assert response["Location"] == reverse("web:class_detail", kwargs={"class_id": klass.pk})
+    assert client.session["_auth_user_id"] == str(user.pk)
+    assert client.session["lti_launch"]["role"] == role
+    assert client.get(response["Location"]).status_code == 200
+    assert AuditLog.objects.filter(action="auth.sign_in", actor=user, details__method="lti").count() == 1
+
+
+def test_same_launch_twice_changes_nothing_the_second_time(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    kwargs = {"sub": "s-1", "roles": [ROLE_LEARNER], "context_id": "c-1", "resource_link_id": "rl-1"}
+    assert run_launch(client, platform, platform.launch(**kwargs)).response.status_code == 302
+    after_first = _counts()
+    assert run_launch(client, platform, platform.launch(**kwargs)).response.status_code == 302
+    assert _counts() == after_first == {
+        "users": 1, "identities": 1, "classes": 1, "enrollments": 1, "contexts": 1, "links": 1,
+    }  # fmt: skip
+
+
+def test_person_sourcedid_links_to_the_roster_person(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    rostered = UserFactory(tenant=registration.tenant, first_name="Ava")
+    ExternalIdentity.objects.create(
+        tenant=registration.tenant, kind="oneroster", issuer="conn-1", subject="SIS-0042", user=rostered
+    )
+    spec = platform.launch(sub="lms-77", roles=[ROLE_LEARNER], lis={"person_sourcedid": "SIS-0042"})
+    assert run_launch(client, platform, spec).response.status_code == 302
+    assert ExternalIdentity.objects.get(kind="lti", subject="lms-77").user_id == rostered.pk
+    assert User.objects.filter(tenant=registration.tenant).count() == 1
+
+
+def test_lti11_migration_claim_links_the_lti11_person_and_class(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    old = UserFactory(tenant=registration.tenant)
+    ExternalIdentity.objects.create(
+        tenant=registration.tenant, kind="lti", issuer="lti1p1:consumer-key", subject="u-11", user=old
+    )
+    old_class = Class.objects.create(tenant=registration.tenant, title="Old 1.1 course")
+    ClassKey.objects.create(
+        tenant=registration.tenant,
+        kind="lti_context",
+        issuer="lti1p1:consumer-key",
+        subject="ctx-11",
+        klass=old_class,
+    )
+    spec = platform.launch(
+        sub="new-13",
+        roles=[ROLE_INSTRUCTOR],
+        context_id="ctx-13",
+        lti1p1={"oauth_consumer_key": "consumer-key", "user_id": "u-11", "context_id": "ctx-11"},
+    )
+    assert run_launch(client, platform, spec).response.status_code == 302
+    assert ExternalIdentity.objects.get(kind="lti", subject="new-13").user_id == old.pk
+    assert ClassKey.objects.get(subject=f"{platform.deployment_id}/ctx-13").klass_id == old_class.pk
+    assert Class.objects.count() == 1
+
+
+def test_launch_keeps_ags_nrps_custom_and_extension_claims(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    spec = platform.launch(
+        sub="t-1",
+        roles=[ROLE_INSTRUCTOR],
+        context_id="c-9",
+        resource_link_id="rl-9",
+        custom={"canvas_course_id": "1234", "hub_target": "booking"},
+        ags_lineitems="https://lms.example.org/api/lti/courses/9/line_items",
+        ags_lineitem="https://lms.example.org/api/lti/courses/9/line_items/3",
+        nrps_url="https://lms.example.org/api/lti/courses/9/names_and_roles",
+        extra_claims={"https://canvas.instructure.com/lti/launch_type": "course_navigation"},
+    )
+    response = run_launch(client, platform, spec).response
+    link = ResourceLink.objects.get(resource_link_id="rl-9")
+    assert link.custom == {"canvas_course_id": "1234", "hub_target": "booking"}
+    assert link.target == ResourceLink.Target.BOOKING
+    assert response["Location"].endswith("#booking")
+    assert link.extension_claims == {"https://canvas.instructure.com/lti/launch_type": "course_navigation"}
+    info = api.resource_link_get(link_id=link.pk, tenant_id=registration.tenant_id)
+    assert info.ags == api.AgsEndpoint(
+        lineitems_url="https://lms.example.org/api/lti/courses/9/line_items",
+        lineitem_url="https://lms.example.org/api/lti/courses/9/line_items/3",
+        scopes=(
+            "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+            "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+            "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+        ),
+    )
+    assert info.nrps == api.NrpsEndpoint(
+        context_memberships_url="https://lms.example.org/api/lti/courses/9/names_and_roles",
+        service_versions=("2.0",),
+    )
+    assert info.class_id == link.context.klass_id
+    assert [
+        c.id for c in api.contexts_for_class(class_id=info.class_id, tenant_id=registration.tenant_id)
+    ] == [link.context_id]
+
+
+def test_launch_spec_defaults_are_a_valid_student(platform: LtiPlatform) -> None:
+    assert LaunchSpec().roles == [ROLE_LEARNER]
