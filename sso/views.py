@@ -11,6 +11,7 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -145,7 +146,7 @@ def saml_acs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
                     "unknown-request",
                     "This response answers a sign-in request we did not send or that was already answered.",
                 )
-            if pending.created_at < services.timezone.now() - services.REQUEST_LIFETIME:
+            if pending.created_at < timezone.now() - services.REQUEST_LIFETIME:
                 raise SignInRejected("request-expired", "The sign-in took too long; start again.")
         elif not idp.allow_idp_initiated:
             raise SignInRejected(
@@ -242,6 +243,10 @@ def saml_finish(request: HttpRequest, tenant_slug: str) -> HttpResponse:
                 "other-browser",
                 "This sign-in was started in another browser; start again from the sign-in page.",
             )
+        if ticket.in_response_to:
+            request.session[SAML_PENDING] = [
+                r for r in request.session.get(SAML_PENDING, []) if r != ticket.in_response_to
+            ]
         payload = ticket.payload
         if payload["name_id_format"] == TRANSIENT and not idp.subject_attribute:
             raise SignInRejected(
@@ -376,7 +381,7 @@ def oidc_login(request: HttpRequest, tenant_slug: str, provider_id: uuid.UUID) -
         "verifier": start.code_verifier,
         "purpose": purpose,
         "next": _safe_next(request, request.GET.get("next", "")),
-        "at": services.timezone.now().timestamp(),
+        "at": timezone.now().timestamp(),
     }
     request.session[OIDC_PENDING] = pending
     return HttpResponseRedirect(start.url)
@@ -399,7 +404,7 @@ def oidc_callback(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         idp = IdentityProvider.objects.for_tenant(tenant).enabled().filter(pk=flow["provider"]).first()
         if idp is None:
             raise SignInRejected("unknown-provider", "That identity provider is no longer enabled.")
-        if services.timezone.now().timestamp() - flow["at"] > services.REQUEST_LIFETIME.total_seconds():
+        if timezone.now().timestamp() - flow["at"] > services.REQUEST_LIFETIME.total_seconds():
             raise SignInRejected("request-expired", "The sign-in took too long; start again.")
         if request.GET.get("error"):
             raise SignInRejected(

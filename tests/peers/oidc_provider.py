@@ -26,14 +26,19 @@ class ForgeProvider:
         self.server: werkzeug.serving.BaseWSGIServer | None = None
         self.next_token: Callable[[dict[str, str]], dict[str, Any]] | None = None
         self.token_requests: list[dict[str, str]] = []
+        self.hits: dict[str, int] = {}
 
     @property
     def issuer(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_port}"
 
+    def rotate(self, kid: str) -> None:
+        self.key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig"})
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
+        self.hits[request.path] = self.hits.get(request.path, 0) + 1
         if request.path == "/.well-known/openid-configuration":
             body: Any = {
                 "issuer": self.issuer,

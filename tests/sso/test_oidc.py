@@ -267,3 +267,112 @@ def test_forged_id_tokens(client: Client, north: Tenant, forge: ForgeProvider, c
     assert (User.objects.count(), ExternalIdentity.objects.count()) == before
     assert "_auth_user_id" not in client.session
     assert AuditLog.objects.filter(action="auth.sign_in_refused").count() == 1
+
+
+@pytest.mark.peer
+def test_admin_test_sign_in_shows_claims_and_changes_nothing(
+    client: Client, north: Tenant, mock_server: str
+) -> None:
+    from tests.factories import district_admin
+
+    idp = _provider(north, mock_server, allow_jit=True)
+    admin_user = district_admin(north, username="north-admin")
+    client.force_login(admin_user)
+    start = client.get(reverse("admin:sso_identityprovider_test_sign_in", args=[idp.pk]))
+    assert start["Location"] == f"/sso/north/oidc/{idp.pk}/login/?purpose=test"
+    login = client.get(start["Location"])
+    before = (User.objects.count(), ExternalIdentity.objects.count())
+    page = client.get(_authorize_at_mock(login["Location"], "oidc-stu-1"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<td>roster sourcedId</td><td>sourced_id</td><td>SIS-STU-1</td>" in html
+    assert "<th>email_verified</th><td>true</td>" in html
+    assert (User.objects.count(), ExternalIdentity.objects.count()) == before
+    assert client.session["_auth_user_id"] == str(admin_user.pk)
+    assert AuditLog.objects.get(action="sso.test_sign_in").details == {"subject": "oidc-stu-1", "ok": True}
+
+
+@pytest.mark.peer
+def test_flow_older_than_fifteen_minutes_is_refused(client: Client, north: Tenant, mock_server: str) -> None:
+    import datetime as dt
+
+    import time_machine
+
+    idp = _provider(north, mock_server, allow_jit=True)
+    with time_machine.travel(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16), tick=False):
+        query = _start(client, idp)
+    response = client.get(_authorize_at_mock(query["_url"], "oidc-stu-1"))
+    assert response.status_code == 400
+    assert "The sign-in took too long; start again." in response.content.decode()
+    assert not User.objects.filter(email="ada.student@north.example.edu").exists()
+
+
+def test_idp_error_is_shown(client: Client, north: Tenant, forge: ForgeProvider) -> None:
+    idp = _provider(north, forge.issuer)
+    query = _start(client, idp)
+    response = client.get(
+        f"/sso/north/oidc/callback/?error=access_denied&error_description=User+said+no&state={query['state']}"
+    )
+    assert response.status_code == 400
+    assert "North Cloud Login answered: access_denied User said no" in response.content.decode()
+    assert forge.token_requests == []
+
+
+def test_discovery_issuer_mismatch_is_refused(client: Client, north: Tenant, forge: ForgeProvider) -> None:
+    idp = _provider(north, forge.issuer + "/tenant-a")  # discovery at that path is a 404 here
+    response = client.get(reverse("sso:oidc_login", args=["north", idp.pk]))
+    assert response.status_code == 502
+    assert "Could not fetch the OpenID configuration" in response.content.decode()
+
+
+def test_api_sign_in_options(north: Tenant, forge: ForgeProvider) -> None:
+    from sso import api
+
+    idp = _provider(north, forge.issuer)
+    IdentityProvider.objects.create(tenant=north, name="Off", protocol="oidc", is_enabled=False)
+    assert api.sign_in_options(tenant=north) == [
+        api.SignInOption(
+            provider_id=idp.pk,
+            name="North Cloud Login",
+            protocol="oidc",
+            url=f"/sso/north/oidc/{idp.pk}/login/",
+        )
+    ]
+    assert api.sign_in_page_url(tenant=north) == "/sso/north/"
+
+
+def test_jwks_is_cached_and_refetched_on_rotation_at_most_once_a_minute(
+    client: Client, north: Tenant, forge: ForgeProvider
+) -> None:
+    import datetime as dt
+
+    import time_machine
+
+    def good(query: dict[str, str]) -> str:
+        return jwt.encode({"alg": "RS256", "kid": forge.key.kid}, _claims(forge, query["nonce"]), forge.key)
+
+    assert _forged_sign_in(client, north, forge, good).status_code == 302
+    idp = IdentityProvider.objects.get(tenant=north)
+    assert forge.hits["/jwks"] == 1
+
+    def sign_in_again() -> Any:
+        query = _start(client, idp)
+        forge.next_token = lambda form: {
+            "access_token": "at",
+            "token_type": "Bearer",
+            "id_token": good(query),
+        }
+        return client.get(f"/sso/north/oidc/callback/?code=abc&state={query['state']}")
+
+    client.logout()
+    assert sign_in_again().status_code == 302
+    assert forge.hits["/jwks"] == 1  # cached
+    forge.rotate("forge-2")
+    client.logout()
+    refused = sign_in_again()  # unknown kid, but the last fetch was under a minute ago
+    assert refused.status_code == 400
+    assert forge.hits["/jwks"] == 1
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=2)):
+        client.logout()
+        assert sign_in_again().status_code == 302
+    assert forge.hits["/jwks"] == 2

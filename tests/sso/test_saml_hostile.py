@@ -372,3 +372,96 @@ def test_idp_initiated_relay_state_must_be_local(
 def test_garbage_is_a_clear_400(client: Client, provider: IdentityProvider) -> None:
     _refused(client, "not base64 at all!!", "The SAMLResponse is not base64-encoded SAML XML.")
     _refused(client, "", "The request carries no SAMLResponse.")
+
+
+def test_transient_name_id_is_refused_at_finish(
+    client: Client, provider: IdentityProvider, idp_keys: tuple[str, str]
+) -> None:
+    request_id = _start(client, provider)
+    spec = _spec(request_id, name_id_format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient")
+    answer = client.post(
+        "/sso/north/saml/acs/", {"SAMLResponse": forge.encode(_signed_response(spec, idp_keys))}
+    )
+    assert answer.status_code == 303
+    before = (User.objects.count(), ExternalIdentity.objects.count())
+    finish = client.get(answer["Location"])
+    assert finish.status_code == 400
+    assert "sent a transient NameID, which changes every sign-in" in finish.content.decode()
+    assert (User.objects.count(), ExternalIdentity.objects.count()) == before
+
+
+def test_request_older_than_fifteen_minutes_is_refused(
+    client: Client, provider: IdentityProvider, idp_keys: tuple[str, str]
+) -> None:
+    import time_machine
+
+    with time_machine.travel(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=16), tick=False):
+        request_id = _start(client, provider)
+    _refused(client, _signed_response(_spec(request_id), idp_keys), "The sign-in took too long; start again.")
+
+
+def test_deactivated_person_is_refused(
+    client: Client, provider: IdentityProvider, idp_keys: tuple[str, str]
+) -> None:
+    person = UserFactory(tenant=provider.tenant, is_active=False)
+    ExternalIdentityFactory(user=person, kind="saml", issuer=IDP_ENTITY, subject="forged-user-1")
+    request_id = _start(client, provider)
+    answer = client.post(
+        "/sso/north/saml/acs/", {"SAMLResponse": forge.encode(_signed_response(_spec(request_id), idp_keys))}
+    )
+    finish = client.get(answer["Location"])
+    assert finish.status_code == 400
+    assert "This account is deactivated; ask your district admin." in finish.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_acs_query_count_is_pinned(
+    client: Client, provider: IdentityProvider, idp_keys: tuple[str, str]
+) -> None:
+    """The ACS is the hot path of a school morning: pin what one POST costs.
+
+    Session reads are left out: whether a middleware loads the session (the LTI
+    cookie middleware does) is not the ACS's doing."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sso import services
+
+    services.sp_key_get_or_create(tenant=provider.tenant)
+    request_id = _start(client, provider)
+    body = forge.encode(_signed_response(_spec(request_id), idp_keys))
+    with CaptureQueriesContext(connection) as captured:
+        answer = client.post("/sso/north/saml/acs/", {"SAMLResponse": body})
+    assert answer.status_code == 303
+    ours = [q["sql"].split(" ")[0] for q in captured.captured_queries if "django_session" not in q["sql"]]
+    # tenant, provider by issuer, pending request, SP key; then one transaction:
+    # claim the request, insert the assertion id (own savepoint), insert the ticket.
+    assert ours == [
+        "SELECT",
+        "SELECT",
+        "SELECT",
+        "SELECT",
+        "SAVEPOINT",
+        "UPDATE",
+        "SAVEPOINT",
+        "INSERT",
+        "RELEASE",
+        "INSERT",
+        "RELEASE",
+    ]
+
+
+def test_purge_drops_expired_replay_entries_only(
+    client: Client, provider: IdentityProvider, idp_keys: tuple[str, str]
+) -> None:
+    import time_machine
+
+    from sso import tasks
+
+    provider.allow_idp_initiated = True
+    provider.save()
+    client.post("/sso/north/saml/acs/", {"SAMLResponse": forge.encode(_signed_response(_spec(""), idp_keys))})
+    assert AssertionUse.objects.count() == 1
+    assert tasks.purge_expired.apply().get()["assertions"] == 0
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), tick=False):
+        assert tasks.purge_expired.apply().get() == {"assertions": 1, "tickets": 1, "requests": 0}
