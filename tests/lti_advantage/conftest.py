@@ -16,7 +16,13 @@ from lti_tool.advantage.models import LineItem
 from lti_tool.advantage.platforms import platform_access_forget
 from lti_tool.advantage.services import placement_register
 from lti_tool.models import Deployment, LtiContext, PlatformRegistration, ResourceLink
-from tests.factories import ClassFactory, EnrollmentFactory, ExternalIdentityFactory, TenantFactory, UserFactory
+from tests.factories import (
+    ClassFactory,
+    EnrollmentFactory,
+    ExternalIdentityFactory,
+    TenantFactory,
+    UserFactory,
+)
 from tests.peers.lti_advantage_platform import AdvantagePlatform, Faults
 from tutoring_core.accounts.models import Role, Tenant, User
 from tutoring_core.classes.models import Class

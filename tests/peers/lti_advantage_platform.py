@@ -49,6 +49,7 @@ SCOPE_NRPS = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.r
 ACTIVITY_PROGRESS = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 GRADING_PROGRESS = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
 CANVAS_SUBMISSION = "https://canvas.instructure.com/lti/submission"
+_VALUE_FIELDS = ("scoreGiven", "scoreMaximum", "comment", "activityProgress", "gradingProgress")
 
 
 def _pem_pair() -> tuple[str, str]:
@@ -105,8 +106,12 @@ class Stats:
     rate_limited: int = 0
     unauthorized: int = 0
     bad_requests: int = 0
-    # Score posts for a (line item, user, timestamp) the platform had already accepted.
+    # The same score applied twice in a row to one student's column: what a teacher
+    # would see as a duplicate in the gradebook history.
     duplicates: int = 0
+    # Posts of a score (line item, user, timestamp) the platform had already applied:
+    # a tool resending after a lost answer. Harmless (answered 409, not applied).
+    resent_after_accept: int = 0
     admitted_per_second: Counter[int] = field(default_factory=Counter)
 
 
@@ -350,12 +355,15 @@ class AdvantagePlatform:
             self.stats.score_posts += 1
             identity = (lineitem_id, user_id, stamp.isoformat())
             if identity in self._accepted:
-                self.stats.duplicates += 1
+                self.stats.resent_after_accept += 1
             current = self.scores.get((lineitem_id, user_id))
             if current is not None and current["_stamp"] >= stamp:
                 # AGS 2.0 §3.4: never let an older score replace a newer one.
-                self.stats.scores_stale += 1
+                if identity not in self._accepted:
+                    self.stats.scores_stale += 1
                 return 409, {"error": "score timestamp is not later than the one on record"}
+            if current is not None and all(current.get(k) == body.get(k) for k in _VALUE_FIELDS):
+                self.stats.duplicates += 1
             self.scores[(lineitem_id, user_id)] = {**body, "_stamp": stamp}
             self.score_log.append({"lineitem": lineitem_id, **body})
             self._accepted.add(identity)
