@@ -465,3 +465,24 @@ def test_purge_drops_expired_replay_entries_only(
     assert tasks.purge_expired.apply().get()["assertions"] == 0
     with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), tick=False):
         assert tasks.purge_expired.apply().get() == {"assertions": 1, "tickets": 1, "requests": 0}
+
+
+def test_email_match_is_only_a_candidate(
+    client: Client, provider: IdentityProvider, idp_keys: tuple[str, str]
+) -> None:
+    """Someone already has eve@...: a new SSO identity with that email is created
+    beside them and recorded as a candidate, never merged into their account."""
+    from tutoring_core.accounts.models import LinkCandidate
+
+    existing = UserFactory(tenant=provider.tenant, email="eve@north.example.edu")
+    request_id = _start(client, provider)
+    answer = client.post(
+        "/sso/north/saml/acs/", {"SAMLResponse": forge.encode(_signed_response(_spec(request_id), idp_keys))}
+    )
+    assert client.get(answer["Location"]).status_code == 302
+    signed_in = User.objects.get(pk=client.session["_auth_user_id"])
+    assert signed_in.pk != existing.pk
+    assert list(LinkCandidate.objects.values_list("user_id", "candidate_id", "reason")) == [
+        (signed_in.pk, existing.pk, "email")
+    ]
+    assert not ExternalIdentity.objects.filter(user=existing).exists()

@@ -75,16 +75,52 @@ def test_rollover_keeps_both_certificates_and_last_good_copy(
     assert "kept the last good copy" in stored.metadata_error
 
 
-def test_refresh_task_gives_up_cleanly_when_unreachable(saml_provider: IdentityProvider) -> None:
+def test_refresh_task_retries_then_gives_up_keeping_the_last_good_copy(
+    saml_provider: IdentityProvider, caplog: pytest.LogCaptureFixture, settings: Any
+) -> None:
+    settings.OUTBOUND_RETRIES = 0  # the task's retries are under test, not the client's
     saml_provider.metadata_url = "http://127.0.0.1:9/metadata.xml"  # discard port: nothing listens
     saml_provider.save()
     before = list(saml_provider.signing_certificates)
-    result = tasks.saml_metadata_refresh.apply(args=[str(saml_provider.pk)], throw=False)
-    # Retries are scheduled with eager apply as a Retry state; the row keeps working.
-    assert result.state in {"RETRY", "SUCCESS"}
+    # Eager apply runs the retries in line (Celery ignores the countdown then), so
+    # this is four retries and then the terminal "failed".
+    with caplog.at_level("INFO", logger="celery"):
+        result = tasks.saml_metadata_refresh.apply(args=[str(saml_provider.pk)], throw=False)
+    assert (result.state, result.result) == ("SUCCESS", "failed")
+    assert sum("Retry in" in r.getMessage() for r in caplog.records) == 4
     stored = IdentityProvider.objects.get(pk=saml_provider.pk)
     assert stored.signing_certificates == before
     assert "fetch failed" in stored.metadata_error
+
+
+def test_district_admin_adds_idp_by_metadata_url(
+    client: Any, north: Any, simplesamlphp: SimpleSamlIdP
+) -> None:
+    from tests.factories import district_admin
+    from tests.sso.test_views import _admin_form
+
+    client.force_login(district_admin(north, username="north-admin"))
+    response = client.post(
+        reverse("admin:sso_identityprovider_add"),
+        _admin_form(
+            protocol="saml",
+            preset="generic_saml",
+            apply_preset="on",
+            name="By URL",
+            metadata_url=simplesamlphp.metadata_url,
+            issuer="",
+            client_id="",
+            client_secret="",
+        ),
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    idp = IdentityProvider.objects.get(name="By URL")
+    assert idp.entity_id == simplesamlphp.entity_id
+    assert idp.sso_url == f"{simplesamlphp.base_url}/saml2/idp/SSOService.php"
+    assert len(idp.signing_certificates) == 1
+    assert idp.email_attribute == "mail"
+    page = client.get(reverse("admin:sso_identityprovider_change", args=[idp.pk])).content.decode()
+    assert f"/admin/sso/identityprovider/{idp.pk}/test-sign-in/" in page
 
 
 def test_certificate_expiry_warning_is_audited_once(saml_provider: IdentityProvider) -> None:
