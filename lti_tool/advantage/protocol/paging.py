@@ -7,13 +7,71 @@ only the parameter *names* are compared case-insensitively.
 
 from __future__ import annotations
 
-import re
 
-# One link-value: <URI-reference> *( ";" link-param )
-_LINK = re.compile(r"<(?P<url>[^>]*)>(?P<params>(?:\s*;\s*[^;,<]+(?:=\s*(?:\"[^\"]*\"|[^;,]*))?)*)")
-_PARAM = re.compile(
-    r";\s*(?P<name>[!#$&+\-.^_`|~0-9A-Za-z]+)\s*(?:=\s*(?:\"(?P<quoted>[^\"]*)\"|(?P<token>[^;,\s]*)))?"
-)
+def _split_links(value: str) -> list[tuple[str, str]]:
+    """Split a Link header into (url, params) pairs, honouring quoted strings
+    (a title may contain commas and semicolons)."""
+    links: list[tuple[str, str]] = []
+    i, n = 0, len(value)
+    while i < n:
+        start = value.find("<", i)
+        if start == -1:
+            break
+        end = value.find(">", start)
+        if end == -1:
+            break
+        url = value[start + 1 : end].strip()
+        j, quoted = end + 1, False
+        while j < n:
+            char = value[j]
+            if char == '"':
+                quoted = not quoted
+            elif char == "\\" and quoted:
+                j += 1
+            elif char == "," and not quoted:
+                break
+            j += 1
+        links.append((url, value[end + 1 : j]))
+        i = j + 1
+    return links
+
+
+def _params(text: str) -> list[tuple[str, str]]:
+    params: list[tuple[str, str]] = []
+    i, n = 0, len(text)
+    while i < n:
+        semi = text.find(";", i)
+        if semi == -1:
+            break
+        j = semi + 1
+        while j < n and text[j] in " \t":
+            j += 1
+        name_start = j
+        while j < n and text[j] not in "=; \t":
+            j += 1
+        name = text[name_start:j].lower()
+        while j < n and text[j] in " \t":
+            j += 1
+        val = ""
+        if j < n and text[j] == "=":
+            j += 1
+            while j < n and text[j] in " \t":
+                j += 1
+            if j < n and text[j] == '"':
+                close = j + 1
+                while close < n and text[close] != '"':
+                    close += 2 if text[close] == "\\" else 1
+                val = text[j + 1 : close].replace("\\", "")
+                j = close + 1
+            else:
+                val_start = j
+                while j < n and text[j] not in "; \t":
+                    j += 1
+                val = text[val_start:j]
+        if name:
+            params.append((name, val))
+        i = j
+    return params
 
 
 def parse_link_header(value: str | None) -> dict[str, str]:
@@ -22,14 +80,10 @@ def parse_link_header(value: str | None) -> dict[str, str]:
     links: dict[str, str] = {}
     if not value:
         return links
-    for match in _LINK.finditer(value):
-        url = match.group("url").strip()
-        for param in _PARAM.finditer(match.group("params")):
-            if param.group("name").lower() != "rel":
+    for url, raw_params in _split_links(value):
+        for name, rel_value in _params(raw_params):
+            if name != "rel":
                 continue
-            rel_value = (
-                param.group("quoted") if param.group("quoted") is not None else param.group("token") or ""
-            )
             for rel in rel_value.split():
                 links.setdefault(rel.lower(), url)
             break  # RFC 8288: only the first rel parameter counts
