@@ -180,11 +180,11 @@ def test_a_sibling_waits_while_an_older_delivery_is_in_flight(setup: dict[str, A
 
 
 def test_retry_without_counting_and_requeue_of_failures(setup: dict[str, Any]) -> None:
-    ags = [
+    ags = next(
         e
         for e in _record(setup, 5).outbox_entry_ids
         if OutboxEntry.objects.get(pk=e).destination_kind == "lti_ags"
-    ][0]
+    )
     item = progress.outbox_claim(entry_id=ags, lease_seconds=60)
     assert item is not None
     assert progress.outbox_mark_retry(
