@@ -159,6 +159,7 @@ class SamlRequest(models.Model):
     class Purpose(models.TextChoices):
         SIGN_IN = "sign_in", "Sign in"
         TEST = "test", "Admin test sign-in"
+        LOGOUT = "logout", "Single logout"
 
     request_id = models.CharField(max_length=100, unique=True)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")

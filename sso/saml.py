@@ -31,6 +31,7 @@ NSMAP = {"samlp": C.NS_SAMLP, "saml": C.NS_SAML}
 _COMMENT_AWARE_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, remove_comments=False, huge_tree=False
 )
+SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
 @dataclass(frozen=True)

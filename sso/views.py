@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
+from lxml import etree
 from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from onelogin.saml2.utils import OneLogin_Saml2_Utils
@@ -203,9 +204,9 @@ def _complete(
             problem = exc.reason
         accounts.audit_record(
             tenant=tenant,
-            actor=request.user,
+            actor=request.user if isinstance(request.user, accounts.User) else None,
             action="sso.test_sign_in",
-            target=idp,  # type: ignore[arg-type]
+            target=idp,
             details={"subject": subject, "ok": not problem},
         )
         return render(
@@ -299,37 +300,70 @@ def saml_logout(request: HttpRequest, tenant_slug: str) -> HttpResponse:
         name_id_format=info["format"] or None,
         spnq=info["spnq"] or None,
     )
+    # Remembered server-side: the session is gone, and the IdP's answer must
+    # name this request (InResponseTo).
+    services.saml_request_record(
+        idp=idp, request_id=auth.get_last_request_id(), purpose=SamlRequest.Purpose.LOGOUT, next_url=""
+    )
     return HttpResponseRedirect(url)
 
 
 @never_cache
 @require_GET
 def saml_sls(request: HttpRequest, tenant_slug: str) -> HttpResponse:
-    """Single logout service: the IdP's LogoutResponse, or its own LogoutRequest."""
+    """Single logout service: the IdP's LogoutResponse, or its own LogoutRequest.
+
+    Only signed messages are taken (Redirect binding: Signature in the query), so a
+    crafted link cannot sign a person out; an IdP's LogoutRequest ends the local
+    session only if it names the person signed in here."""
     tenant = selectors.tenant_for_slug(tenant_slug)
     idp: IdentityProvider | None = None
     try:
+        message = request.GET.get("SAMLRequest") or request.GET.get("SAMLResponse")
+        if not message:
+            raise SignInRejected("malformed", "The request carries no SAML logout message.")
+        try:
+            xml = OneLogin_Saml2_Utils.decode_base64_and_inflate(message)
+        except Exception:
+            raise SignInRejected(
+                "logout-invalid", "The logout message was refused: it cannot be read."
+            ) from None
         if request.GET.get("SAMLRequest"):
-            xml = OneLogin_Saml2_Utils.decode_base64_and_inflate(request.GET["SAMLRequest"])
             issuer = OneLogin_Saml2_Logout_Request.get_issuer(xml) or ""
-            idp = selectors.saml_provider_by_entity_id(tenant=tenant, entity_id=issuer)
-        elif request.GET.get("SAMLResponse"):
-            try:
-                idp = (
-                    IdentityProvider.objects.for_tenant(tenant)
-                    .filter(pk=uuid.UUID(request.GET.get("RelayState", "")))
-                    .first()
-                )
-            except ValueError:
-                idp = None
+        else:
+            issuer = _logout_response_issuer(xml)
+        idp = selectors.saml_provider_by_entity_id(tenant=tenant, entity_id=issuer)
         if idp is None:
             raise SignInRejected(
                 "unknown-issuer", "This logout message is not from an identity provider of this district."
             )
+        if not request.GET.get("Signature") or not request.GET.get("SigAlg"):
+            raise SignInRejected("logout-unsigned", "The logout message was refused: it is not signed.")
         key = services.sp_key_get_or_create(tenant=tenant)
         auth = OneLogin_Saml2_Auth(saml.request_data(request), saml.settings_dict(tenant, key, idp))
+        request_id = None
+        if request.GET.get("SAMLResponse"):
+            request_id = _logout_in_response_to(xml)
+            claimed = SamlRequest.objects.filter(
+                request_id=request_id,
+                tenant=tenant,
+                provider=idp,
+                purpose=SamlRequest.Purpose.LOGOUT,
+                consumed_at__isnull=True,
+            ).update(consumed_at=timezone.now())
+            if not request_id or claimed != 1:
+                raise SignInRejected(
+                    "unknown-request", "This logout answer is for a request we did not send or already saw."
+                )
+        info = request.session.get(SAML_SESSION) or {}
+        named = OneLogin_Saml2_Logout_Request.get_nameid(xml) if request.GET.get("SAMLRequest") else None
+
+        def end_local_session() -> None:
+            if info.get("provider") == str(idp.pk) and info.get("name_id") == named:
+                logout(request)
+
         try:
-            url = auth.process_slo(delete_session_cb=lambda: logout(request))
+            url = auth.process_slo(request_id=request_id, delete_session_cb=end_local_session)
         except Exception as exc:  # python3-saml lets lxml/zlib errors through on garbage
             raise SignInRejected(
                 "logout-invalid", f"The logout message was refused: it cannot be read ({exc})."
@@ -344,6 +378,17 @@ def saml_sls(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     if url:
         return HttpResponseRedirect(url)
     return redirect("sso:sign_in", tenant_slug=tenant.slug)
+
+
+def _logout_response_issuer(xml: str | bytes) -> str:
+    document = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser=saml.SAFE_PARSER)
+    found = document.xpath("/samlp:LogoutResponse/saml:Issuer/text()", namespaces=saml.NSMAP)
+    return str(found[0]).strip() if found else ""
+
+
+def _logout_in_response_to(xml: str | bytes) -> str:
+    document = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser=saml.SAFE_PARSER)
+    return str(document.get("InResponseTo") or "")
 
 
 def _oidc_redirect_uri(tenant: accounts.Tenant) -> str:

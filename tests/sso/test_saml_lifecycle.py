@@ -185,10 +185,65 @@ def test_logout_without_saml_session_just_signs_out(client: Any, saml_provider: 
     assert "_auth_user_id" not in client.session
 
 
-def test_forged_logout_response_is_refused(client: Any, saml_provider: IdentityProvider) -> None:
+def test_garbage_logout_message_is_refused(client: Any, saml_provider: IdentityProvider) -> None:
     response = client.get(f"/sso/north/saml/sls/?SAMLResponse=bm90LXNhbWw%3D&RelayState={saml_provider.pk}")
     assert response.status_code == 400
-    assert "The logout message was refused" in response.content.decode()
+    assert "The logout message was refused: it cannot be read." in response.content.decode()
+
+
+def test_idp_initiated_logout_ends_the_session(
+    client: Any, saml_provider: IdentityProvider, simplesamlphp: SimpleSamlIdP
+) -> None:
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    browser = requests.Session()
+    assert _sign_in(client, saml_provider, browser=browser).status_code == 302
+    to_us = _follow_idp_until_us(
+        browser,
+        f"{simplesamlphp.base_url}/saml2/idp/SingleLogoutService.php?ReturnTo={simplesamlphp.base_url}/",
+    )
+    assert to_us.startswith("http://localhost:8000/sso/north/saml/sls/?SAMLRequest=")
+    answer = client.get(to_us.removeprefix("http://localhost:8000"))
+    assert answer.status_code == 302
+    assert answer["Location"].startswith(saml_provider.slo_url + "?SAMLResponse=")
+    assert "_auth_user_id" not in client.session
+
+
+def test_unsigned_or_foreign_logout_request_does_not_sign_out(
+    client: Any, saml_provider: IdentityProvider, simplesamlphp: SimpleSamlIdP
+) -> None:
+    from onelogin.saml2.utils import OneLogin_Saml2_Utils
+
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    assert _sign_in(client, saml_provider).status_code == 302
+    info = client.session["sso_saml_session"]
+    # A LogoutRequest from the right issuer for this very person, but unsigned.
+    xml = (
+        '<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
+        'xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_forged" Version="2.0" '
+        f'IssueInstant="2030-01-01T00:00:00Z" Destination="http://localhost:8000/sso/north/saml/sls/">'
+        f"<saml:Issuer>{simplesamlphp.entity_id}</saml:Issuer>"
+        f'<saml:NameID Format="{info["format"]}">{info["name_id"]}</saml:NameID></samlp:LogoutRequest>'
+    )
+    encoded = OneLogin_Saml2_Utils.deflate_and_base64_encode(xml)
+    answer = client.get("/sso/north/saml/sls/", {"SAMLRequest": encoded})
+    assert answer.status_code == 400
+    assert "The logout message was refused: it is not signed." in answer.content.decode()
+    assert "_auth_user_id" in client.session
+
+
+def test_logout_answer_must_match_a_request_we_sent(client: Any, saml_provider: IdentityProvider) -> None:
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    browser = requests.Session()
+    assert _sign_in(client, saml_provider, browser=browser).status_code == 302
+    back = _follow_idp_until_us(browser, client.post("/sso/north/saml/logout/")["Location"])
+    path = back.removeprefix("http://localhost:8000")
+    assert client.get(path).status_code == 302
+    replay = client.get(path)
+    assert replay.status_code == 400
+    assert "This logout answer is for a request we did not send or already saw." in replay.content.decode()
 
 
 def _follow_idp_until_us(browser: requests.Session, url: str) -> str:
@@ -207,3 +262,23 @@ def _follow_idp_until_us(browser: requests.Session, url: str) -> str:
         assert answer.status_code == 200 and links, answer.text[:800]
         url = str(links[0])
     raise AssertionError(f"the IdP never sent the browser back: {url}")
+
+
+def test_signed_logout_request_for_someone_else_keeps_this_session(
+    client: Any, saml_provider: IdentityProvider, simplesamlphp: SimpleSamlIdP
+) -> None:
+    from django.test import Client
+
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    student_browser, teacher_client = requests.Session(), Client()
+    assert _sign_in(client, saml_provider, browser=student_browser).status_code == 302
+    assert _sign_in(teacher_client, saml_provider, "teacher1", "teacherpass").status_code == 302
+    to_us = _follow_idp_until_us(
+        student_browser,
+        f"{simplesamlphp.base_url}/saml2/idp/SingleLogoutService.php?ReturnTo={simplesamlphp.base_url}/",
+    )
+    # The student's (genuinely signed) LogoutRequest lands in the teacher's browser.
+    answer = teacher_client.get(to_us.removeprefix("http://localhost:8000"))
+    assert answer.status_code == 302
+    assert "_auth_user_id" in teacher_client.session

@@ -95,7 +95,7 @@ def _php(value: object) -> str:
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_php(v) for v in value) + "]"
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # PHP arrays: int keys stay ints ({0: x} is a list entry)
         return "[" + ", ".join(f"{_php(k)} => {_php(v)}" for k, v in value.items()) + "]"
     raise TypeError(type(value))
 
@@ -241,10 +241,8 @@ def build(root: Path | None = None) -> SimpleSamlIdP:
     config_php = "<?php\n$config = " + _php({k: v for k, v in config.items() if v is not None}) + ";\n"
     config_php += "$config['session.cookie.samesite'] = null;\n"
     (root / "config.php").write_text(config_php)
-    authsources = {
-        "admin": ["core:AdminPassword"],
-        "example-userpass": {0: "exampleauth:UserPass", **USERS},
-    }
+    userpass: dict[object, object] = {0: "exampleauth:UserPass", **USERS}
+    authsources = {"admin": ["core:AdminPassword"], "example-userpass": userpass}
     (root / "authsources.php").write_text("<?php\n$config = " + _php(authsources) + ";\n")
     (root / "metadata" / "saml20-sp-remote.php").write_text("<?php\n")
     idp = SimpleSamlIdP(port=port, config_dir=root, cert_pem=cert_pem, log=root / "log" / "php-server.log")
