@@ -196,3 +196,15 @@ class ResourceLink(TimeStamped):
 
     def __str__(self) -> str:
         return self.title or self.resource_link_id
+
+
+class SimulatorKey(TimeStamped):
+    """The demo launch simulator's platform key (DEMO_MODE only): the simulated LMS
+    signs id_tokens with it, and the tool verifies them through its JWKS URL like
+    any other platform's."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    private_key_pem = EncryptedTextField()
+
+    class Meta:
+        ordering = ["created_at"]

@@ -55,7 +55,9 @@ def browser_env(live_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
             auth_token_url=platform.token_url,
             key_set_url=platform.jwks_url,
         )
-        Deployment.objects.create(tenant=tenant, registration=registration, deployment_id=platform.deployment_id)
+        Deployment.objects.create(
+            tenant=tenant, registration=registration, deployment_id=platform.deployment_id
+        )
         yield {"platform": platform, "base": base}
 
 
@@ -99,7 +101,9 @@ def test_launch_in_cross_site_iframe_with_partitioned_cookies(browser_env: dict[
     from playwright.sync_api import sync_playwright
 
     platform: LtiPlatform = browser_env["platform"]
-    spec = platform.launch(sub="teacher-1", roles=[ROLE_INSTRUCTOR], name="Terry Okafor", context_title="Algebra I")
+    spec = platform.launch(
+        sub="teacher-1", roles=[ROLE_INSTRUCTOR], name="Terry Okafor", context_title="Algebra I"
+    )
     with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
         context = _browser(playwright, Path(profile))
         try:
