@@ -3,12 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 
-from sso import services
+from sso import saml, services
 from sso.models import IdentityProvider
 from sso.protocol.presets import PRESETS
 from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
@@ -141,7 +142,44 @@ class IdentityProviderAdmin(TenantScopedAdmin):
     form = IdentityProviderForm
     list_display = ("name", "protocol", "preset", "is_enabled", "allow_jit", "metadata_fetched_at")
     list_filter = ("protocol", "is_enabled")
-    readonly_fields = ("metadata_fetched_at", "metadata_error", "signing_certificates")
+    readonly_fields = ("sp_setup", "metadata_fetched_at", "metadata_error", "certificate_summary")
+
+    @admin.display(description="What to give the identity provider")
+    def sp_setup(self, obj: IdentityProvider) -> str:
+        from django.utils.html import format_html
+
+        if obj.pk is None:
+            return "Save first; the addresses appear here."
+        urls = saml.sp_urls(obj.tenant)
+        if obj.protocol == IdentityProvider.Protocol.SAML:
+            return format_html(
+                "SP metadata: <code>{}</code><br>Entity ID: <code>{}</code><br>ACS (HTTP-POST): <code>{}</code>"
+                "<br>Single logout (HTTP-Redirect): <code>{}</code>",
+                urls.entity_id,
+                urls.entity_id,
+                urls.acs,
+                urls.sls,
+            )
+        redirect_uri = f"{settings.PUBLIC_BASE_URL}{reverse('sso:oidc_callback', kwargs={'tenant_slug': obj.tenant.slug})}"
+        return format_html("Redirect URI: <code>{}</code>", redirect_uri)
+
+    @admin.display(description="Signing certificates")
+    def certificate_summary(self, obj: IdentityProvider) -> str:
+        from cryptography import x509
+        from django.utils.html import format_html_join
+
+        rows = []
+        for pem in obj.signing_certificates or []:
+            try:
+                cert = x509.load_pem_x509_certificate(pem.encode())
+            except ValueError:
+                rows.append(("unreadable certificate", ""))
+                continue
+            rows.append((cert.subject.rfc4514_string(), f"{cert.not_valid_after_utc:%Y-%m-%d} UTC"))
+        if not rows:
+            return "None yet."
+        return format_html_join("", "<div>{} — expires {}</div>", rows)
+
     change_form_template = "admin/sso/identityprovider/change_form.html"
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

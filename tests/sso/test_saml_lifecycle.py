@@ -121,6 +121,11 @@ def test_district_admin_adds_idp_by_metadata_url(
     assert idp.email_attribute == "mail"
     page = client.get(reverse("admin:sso_identityprovider_change", args=[idp.pk])).content.decode()
     assert f"/admin/sso/identityprovider/{idp.pk}/test-sign-in/" in page
+    assert "ACS (HTTP-POST): <code>http://localhost:8000/sso/north/saml/acs/</code>" in page
+    assert "<div>CN=simplesamlphp-test-idp — expires " in page
+    refresh = client.post(reverse("admin:sso_identityprovider_refresh_metadata", args=[idp.pk]), follow=True)
+    assert refresh.status_code == 200
+    assert "Metadata refreshed." in refresh.content.decode()
 
 
 def test_certificate_expiry_warning_is_audited_once(saml_provider: IdentityProvider) -> None:
