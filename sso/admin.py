@@ -27,6 +27,7 @@ PRESET_FIELDS = (
     "hosted_domain_claim",
     "scopes",
     "issuer",
+    "use_userinfo",
 )
 
 

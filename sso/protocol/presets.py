@@ -34,6 +34,8 @@ class Preset:
     # OIDC: the issuer to discover from; "{tenant}" is filled in by the admin.
     issuer: str = ""
     scopes: str = "openid email profile"
+    # Read the userinfo endpoint too (some providers put roster ids only there).
+    use_userinfo: bool = False
     # Whether an email this IdP asserts may be treated as verified. SAML IdPs
     # run by the district assert addresses they own; Entra's `email` claim is
     # user-editable in some tenants, so it is never trusted as verified.
@@ -154,6 +156,7 @@ PRESETS: dict[str, Preset] = {
             role_attribute="Role",
             role_map={"Student": "student", "Teacher": "teacher"},
             emails_verified=False,
+            use_userinfo=True,
             notes="ClassLink returns its OneRoster SourcedId on userinfo, which joins to the roster.",
         ),
     )

@@ -376,3 +376,15 @@ def test_jwks_is_cached_and_refetched_on_rotation_at_most_once_a_minute(
         client.logout()
         assert sign_in_again().status_code == 302
     assert forge.hits["/jwks"] == 2
+
+
+@pytest.mark.peer
+def test_userinfo_is_read_when_configured(client: Client, north: Tenant, mock_server: str) -> None:
+    """ClassLink-style: the roster id is taken from userinfo (the mock serves the
+    same claims there); a userinfo answer must be for the same subject."""
+    idp = _provider(north, mock_server, use_userinfo=True)
+    rostered = UserFactory(tenant=north, username="ada")
+    ExternalIdentityFactory(user=rostered, kind="oneroster", issuer="sis", subject="SIS-STU-1")
+    query = _start(client, idp)
+    assert client.get(_authorize_at_mock(query["_url"], "oidc-stu-1")).status_code == 302
+    assert client.session["_auth_user_id"] == str(rostered.pk)

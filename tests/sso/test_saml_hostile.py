@@ -486,3 +486,15 @@ def test_email_match_is_only_a_candidate(
         (signed_in.pk, existing.pk, "email")
     ]
     assert not ExternalIdentity.objects.filter(user=existing).exists()
+
+
+def test_doctype_and_entities_are_refused(client: Client, provider: IdentityProvider) -> None:
+    import base64
+
+    xxe = (
+        '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_x" Version="2.0">&x;</samlp:Response>'
+    )
+    _refused(
+        client, base64.b64encode(xxe.encode()).decode(), "The SAMLResponse is not base64-encoded SAML XML."
+    )

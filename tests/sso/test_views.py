@@ -135,6 +135,7 @@ def test_district_admin_configures_oidc_with_a_preset(client: Client, personas: 
         "openid profile oneroster",
     )
     assert idp.client_secret == "first-secret"
+    assert idp.use_userinfo is True
     # Saving again with the secret left blank keeps it.
     change = client.post(
         reverse("admin:sso_identityprovider_change", args=[idp.pk]),
