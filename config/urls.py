@@ -9,6 +9,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("lti/advantage/", include("lti_tool.advantage.urls")),
     path("lti/", include("lti_tool.urls")),
     path("oneroster/", include("oneroster.urls")),
     path("scorm/", include("scorm.urls")),

@@ -20,6 +20,7 @@ from lti_tool.advantage.protocol.ags import Score, score_payload, scores_url
 from lti_tool.advantage.protocol.errors import ProtocolError
 from lti_tool.advantage.protocol.retry import backoff_seconds, is_rate_limited, is_transient
 from lti_tool.advantage.selectors import lti_user_id
+from lti_tool.advantage.services import ServiceError, lineitem_sync
 from lti_tool.advantage.tokens import TokenError, access_token, token_invalidate
 from tutoring_core import http
 from tutoring_core.accounts.api import Tenant, audit_record
@@ -50,10 +51,29 @@ def score_deliver(*, entry_id: uuid.UUID) -> Outcome:
     if item is None:
         return Outcome("skipped")
     line_item = LineItem.objects.filter(pk=_uuid(item.destination_key), tenant_id=item.tenant_id).first()
-    if line_item is None or not line_item.url:
+    if line_item is None:
         return _fail(
             item, None, "The gradebook column (line item) for this activity is missing on our side.", None
         )
+    if not line_item.url:
+        # Created on demand: the column is found or made on the platform first.
+        try:
+            line_item = lineitem_sync(line_item_id=line_item.pk)
+        except ServiceError as exc:
+            if exc.transient:
+                delay = backoff_seconds(
+                    item.attempts,
+                    base=settings.LTI_AGS_BACKOFF_BASE_SECONDS,
+                    cap=settings.LTI_AGS_BACKOFF_CAP_SECONDS,
+                    retry_after=exc.retry_after,
+                )
+                progress.outbox_mark_retry(
+                    item=item, error=str(exc), status_code=exc.status, delay_seconds=delay
+                )
+                return Outcome("retry", delay=delay, detail=str(exc))
+            return _fail(item, line_item, f"The gradebook column could not be set up: {exc}", exc.status)
+        except PlatformUnavailable as exc:
+            return _fail(item, line_item, f"The platform registration cannot be used: {exc}", None)
     try:
         access = platform_access(line_item.registration_id)
     except PlatformUnavailable as exc:

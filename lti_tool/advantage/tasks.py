@@ -67,6 +67,22 @@ def sync_membership(self, sync_id: str) -> str:  # type: ignore[no-untyped-def]
     return str(sync.status)
 
 
+@shared_task(name="lti_advantage.sync_line_item", bind=True, ignore_result=True, max_retries=NRPS_MAX_RETRIES)
+def sync_line_item(self, line_item_id: str) -> str:  # type: ignore[no-untyped-def]
+    """Find or create a placement's gradebook column on the platform."""
+    try:
+        services.lineitem_sync(line_item_id=uuid.UUID(line_item_id))
+    except services.ServiceError as exc:
+        if not exc.transient or self.request.retries >= NRPS_MAX_RETRIES:
+            logger.warning("Line item %s could not be set up: %s", line_item_id, exc)
+            return "failed"
+        base = settings.LTI_AGS_BACKOFF_BASE_SECONDS * 2**self.request.retries
+        raise self.retry(
+            countdown=max(exc.retry_after or 0.0, base * (0.5 + random.random() / 2)), exc=exc
+        ) from exc
+    return "synced"
+
+
 @shared_task(name="lti_advantage.schedule_membership_syncs", ignore_result=True)
 def schedule_membership_syncs() -> int:
     """Beat: queue a class-list sync for every class this app serves (it has a

@@ -1,0 +1,170 @@
+"""The class page's grades and class list: teachers and tutors enter or override
+scores, see each score's delivery to the LMS, and sync the class list."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from lti_tool.advantage import platforms, selectors, services, tasks
+from lti_tool.advantage.forms import ScoreEntryForm
+from tutoring_core.accounts.api import User, audit_record, client_ip, is_district_admin
+from tutoring_core.classes import api as classes
+from tutoring_core.progress import api as progress
+
+STAFF_ROLES = {"teacher", "tutor"}
+
+
+def get_class_for_staff(request: HttpRequest, class_id: uuid.UUID) -> classes.Class:
+    """The class, if the signed-in person teaches or tutors it (or is a district
+    admin of its tenant); 404 otherwise, so other tenants learn nothing."""
+    user: User = request.user  # type: ignore[assignment]
+    try:
+        klass = classes.class_for_tenant(tenant=user.tenant, class_id=class_id)
+    except classes.Class.DoesNotExist:
+        raise Http404("No such class.") from None
+    if is_district_admin(user):
+        return klass
+    roles = {e.role for e in classes.class_members(klass=klass) if e.user_id == user.pk}
+    if roles & STAFF_ROLES:
+        return klass
+    raise Http404("No such class.")
+
+
+def _page(
+    request: HttpRequest, klass: classes.Class, form: ScoreEntryForm | None = None, status: int = 200
+) -> HttpResponse:
+    user: User = request.user  # type: ignore[assignment]
+    tenant = user.tenant
+    members = list(classes.class_members(klass=klass))
+    students = [e.user for e in members if e.role == "student"]
+    activities = list(progress.activities_for_class(tenant=tenant, class_id=klass.pk))
+    latest = progress.latest_results(tenant=tenant, activity_ids=[a.pk for a in activities])
+    rows = [
+        {
+            "student": student,
+            "cells": [{"activity": a, "result": latest.get((a.pk, student.pk))} for a in activities],
+        }
+        for student in students
+    ]
+    return render(
+        request,
+        "lti_advantage/class_grades.html",
+        {
+            "klass": klass,
+            "activities": activities,
+            "rows": rows,
+            "members": members,
+            "form": form or ScoreEntryForm(),
+            "sync": selectors.latest_membership_sync(tenant_id=tenant.pk, class_id=klass.pk),
+            "can_sync": bool(platforms.memberships_for_class(tenant=tenant, class_id=klass.pk)),
+            "unplaced": len(platforms.gradable_links_for_class(tenant=tenant, class_id=klass.pk))
+            - selectors.line_items_for_class(tenant_id=tenant.pk, class_id=klass.pk).count(),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def class_grades(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
+    klass = get_class_for_staff(request, class_id)
+    if request.method == "GET":
+        return _page(request, klass)
+    user: User = request.user  # type: ignore[assignment]
+    form = ScoreEntryForm(request.POST)
+    if not form.is_valid():
+        return _page(request, klass, form, status=400)
+    activity = progress.activity_get(tenant=user.tenant, activity_id=form.cleaned_data["activity"])
+    if activity is None or activity.class_id != klass.pk:
+        form.add_error("activity", "That activity is not placed in this class.")
+        return _page(request, klass, form, status=400)
+    try:
+        with transaction.atomic():
+            recorded = progress.result_record(
+                tenant=user.tenant,
+                activity_id=activity.id,
+                user_id=form.cleaned_data["student"],
+                score_given=form.cleaned_data["score"],
+                comment=form.cleaned_data["comment"],
+                source=progress.ResultSource.TEACHER,
+                recorded_by=user,
+            )
+            audit_record(
+                tenant=user.tenant,
+                actor=user,
+                action="grades.score_entered",
+                target=klass,
+                ip_address=client_ip(request),
+                details={
+                    "result": str(recorded.id),
+                    "activity": str(activity.id),
+                    "student": str(form.cleaned_data["student"]),
+                },
+            )
+    except progress.ProgressError as exc:
+        form.add_error(None, str(exc))
+        return _page(request, klass, form, status=400)
+    messages.success(request, "Score saved. It is on its way to the LMS gradebook.")
+    return redirect("lti_advantage:class_grades", class_id=klass.pk)
+
+
+@login_required
+def class_grades_setup(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
+    """Make every gradable placement of the class a column this page can fill."""
+    klass = get_class_for_staff(request, class_id)  # 404 before 405: ids stay secret
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    user: User = request.user  # type: ignore[assignment]
+    made = 0
+    for link in platforms.gradable_links_for_class(tenant=user.tenant, class_id=klass.pk):
+        assert link.ags is not None
+        line_item = services.placement_register(
+            tenant=user.tenant,
+            registration_id=link.registration_id,
+            class_id=klass.pk,
+            resource_link_id=link.resource_link_id,
+            title=link.title or "Activity",
+            context_id=link.context_id or "",
+            lineitem_url=link.ags.lineitem_url,
+            lineitems_url=link.ags.lineitems_url,
+        )
+        if not line_item.url:
+            transaction.on_commit(lambda pk=line_item.pk: tasks.sync_line_item.delay(str(pk)))
+        made += 1
+    messages.success(request, f"{made} gradable activit{'y' if made == 1 else 'ies'} ready.")
+    return redirect("lti_advantage:class_grades", class_id=klass.pk)
+
+
+@login_required
+def class_roster_sync(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
+    klass = get_class_for_staff(request, class_id)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    user: User = request.user  # type: ignore[assignment]
+    sources = platforms.memberships_for_class(tenant=user.tenant, class_id=klass.pk)
+    if not sources:
+        messages.error(
+            request, "This class's LMS course has not shared its class list (no NRPS claim at launch yet)."
+        )
+        return redirect("lti_advantage:class_grades", class_id=klass.pk)
+    source = sources[0]
+    sync, created = services.membership_sync_request(
+        tenant=user.tenant,
+        class_id=klass.pk,
+        registration_id=source.registration_id,
+        memberships_url=source.memberships_url,
+        requested_by=user,
+    )
+    if created:
+        transaction.on_commit(lambda: tasks.sync_membership.delay(str(sync.pk)))
+        messages.success(request, "Class list sync started.")
+    else:
+        messages.info(request, "A class list sync is already running.")
+    return redirect("lti_advantage:class_grades", class_id=klass.pk)
