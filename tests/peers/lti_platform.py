@@ -52,6 +52,7 @@ import json
 import re
 import secrets
 import threading
+import time
 import typing as t
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -144,6 +145,23 @@ class PlatformResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _FastRegistration(Registration):
+    """lti1p3platform's Registration, signing with an already-loaded key: the library
+    re-parses the PEM twice per id_token (~60 ms each, RSA key validation)."""
+
+    def __init__(self, signing: tuple[t.Any, str]) -> None:
+        self._key_obj, self._kid_value = signing
+
+    def get_kid(self) -> str:
+        return self._kid_value
+
+    def platform_encode_and_sign(self, payload: dict[str, t.Any], expiration: int | None = None) -> str:
+        if expiration:
+            now = int(time.time())
+            payload.update({"iat": now, "exp": now + expiration})
+        return jwt.encode(payload, self._key_obj, algorithm="RS256", headers={"kid": self._kid_value})
+
+
 class _PlatformConf(LTI1P3PlatformConfAbstract):
     def init_platform_config(self, **kwargs: t.Any) -> None:
         self._registration = kwargs["registration"]
@@ -182,6 +200,7 @@ class LtiPlatform:
         self.tool_login_url = tool_login_url
         self._issuer = issuer
         self._keys: list[tuple[str, str]] = [_pem_pair()]
+        self._loaded: dict[str, tuple[t.Any, str]] = {}
         self._specs: dict[str, LaunchSpec] = {}
         self._routes: dict[tuple[str, str], Callable[[PlatformRequest], PlatformResponse]] = {}
         self._tool_jwks: dict[str, t.Any] | None = None
@@ -314,6 +333,14 @@ class LtiPlatform:
     def kid(self) -> str:
         return str(Registration.get_jwk(self.public_key_pem)["kid"])
 
+    def _signing_key(self) -> tuple[t.Any, str]:
+        pem = self.private_key_pem
+        cached = self._loaded.get(pem)
+        if cached is None:
+            cached = (serialization.load_pem_private_key(pem.encode(), None), self.kid)
+            self._loaded[pem] = cached
+        return cached
+
     def rotate_key(self) -> str:
         with self._lock:
             self._keys.append(_pem_pair())
@@ -331,7 +358,7 @@ class LtiPlatform:
 
     def _registration(self) -> Registration:
         registration = (
-            Registration()
+            _FastRegistration(self._signing_key())
             .set_iss(self.issuer)
             .set_client_id(self.client_id)
             .set_deployment_id(self.deployment_id)

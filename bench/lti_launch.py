@@ -1,0 +1,268 @@
+"""LTI 1.3 launch throughput and latency against gunicorn on PostgreSQL.
+
+Full round trips (tool login -> platform auth -> tool launch, which validates the
+id_token, provisions and signs in) at 1, 4 and 16 concurrent clients, side by
+side with a bare Django view that writes a session, on the same gunicorn server
+in the same run. The platform is the loopback lti1p3platform peer
+(tests/peers/lti_platform.py); the JWKS is fetched once per TTL (counted).
+
+    .venv/bin/python bench/lti_launch.py [--quick]
+
+Needs PostgreSQL at 127.0.0.1:5432 (a database of its own is created and
+dropped) and Redis at 127.0.0.1:6379 (the shared cache, as in production; keys
+under a prefix of their own). Prints a table, then one JSON object as the very
+last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import requests  # noqa: E402
+
+from tests.peers.lti_platform import LtiPlatform  # noqa: E402
+
+PG = "postgres://postgres@127.0.0.1:5432"
+CONCURRENCY = (1, 4, 16)
+ROLE_LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_bench_modules(folder: Path) -> None:
+    """A settings module adding one bare view (the baseline) to the project's URLs."""
+    (folder / "lti_bench_urls.py").write_text(
+        textwrap.dedent(
+            """
+            from django.http import HttpResponse
+            from django.urls import include, path
+
+            def session_write(request):
+                request.session["n"] = request.session.get("n", 0) + 1
+                return HttpResponse("ok")
+
+            urlpatterns = [path("bench/session-write/", session_write), path("", include("config.urls"))]
+            """
+        )
+    )
+    (folder / "lti_bench_settings.py").write_text(
+        "from config.settings import *  # noqa\nROOT_URLCONF = 'lti_bench_urls'\n"
+    )
+
+
+def run(cmd: list[str], env: dict[str, str]) -> None:
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+class Client:
+    """One browser: its own cookies. Browsers send Secure cookies to loopback over
+    http (a secure context); requests does not, so the flag is cleared here."""
+
+    def __init__(self, tool: str, platform: LtiPlatform, subs: list[str]) -> None:
+        self.tool = tool
+        self.platform = platform
+        self.subs = subs
+        self.session = requests.Session()
+
+    def _insecure(self) -> None:
+        for cookie in self.session.cookies:
+            cookie.secure = False
+
+    def launch(self) -> float:
+        spec = self.platform.launch(
+            sub=random.choice(self.subs), roles=[ROLE_LEARNER], context_id="bench-course"
+        )
+        start = time.perf_counter()
+        login = self.session.get(
+            self.tool + "/lti/login/", params=self.platform.login_params(spec), allow_redirects=False
+        )
+        assert login.status_code == 302, login.text[:300]
+        self._insecure()
+        auth = self.session.get(login.headers["Location"])
+        action, fields = LtiPlatform.parse_form(auth.text)
+        launched = self.session.post(action, data=fields, allow_redirects=False)
+        elapsed = time.perf_counter() - start
+        assert launched.status_code == 302 and "/classes/" in launched.headers["Location"], launched.text[
+            :500
+        ]
+        self._insecure()
+        return elapsed
+
+    def baseline(self) -> float:
+        start = time.perf_counter()
+        response = self.session.get(self.tool + "/bench/session-write/")
+        elapsed = time.perf_counter() - start
+        assert response.status_code == 200
+        return elapsed
+
+
+def measure(clients: list[Client], kind: str, duration: float) -> dict[str, float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop = time.perf_counter() + duration
+
+    def loop(client: Client) -> None:
+        mine = []
+        while time.perf_counter() < stop:
+            mine.append(client.launch() if kind == "launch" else client.baseline())
+        with lock:
+            latencies.extend(mine)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(len(clients)) as pool:
+        list(pool.map(loop, clients))
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "per_second": len(latencies) / wall,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        "count": len(latencies),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="short runs (finishes in under a minute)")
+    parser.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2 + 1)
+    args = parser.parse_args()
+    duration = 3.0 if args.quick else 15.0
+
+    db_name = f"lti_bench_{os.getpid()}"
+    port = free_port()
+    tool = f"http://127.0.0.1:{port}"
+    with psycopg.connect(PG + "/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db_name}"')
+    server = None
+    folder = Path(tempfile.mkdtemp(prefix="lti-bench-"))
+    write_bench_modules(folder)
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "lti_bench_settings",
+        "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}",
+        "DATABASE_URL": f"{PG}/{db_name}",
+        "DATABASE_CONN_MAX_AGE": "600",
+        "REDIS_URL": "redis://127.0.0.1:6379/3",
+        "CACHE_KEY_PREFIX": f"lti-bench-{os.getpid()}",
+        "DEBUG": "false",
+        "SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "FIELD_ENCRYPTION_KEYS": "YmVuY2gta2V5LTAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "SESSION_COOKIE_SECURE": "false",
+        "CSRF_COOKIE_SECURE": "false",
+        "OUTBOUND_ALLOW_PRIVATE_ADDRESSES": "true",
+        "PUBLIC_BASE_URL": tool,
+        "LOG_LEVEL": "WARNING",
+        "VAR_DIR": str(folder / "var"),
+    }
+    python = str(ROOT / ".venv/bin/python")
+    try:
+        run([python, "manage.py", "migrate", "--noinput"], env)
+        with LtiPlatform(
+            tool_launch_url=tool + "/lti/launch/", tool_login_url=tool + "/lti/login/"
+        ) as platform:
+            setup = textwrap.dedent(
+                f"""
+                from lti_tool.models import Deployment, PlatformRegistration
+                from tutoring_core.accounts.services import tenant_create
+                tenant, _ = tenant_create(slug="bench", name="Bench District", time_zone="UTC")
+                r = PlatformRegistration.objects.create(tenant=tenant, issuer={platform.issuer!r},
+                    client_id={platform.client_id!r}, auth_login_url={platform.auth_url!r},
+                    auth_token_url={platform.token_url!r}, key_set_url={platform.jwks_url!r})
+                Deployment.objects.create(tenant=tenant, registration=r, deployment_id={platform.deployment_id!r})
+                """
+            )
+            run([python, "manage.py", "shell", "-c", setup], env)
+            server = subprocess.Popen(
+                [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+                 "--workers", str(args.workers), "--worker-class", "sync", "--log-level", "warning"],
+                cwd=ROOT, env=env, start_new_session=True,
+            )  # fmt: skip
+            deadline = time.time() + 30
+            while True:
+                try:
+                    if requests.get(tool + "/lti/jwks.json", timeout=5).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.time() > deadline:
+                    raise SystemExit("gunicorn did not start")
+                time.sleep(0.2)
+
+            subs = [f"bench-user-{n}" for n in range(200)]
+            # Warm-up: every worker connects to PostgreSQL and every user exists.
+            warm = Client(tool, platform, subs)
+            for sub in subs[:40] if args.quick else subs:
+                warm.subs = [sub]
+                warm.launch()
+            results = {}
+            for clients in CONCURRENCY:
+                pool = [Client(tool, platform, subs) for _ in range(clients)]
+                results[clients] = {
+                    "baseline": measure(pool, "baseline", duration),
+                    "launch": measure(pool, "launch", duration),
+                }
+            jwks_fetches = platform.jwks_requests
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+        with psycopg.connect(PG + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+
+    print(
+        f"LTI 1.3 login+launch vs a bare session-writing view; gunicorn ({args.workers} sync workers), PostgreSQL, Redis cache"
+    )
+    print(
+        f"{'clients':>7} | {'baseline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} | {'launch rt/s':>11} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>6}"
+    )
+    print("-" * 86)
+    figures: dict[str, object] = {"benchmark": "lti_launch", "quick": args.quick, "workers": args.workers}
+    for clients, result in results.items():
+        base, launch = result["baseline"], result["launch"]
+        ratio = launch["per_second"] / base["per_second"]
+        print(
+            f"{clients:>7} | {base['per_second']:>14.1f} {base['p50_ms']:>7.1f} {base['p99_ms']:>7.1f} | "
+            f"{launch['per_second']:>11.1f} {launch['p50_ms']:>7.1f} {launch['p99_ms']:>7.1f} | {ratio:>6.2f}"
+        )
+        figures[f"c{clients}"] = {
+            "baseline_per_s": round(base["per_second"], 1),
+            "baseline_p50_ms": round(base["p50_ms"], 2),
+            "baseline_p99_ms": round(base["p99_ms"], 2),
+            "launch_per_s": round(launch["per_second"], 1),
+            "launch_p50_ms": round(launch["p50_ms"], 2),
+            "launch_p99_ms": round(launch["p99_ms"], 2),
+            "ratio": round(ratio, 3),
+        }
+    print(f"platform JWKS fetched {jwks_fetches} time(s) over the whole run (TTL {3600}s)")
+    figures["jwks_fetches"] = jwks_fetches
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
