@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
@@ -221,6 +222,30 @@ def _target(custom: dict[str, Any]) -> tuple[str, str]:
     return ResourceLink.Target.CLASS, ""
 
 
+# A class clicking one link at once must not queue on that link's row: rows are
+# written only when a claim changed, or to refresh last_launch_at now and then.
+LAST_LAUNCH_RESOLUTION = dt.timedelta(minutes=5)
+
+
+def _seen(model: Any, lookup: dict[str, Any], values: dict[str, Any], now: dt.datetime) -> Any:
+    row = model.objects.filter(**lookup).first()
+    if row is None:
+        row, _created = model.objects.update_or_create(**lookup, defaults={**values, "last_launch_at": now})
+        return row
+    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    stale = row.last_launch_at is None or now - row.last_launch_at >= LAST_LAUNCH_RESOLUTION
+    if changed or stale:
+        for name in changed:
+            setattr(row, name, values[name])
+        row.last_launch_at = now
+        fields = [
+            model._meta.get_field(name.removesuffix("_id")).name if name.endswith("_id") else name
+            for name in changed
+        ]
+        row.save(update_fields=[*fields, "last_launch_at", "updated_at"])
+    return row
+
+
 @transaction.atomic
 def launch_provision(
     *, registration: PlatformRegistration, deployment: Deployment, claims: LaunchClaims
@@ -263,50 +288,41 @@ def launch_provision(
         )
         class_id = result.id
         enrollment_upsert(tenant=tenant, class_id=class_id, user=user, role=role, source=Source.LTI)
-        context, _ = LtiContext.objects.update_or_create(
-            deployment=deployment,
-            context_id=claims.context_id,
-            defaults={
-                "tenant": tenant,
-                "registration": registration,
-                "klass_id": class_id,
-                "title": claims.context_title[:255],
-                "label": claims.context_label[:255],
-                "last_launch_at": now,
-                # Keep a known NRPS endpoint when a launch omits the claim.
-                **(
-                    {
-                        "nrps_memberships_url": claims.nrps_url,
-                        "nrps_service_versions": list(claims.nrps_versions),
-                    }
-                    if claims.nrps_url
-                    else {}
-                ),
-            },
-        )
+        values: dict[str, Any] = {
+            "tenant_id": tenant.pk,
+            "registration_id": registration.pk,
+            "klass_id": class_id,
+            "title": claims.context_title[:255],
+            "label": claims.context_label[:255],
+        }
+        if claims.nrps_url:
+            # Keep a known NRPS endpoint when a launch omits the claim.
+            values.update(
+                nrps_memberships_url=claims.nrps_url, nrps_service_versions=list(claims.nrps_versions)
+            )
+        context = _seen(LtiContext, {"deployment": deployment, "context_id": claims.context_id}, values, now)
 
     link = None
     if claims.resource_link_id:
         target, target_ref = _target(dict(claims.custom))
-        defaults: dict[str, Any] = {
-            "tenant": tenant,
-            "registration": registration,
-            "context": context,
+        values = {
+            "tenant_id": tenant.pk,
+            "registration_id": registration.pk,
+            "context_id": context.pk if context else None,
             "title": claims.resource_link_title[:255],
             "target": target,
             "target_ref": target_ref,
             "custom": dict(claims.custom),
             "extension_claims": dict(claims.extensions),
-            "last_launch_at": now,
         }
         if claims.ags is not None:
-            defaults.update(
+            values.update(
                 ags_lineitems_url=claims.ags.lineitems,
                 ags_lineitem_url=claims.ags.lineitem,
                 ags_scopes=list(claims.ags.scopes),
             )
-        link, _ = ResourceLink.objects.update_or_create(
-            deployment=deployment, resource_link_id=claims.resource_link_id, defaults=defaults
+        link = _seen(
+            ResourceLink, {"deployment": deployment, "resource_link_id": claims.resource_link_id}, values, now
         )
     return LaunchOutcome(
         user=user,

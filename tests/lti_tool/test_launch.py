@@ -401,3 +401,16 @@ def test_launch_keeps_ags_nrps_custom_and_extension_claims(
 
 def test_launch_spec_defaults_are_a_valid_student(platform: LtiPlatform) -> None:
     assert LaunchSpec().roles == [ROLE_LEARNER]
+
+
+def test_repeat_launch_query_count_is_pinned(
+    client: Any, platform: LtiPlatform, registration: Any, django_assert_num_queries: Any
+) -> None:
+    """The hot path: a known person relaunching a known link (DB cache in tests)."""
+    kwargs = {"sub": "s-1", "roles": [ROLE_LEARNER], "context_id": "c-1", "resource_link_id": "rl-1"}
+    assert run_launch(client, platform, platform.launch(**kwargs)).response.status_code == 302
+    spec = platform.launch(**kwargs)
+    login = client.get("/lti/login/", platform.login_params(spec))
+    _action, form = LtiPlatform.parse_form(fetch(login["Location"]).text)
+    with django_assert_num_queries(29):
+        assert client.post("/lti/launch/", form).status_code == 302
