@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
-from tests.peers.lti_platform import LtiPlatform  # noqa: E402
+from tests.peers.lti_platform import LaunchSpec, LtiPlatform, PlatformResponse  # noqa: E402
 
 PG = "postgres://postgres@127.0.0.1:5432"
 CONCURRENCY = (1, 4, 16)
@@ -80,7 +81,7 @@ class Client:
     """One browser: its own cookies. Browsers send Secure cookies to loopback over
     http (a secure context); requests does not, so the flag is cleared here."""
 
-    def __init__(self, tool: str, platform: LtiPlatform, subs: list[str]) -> None:
+    def __init__(self, tool: str, platform: dict[str, str], subs: list[str]) -> None:
         self.tool = tool
         self.platform = platform
         self.subs = subs
@@ -91,13 +92,16 @@ class Client:
             cookie.secure = False
 
     def launch(self) -> float:
-        spec = self.platform.launch(
-            sub=random.choice(self.subs), roles=[ROLE_LEARNER], context_id="bench-course"
-        )
+        params = {
+            "iss": self.platform["issuer"],
+            "login_hint": random.choice(self.subs),
+            "target_link_uri": self.tool + "/lti/launch/",
+            "lti_message_hint": "bench",
+            "client_id": self.platform["client_id"],
+            "lti_deployment_id": self.platform["deployment_id"],
+        }
         start = time.perf_counter()
-        login = self.session.get(
-            self.tool + "/lti/login/", params=self.platform.login_params(spec), allow_redirects=False
-        )
+        login = self.session.get(self.tool + "/lti/login/", params=params, allow_redirects=False)
         assert login.status_code == 302, login.text[:300]
         self._insecure()
         auth = self.session.get(login.headers["Location"])
@@ -116,6 +120,30 @@ class Client:
         elapsed = time.perf_counter() - start
         assert response.status_code == 200
         return elapsed
+
+
+def serve_platform(port: int, tool: str) -> None:
+    """The LMS in a process of its own, so its signing does not share a GIL with
+    the clients; every login_hint is a student of the bench course."""
+
+    def resolve(hint: str, login_hint: str) -> LaunchSpec:
+        return LaunchSpec(
+            sub=login_hint, roles=[ROLE_LEARNER], context_id="bench-course", hint=hint, login_hint=login_hint
+        )
+
+    platform = LtiPlatform(
+        tool_launch_url=tool + "/lti/launch/",
+        tool_login_url=tool + "/lti/login/",
+        port=port,
+        spec_resolver=resolve,
+    )
+    platform.add_route(
+        "GET",
+        "/stats",
+        lambda _r: PlatformResponse(200, json.dumps({"jwks": platform.jwks_requests}), "application/json"),
+    )
+    platform.start()
+    threading.Event().wait()
 
 
 def measure(clients: list[Client], kind: str, duration: float) -> dict[str, float]:
@@ -183,51 +211,56 @@ def main() -> None:
     python = str(ROOT / ".venv/bin/python")
     try:
         run([python, "manage.py", "migrate", "--noinput"], env)
-        with LtiPlatform(
-            tool_launch_url=tool + "/lti/launch/", tool_login_url=tool + "/lti/login/"
-        ) as platform:
-            setup = textwrap.dedent(
-                f"""
-                from lti_tool.models import Deployment, PlatformRegistration
-                from tutoring_core.accounts.services import tenant_create
-                tenant, _ = tenant_create(slug="bench", name="Bench District", time_zone="UTC")
-                r = PlatformRegistration.objects.create(tenant=tenant, issuer={platform.issuer!r},
-                    client_id={platform.client_id!r}, auth_login_url={platform.auth_url!r},
-                    auth_token_url={platform.token_url!r}, key_set_url={platform.jwks_url!r})
-                Deployment.objects.create(tenant=tenant, registration=r, deployment_id={platform.deployment_id!r})
-                """
-            )
-            run([python, "manage.py", "shell", "-c", setup], env)
-            server = subprocess.Popen(
-                [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
-                 "--workers", str(args.workers), "--worker-class", "sync", "--log-level", "warning"],
-                cwd=ROOT, env=env, start_new_session=True,
-            )  # fmt: skip
-            deadline = time.time() + 30
-            while True:
-                try:
-                    if requests.get(tool + "/lti/jwks.json", timeout=5).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.time() > deadline:
-                    raise SystemExit("gunicorn did not start")
-                time.sleep(0.2)
+        platform_port = free_port()
+        base = f"http://127.0.0.1:{platform_port}"
+        platform = {"issuer": base, "client_id": "hub-tool-client", "deployment_id": "deployment-1"}
+        peer = multiprocessing.get_context("fork").Process(
+            target=serve_platform, args=(platform_port, tool), daemon=True
+        )
+        peer.start()
+        setup = textwrap.dedent(
+            f"""
+            from lti_tool.models import Deployment, PlatformRegistration
+            from tutoring_core.accounts.services import tenant_create
+            tenant, _ = tenant_create(slug="bench", name="Bench District", time_zone="UTC")
+            r = PlatformRegistration.objects.create(tenant=tenant, issuer={base!r},
+                client_id="hub-tool-client", auth_login_url={base + "/auth"!r},
+                auth_token_url={base + "/token"!r}, key_set_url={base + "/jwks"!r})
+            Deployment.objects.create(tenant=tenant, registration=r, deployment_id="deployment-1")
+            """
+        )
+        run([python, "manage.py", "shell", "-c", setup], env)
+        server = subprocess.Popen(
+            [str(ROOT / ".venv/bin/gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(args.workers), "--worker-class", "sync", "--log-level", "warning"],
+            cwd=ROOT, env=env, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.time() + 30
+        while True:
+            try:
+                if requests.get(tool + "/lti/jwks.json", timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.time() > deadline:
+                raise SystemExit("gunicorn did not start")
+            time.sleep(0.2)
 
-            subs = [f"bench-user-{n}" for n in range(200)]
-            # Warm-up: every worker connects to PostgreSQL and every user exists.
-            warm = Client(tool, platform, subs)
-            for sub in subs[:40] if args.quick else subs:
-                warm.subs = [sub]
-                warm.launch()
-            results = {}
-            for clients in CONCURRENCY:
-                pool = [Client(tool, platform, subs) for _ in range(clients)]
-                results[clients] = {
-                    "baseline": measure(pool, "baseline", duration),
-                    "launch": measure(pool, "launch", duration),
-                }
-            jwks_fetches = platform.jwks_requests
+        subs = [f"bench-user-{n}" for n in range(200)]
+        # Warm-up: every worker connects to PostgreSQL and every user exists.
+        warm = Client(tool, platform, subs)
+        for sub in subs[:40] if args.quick else subs:
+            warm.subs = [sub]
+            warm.launch()
+        results = {}
+        for clients in CONCURRENCY:
+            pool = [Client(tool, platform, subs) for _ in range(clients)]
+            results[clients] = {
+                "baseline": measure(pool, "baseline", duration),
+                "launch": measure(pool, "launch", duration),
+            }
+        jwks_fetches = requests.get(base + "/stats", timeout=5).json()["jwks"]
+        peer.terminate()
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

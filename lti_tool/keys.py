@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -45,7 +46,14 @@ def tool_key_rotate(*, overlap: dt.timedelta | None = None) -> ToolKey:
         key.retire_after = now + overlap
         key.save(update_fields=["status", "retire_after", "updated_at"])
     pem, public = _new_key_material()
-    return ToolKey.objects.create(kid=public["kid"], private_key_pem=pem, public_jwk=public)
+    key = ToolKey.objects.create(kid=public["kid"], private_key_pem=pem, public_jwk=public)
+    key_cache_clear()
+    return key
+
+
+def key_cache_clear() -> None:
+    global _current
+    _current = None
 
 
 def tool_keys_retire_expired() -> int:
@@ -55,10 +63,21 @@ def tool_keys_retire_expired() -> int:
     )
 
 
+# Every login and launch needs the signing key; keep it in the process for a short
+# while. A rotation is seen within this window, and the previous key stays in the
+# JWKS for hours, so a process signing with it meanwhile is still verifiable.
+_CURRENT_TTL = 30.0
+_current: tuple[float, ToolKey] | None = None
+
+
 def tool_key_current() -> ToolKey:
     """The signing key, created on first use (a fresh install has none)."""
+    global _current
+    if _current is not None and time.monotonic() - _current[0] < _CURRENT_TTL:
+        return _current[1]
     key = ToolKey.objects.filter(status=ToolKey.Status.ACTIVE).first()
     if key is not None:
+        _current = (time.monotonic(), key)
         return key
     try:
         return tool_key_rotate()

@@ -260,7 +260,7 @@ def launch_provision(
         profile=_profile(claims),
         link_hints=_link_hints(claims),
     )
-    user = User.objects.get(pk=person.user_id)
+    user = User.objects.select_related("tenant").get(pk=person.user_id)
     role = lis_roles.class_role(claims.roles)
 
     context = None

@@ -28,6 +28,7 @@ API
     platform.deep_link_responses            # content_items lists the platform accepted
     platform.deep_link_errors               # why a deep-linking response was refused
     platform.add_route("POST", "/path", handler)  # handler(PlatformRequest) -> PlatformResponse
+    LtiPlatform(..., port=N, spec_resolver=fn)  # fixed port; specs made on demand (load tests)
     platform.stop()
 
 ``LaunchSpec`` fields choose the claims (user, names, email, roles, context,
@@ -193,7 +194,13 @@ class LtiPlatform:
         client_id: str = "hub-tool-client",
         deployment_id: str = "deployment-1",
         issuer: str | None = None,
+        port: int = 0,
+        spec_resolver: Callable[[str, str], LaunchSpec | None] | None = None,
     ) -> None:
+        self.port = port
+        # For load tests in another process: build a spec from (lti_message_hint,
+        # login_hint) when the hint was not registered with launch().
+        self.spec_resolver = spec_resolver
         self.client_id = client_id
         self.deployment_id = deployment_id
         self.tool_launch_url = tool_launch_url
@@ -267,7 +274,7 @@ class LtiPlatform:
             do_PUT = _handle
             do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -530,6 +537,8 @@ class LtiPlatform:
             if not params.get(name):
                 return PlatformResponse(400, f"invalid_request: {name} missing", "text/plain")
         spec = self._specs.get(params["lti_message_hint"])
+        if spec is None and self.spec_resolver is not None:
+            spec = self.spec_resolver(params["lti_message_hint"], params["login_hint"])
         if spec is None or spec.login_hint != params["login_hint"]:
             return PlatformResponse(400, "invalid_request: unknown lti_message_hint/login_hint", "text/plain")
         id_token = self.build_id_token(spec, nonce=params["nonce"], state=params["state"])
