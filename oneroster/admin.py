@@ -36,6 +36,7 @@ class RosterConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
             "token_url",
             "client_id",
             "client_secret",
+            "delegated_user",
             "scopes",
             "page_size",
             "max_concurrency",
@@ -68,6 +69,12 @@ class RosterConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
                 raise forms.ValidationError("A REST connection needs a base URL and a client id.")
             if kind == RosterConnection.Kind.REST_1_2 and not data.get("token_url"):
                 raise forms.ValidationError("OneRoster 1.2 needs the OAuth 2.0 token URL.")
+        if kind == RosterConnection.Kind.GOOGLE_CLASSROOM and not (
+            data.get("client_id") and data.get("client_secret") and data.get("delegated_user")
+        ):
+            raise forms.ValidationError(
+                "Google Classroom needs the service account email, its private key and the admin it acts as."
+            )
         return data
 
 
@@ -81,7 +88,20 @@ class RosterConnectionAdmin(TenantScopedAdmin):
     fieldsets = [
         (None, {"fields": ["id", "tenant", "name", "kind", "is_active"]}),
         ("CSV", {"fields": ["csv_path"]}),
-        ("REST", {"fields": ["base_url", "base_path", "token_url", "client_id", "client_secret", "scopes"]}),
+        (
+            "REST / Classroom",
+            {
+                "fields": [
+                    "base_url",
+                    "base_path",
+                    "token_url",
+                    "client_id",
+                    "client_secret",
+                    "scopes",
+                    "delegated_user",
+                ]
+            },
+        ),
         (
             "Limits",
             {"fields": ["page_size", "max_concurrency", "requests_per_second", "delta_overlap_minutes"]},

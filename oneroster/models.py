@@ -17,6 +17,7 @@ class RosterConnection(TimeStamped):
         CSV = "csv", "OneRoster CSV (folder or zip)"
         REST_1_1 = "rest_1_1", "OneRoster REST 1.1 (OAuth 1.0a HMAC-SHA256)"
         REST_1_2 = "rest_1_2", "OneRoster REST 1.2 (OAuth 2.0 client credentials)"
+        GOOGLE_CLASSROOM = "google_classroom", "Google Classroom (service account)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
@@ -33,8 +34,15 @@ class RosterConnection(TimeStamped):
         help_text="Default: /ims/oneroster/v1p1 (1.1) or /ims/oneroster/rostering/v1p2 (1.2).",
     )
     token_url = models.URLField(blank=True, help_text="OAuth 2.0 token endpoint (1.2).")
-    client_id = models.CharField(max_length=255, blank=True)
-    client_secret = EncryptedTextField(blank=True)
+    client_id = models.CharField(
+        max_length=255, blank=True, help_text="OAuth client id; for Classroom, the service account's email."
+    )
+    client_secret = EncryptedTextField(
+        blank=True, help_text="OAuth secret; for Classroom, the service account's private key (PEM)."
+    )
+    delegated_user = models.CharField(
+        max_length=255, blank=True, help_text="Classroom: the Workspace admin the service account acts as."
+    )
     scopes = models.CharField(
         max_length=500,
         blank=True,

@@ -120,6 +120,9 @@ class Stager:
             _copy_staged(self._buffer)
             self.staged += len(self._buffer)
             self._buffer = []
+            SyncRun.objects.filter(pk=self.run.pk).update(
+                phase="fetch", progress_done=self.staged, progress_total=0
+            )
             if self.progress:
                 self.progress("stage", self.staged, 0)
         if self._error_buffer:
@@ -424,6 +427,27 @@ class Applier:
         return self.run.connection
 
     @property
+    def classroom(self) -> bool:
+        return bool(self.conn.kind == RosterConnection.Kind.GOOGLE_CLASSROOM)
+
+    @property
+    def identity_kind(self) -> str:
+        # ARCHITECTURE.md: OneRoster (connection, sourcedId); Google Classroom (user id).
+        return str(
+            accounts.IdentityKind.GOOGLE_CLASSROOM if self.classroom else accounts.IdentityKind.ONEROSTER
+        )
+
+    @property
+    def class_kind(self) -> str:
+        return str(
+            classes.ClassKeyKind.GOOGLE_CLASSROOM if self.classroom else classes.ClassKeyKind.ONEROSTER
+        )
+
+    @property
+    def source(self) -> str:
+        return str(classes.Source.GOOGLE_CLASSROOM if self.classroom else classes.Source.ONEROSTER)
+
+    @property
     def tenant(self) -> Any:
         return self.run.connection.tenant
 
@@ -574,7 +598,7 @@ class Applier:
                 classes.SchoolRow(id=uuid.UUID(core) if core else None, name=d["name"], code=d["identifier"])
                 for _, d, core in schools
             ],
-            source=classes.Source.ONEROSTER,
+            source=self.source,
         )
         return {sid: pk for (sid, _, _), pk in zip(schools, ids, strict=True)}
 
@@ -591,7 +615,7 @@ class Applier:
                 )
                 for _, d, core in chunk
             ],
-            source=classes.Source.ONEROSTER,
+            source=self.source,
         )
         return {sid: pk for (sid, _, _), pk in zip(chunk, ids, strict=True)}
 
@@ -623,7 +647,7 @@ class Applier:
                 )
                 for _, d, core in chunk
             ],
-            source=classes.Source.ONEROSTER,
+            source=self.source,
         )
         return {sid: pk for (sid, _, _), pk in zip(chunk, ids, strict=True)}
 
@@ -633,7 +657,7 @@ class Applier:
         terms = self.core_ids("academicSession", [t for _, d, _ in chunk for t in d["terms"]])
         return classes.classes_bulk_upsert(
             tenant=self.tenant,
-            kind=classes.ClassKeyKind.ONEROSTER,
+            kind=self.class_kind,
             issuer=self.conn.issuer,
             rows=[
                 classes.ClassRow(
@@ -646,13 +670,13 @@ class Applier:
                 )
                 for sid, d, _ in chunk
             ],
-            source=classes.Source.ONEROSTER,
+            source=self.source,
         )
 
     def _apply_user(self, chunk: list[tuple[str, dict[str, Any], str]]) -> dict[str, Any]:
         results = accounts.people_bulk_upsert(
             tenant=self.tenant,
-            kind=accounts.IdentityKind.ONEROSTER,
+            kind=self.identity_kind,
             issuer=self.conn.issuer,
             rows=[
                 accounts.PersonRow(
@@ -684,7 +708,7 @@ class Applier:
             if d.get("roleType", "primary") == "primary":
                 hints.setdefault(d["role"], []).append(d["user"])
         assigned = (
-            accounts.roles_bulk_assign(tenant=self.tenant, rows=list(rows.values()), source="oneroster")
+            accounts.roles_bulk_assign(tenant=self.tenant, rows=list(rows.values()), source=self.source)
             if rows
             else {}
         )
@@ -712,7 +736,7 @@ class Applier:
                     )
                     for _, d in keep
                 ],
-                source=classes.Source.ONEROSTER,
+                source=self.source,
             )
             if keep
             else []
@@ -740,7 +764,7 @@ class Applier:
                 pairs[sid] = (uuid.UUID(users[user]), uuid.UUID(users[agent]))
         links = (
             accounts.guardian_links_bulk_upsert(
-                tenant=self.tenant, pairs=list(pairs.values()), source="oneroster"
+                tenant=self.tenant, pairs=list(pairs.values()), source=self.source
             )
             if pairs
             else {}

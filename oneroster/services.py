@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from oneroster import pipeline
@@ -92,9 +94,18 @@ def sync_run_execute(*, run_id: uuid.UUID, progress: pipeline.ProgressFn | None 
     ``SourceUnavailable`` for the task to retry; any other failure ends the run
     as failed with nothing applied beyond the chunks already committed.
     """
-    claimed = SyncRun.objects.filter(pk=run_id, status=SyncRun.Status.QUEUED).update(
+    # A run left "running" longer than a task may live lost its worker (killed,
+    # OOM): the redelivered task takes it over and starts again from the fetch.
+    stale = timezone.now() - dt.timedelta(seconds=settings.ONEROSTER_TASK_TIME_LIMIT)
+    claimable = Q(status=SyncRun.Status.QUEUED) | Q(status=SyncRun.Status.RUNNING, started_at__lt=stale)
+    previous = SyncRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+    claimed = SyncRun.objects.filter(claimable, pk=run_id).update(
         status=SyncRun.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
     )
+    if claimed == 1 and previous == SyncRun.Status.RUNNING:
+        pipeline.staging_clear(SyncRun(pk=run_id))
+        SyncError.objects.filter(run_id=run_id).delete()
+        SyncRun.objects.filter(pk=run_id).update(staged=False, error_count=0)
     run = SyncRun.objects.select_related("connection", "connection__tenant", "tenant").get(pk=run_id)
     if claimed != 1:
         return run

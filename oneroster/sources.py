@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from django.conf import settings
 
 from oneroster.models import RosterConnection, SyncRun
+from oneroster.protocol.classroom import ClassroomClient
 from oneroster.protocol.csv_source import CsvPackage
 from oneroster.protocol.records import ENTITIES, Record, RosterProtocolError
 from oneroster.protocol.rest import RestClient, RestFetchError
@@ -98,6 +99,41 @@ class RestSource:
         self.client.close()
 
 
+class ClassroomSource:
+    """Google Classroom has no change feed: every run reads everything. Only a full
+    run may deactivate by absence; a 'delta' run applies what it reads and stops there."""
+
+    def __init__(self, connection: RosterConnection, *, full: bool) -> None:
+        self.full = full
+        self.client = ClassroomClient(
+            base_url=connection.base_url or "https://classroom.googleapis.com",
+            token_url=connection.token_url or "https://oauth2.googleapis.com/token",
+            client_email=connection.client_id,
+            private_key=connection.client_secret or "",
+            subject=connection.delegated_user,
+            transport=_DjangoTransport(),
+            page_size=connection.page_size,
+            requests_per_second=connection.requests_per_second,
+        )
+
+    def entity_modes(self) -> dict[str, str]:
+        mode = "bulk" if self.full else "delta"
+        modes = dict.fromkeys(ENTITIES, "absent")
+        modes.update({e: mode for e in ("class", "user", "role", "enrollment", "agent")})
+        return modes
+
+    def records(self) -> Iterator[Record]:
+        try:
+            yield from self.client.records()
+        except RestFetchError as exc:
+            if exc.transient:
+                raise SourceUnavailable(str(exc)) from exc
+            raise RosterProtocolError(str(exc)) from exc
+
+    def close(self) -> None:
+        self.client.close()
+
+
 def csv_path_checked(path: str) -> str:
     """``path`` resolved inside ONEROSTER_CSV_ROOT, or a refusal."""
     if not path:
@@ -116,6 +152,8 @@ def open_source(run: SyncRun) -> Source:
         # connection's own path was typed by a tenant admin and must stay in the drop root.
         path = run.source_path or csv_path_checked(connection.csv_path)
         return CsvSource(path, delta=run.mode == SyncRun.Mode.DELTA)
+    if connection.kind == RosterConnection.Kind.GOOGLE_CLASSROOM:
+        return ClassroomSource(connection, full=run.mode == SyncRun.Mode.FULL)
     since = None
     if run.mode == SyncRun.Mode.DELTA:
         if connection.delta_since is None:
@@ -137,6 +175,13 @@ def connection_test(connection: RosterConnection) -> str:
             )
         finally:
             source.close()
+    if connection.kind == RosterConnection.Kind.GOOGLE_CLASSROOM:
+        classroom = ClassroomSource(connection, full=True)
+        try:
+            courses = sum(1 for _ in classroom.client._list("courses", "courses", {"courseStates": "ACTIVE"}))
+            return f"Google Classroom answered; active courses: {courses}"
+        except RestFetchError as exc:
+            raise RosterProtocolError(str(exc)) from exc
     rest = RestSource(connection, delta_since=None)
     try:
         total = rest.client.probe()

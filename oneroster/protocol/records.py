@@ -233,6 +233,8 @@ def check_record(record: Record, *, version: str) -> Record:
             record.error(f"endDate {d['endDate']} is before startDate {d['startDate']}")
     elif entity == "course":
         _require(record, "title", "org")
+    elif entity == "class" and version == "classroom":
+        _require(record, "title")  # a Classroom course has no school, course or term
     elif entity == "class":
         _require(record, "title", "course", "school")
         if not d.get("terms"):
@@ -242,7 +244,7 @@ def check_record(record: Record, *, version: str) -> Record:
         if not (d.get("givenName") or d.get("familyName")):
             record.error("givenName or familyName is required")
     elif entity == "role":
-        _require(record, "user", "org")
+        _require(record, "user", *(("org",) if version != "classroom" else ()))
         _enum(record, "role", roles)
         _enum(record, "roleType", ROLE_TYPES, required=False)
     elif entity == "enrollment":

@@ -364,3 +364,23 @@ def test_management_command_prints_a_json_summary_last(
     assert {"entity": "user", "location": "users.csv", "line": 6} in [
         {k: e[k] for k in ("entity", "location", "line")} for e in summary["errors"]
     ]
+
+
+def test_a_run_whose_worker_died_is_taken_over_but_a_live_one_is_not(
+    conn: RosterConnection, tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    District(30, seed=1).write_csv(tmp_path / "pkg")
+    run = sync_run_create(connection=conn, source_path=str(tmp_path / "pkg"))
+    SyncRun.objects.filter(pk=run.pk).update(
+        status="running", started_at=timezone.now() - dt.timedelta(minutes=5)
+    )
+    assert sync_run_execute(run_id=run.pk).status == "running"  # still within its time limit: left alone
+    assert User.objects.count() == 0
+    SyncRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - dt.timedelta(hours=4))
+    finished = sync_run_execute(run_id=run.pk)
+    assert (finished.status, finished.attempts) == ("succeeded", 1)
+    assert User.objects.filter(tenant=conn.tenant).count() == 1 + 2 + 30 + 30
