@@ -9,7 +9,11 @@ from django.http import HttpRequest
 from lti_tool.models import Deployment, PlatformRegistration, ResourceLink
 from lti_tool.protocol import presets
 from lti_tool.views import tool_urls
-from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
+from tutoring_core.accounts.admin_scoping import (
+    TenantScopedAdmin,
+    can_administer_tenant,
+    is_platform_staff,
+)
 
 
 class DeploymentInline(admin.TabularInline):  # type: ignore[type-arg]
@@ -19,6 +23,23 @@ class DeploymentInline(admin.TabularInline):  # type: ignore[type-arg]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Deployment]:
         return super().get_queryset(request).select_related("registration")
+
+    # Same rule as the registration page itself (TenantScopedAdmin), not Django's
+    # per-model permissions, which district admins do not hold.
+    def _allowed(self, request: HttpRequest) -> bool:
+        return is_platform_staff(request) or can_administer_tenant(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._allowed(request)
 
 
 @admin.register(PlatformRegistration)
@@ -48,6 +69,15 @@ class PlatformRegistrationAdmin(TenantScopedAdmin):
         ("Deployments", {"fields": ("deployment_policy",)}),
         ("Give these to the LMS", {"fields": ("tool_urls",)}),
     )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        # District admins never choose the tenant (TenantScopedAdmin sets theirs).
+        if is_platform_staff(request):
+            return self.fieldsets
+        return [
+            (name, {**options, "fields": tuple(f for f in options["fields"] if f != "tenant")})
+            for name, options in self.fieldsets
+        ]
 
     @admin.display(description="Tool URLs")
     def tool_urls(self, obj: PlatformRegistration | None) -> str:
@@ -91,8 +121,12 @@ class DeploymentAdmin(TenantScopedAdmin):
 
     @admin.action(description="Approve the selected deployments")
     def approve(self, request: HttpRequest, queryset: QuerySet[Deployment]) -> None:
-        count = queryset.filter(status=Deployment.Status.PENDING).update(status=Deployment.Status.ACTIVE)
-        messages.success(request, f"Approved {count} deployment(s).")
+        pending = list(queryset.filter(status=Deployment.Status.PENDING))
+        for deployment in pending:
+            deployment.status = Deployment.Status.ACTIVE
+            deployment.save(update_fields=["status", "updated_at"])
+            self._audit(request, deployment, "change", "approved")
+        messages.success(request, f"Approved {len(pending)} deployment(s).")
 
 
 @admin.register(ResourceLink)

@@ -1,0 +1,72 @@
+"""The registration admin for a district admin: preset filling, scoping, approval."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lti_tool.models import Deployment, PlatformRegistration
+from tests.factories import TenantFactory, district_admin
+from tests.lti_tool.isolation import make_deployment, make_registration
+from tutoring_core.accounts.models import AuditLog
+
+
+def test_district_admin_registers_canvas_with_the_preset(client: Any, tenant: Any) -> None:
+    admin = district_admin(tenant)
+    client.force_login(admin)
+    response = client.post(
+        "/admin/lti_tool/platformregistration/add/",
+        {
+            "name": "Canvas",
+            "preset": "canvas",
+            "is_active": "on",
+            "issuer": "https://canvas.instructure.com",
+            "client_id": "10000000000077",
+            "auth_login_url": "",
+            "auth_token_url": "",
+            "key_set_url": "",
+            "auth_audience": "",
+            "deployment_policy": "hold",
+            "deployments-TOTAL_FORMS": "1",
+            "deployments-INITIAL_FORMS": "0",
+            "deployments-0-deployment_id": "77:abc",
+            "deployments-0-status": "active",
+            "deployments-0-label": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    registration = PlatformRegistration.objects.get()
+    assert (registration.tenant_id, registration.auth_login_url, registration.key_set_url) == (
+        tenant.pk,
+        "https://sso.canvaslms.com/api/lti/authorize_redirect",
+        "https://sso.canvaslms.com/api/lti/security/jwks",
+    )
+    assert list(registration.deployments.values_list("tenant_id", "deployment_id")) == [(tenant.pk, "77:abc")]
+    assert AuditLog.objects.filter(action="admin.add", tenant=tenant).count() == 1
+
+
+def test_approving_held_deployments_is_scoped_and_audited(client: Any, tenant: Any) -> None:
+    mine = make_deployment(tenant)
+    mine.status = Deployment.Status.PENDING
+    mine.save(update_fields=["status"])
+    theirs = make_deployment(TenantFactory(slug="south"))
+    theirs.status = Deployment.Status.PENDING
+    theirs.save(update_fields=["status"])
+    client.force_login(district_admin(tenant))
+    response = client.post(
+        "/admin/lti_tool/deployment/",
+        {"action": "approve", "_selected_action": [str(mine.pk), str(theirs.pk)]},
+    )
+    assert response.status_code == 302
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, theirs.status) == (Deployment.Status.ACTIVE, Deployment.Status.PENDING)
+    assert AuditLog.objects.filter(action="admin.change", tenant=tenant).count() == 1
+
+
+def test_other_tenants_registrations_are_not_listed(client: Any, tenant: Any) -> None:
+    other = make_registration(TenantFactory(slug="south"))
+    mine = make_registration(tenant)
+    client.force_login(district_admin(tenant))
+    page = client.get("/admin/lti_tool/platformregistration/").content.decode()
+    assert mine.client_id in page
+    assert other.client_id not in page
