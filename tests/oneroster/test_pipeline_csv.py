@@ -384,3 +384,21 @@ def test_a_run_whose_worker_died_is_taken_over_but_a_live_one_is_not(
     finished = sync_run_execute(run_id=run.pk)
     assert (finished.status, finished.attempts) == ("succeeded", 1)
     assert User.objects.filter(tenant=conn.tenant).count() == 1 + 2 + 30 + 30
+
+
+def test_a_later_lti_launch_joins_the_roster_person_by_sourcedid(
+    conn: RosterConnection, tmp_path: Path
+) -> None:
+    from tutoring_core.accounts import api as accounts
+
+    District(30, seed=1).write_csv(tmp_path / "pkg")
+    sync(conn, tmp_path / "pkg")
+    roster_person = ExternalIdentity.objects.get(tenant=conn.tenant, kind="oneroster", subject="stu-3").user
+    # ARCHITECTURE.md: LTI's lis.person_sourcedid names the OneRoster sourcedId.
+    result = accounts.person_resolve(
+        tenant=conn.tenant,
+        key=accounts.IdentityKey(kind="lti", issuer="https://lms.example.org", subject="lti-sub-3"),
+        profile=accounts.PersonProfile(),
+        link_hints=[accounts.LinkHint(kind="oneroster", subject="stu-3")],
+    )
+    assert (result.user_id, result.created, result.matched_by) == (roster_person.pk, False, "hint:oneroster")
