@@ -249,15 +249,11 @@ def validate(run: SyncRun, stager: Stager) -> None:
                     {known_sql}""",
                 [rp, entity, False, False, target, False, False, *known_params],
             )
-            _reject(
-                run,
-                stager,
-                bad,
-                entity,
-                lambda value, name=name, target=target: (
-                    f"{name} {value!r} does not name a valid {target} in this sync"
-                ),
-            )
+
+            def missing(value: Any, name: str = name, target: str = target) -> str:
+                return f"{name} {value!r} does not name a valid {target} in this sync"
+
+            _reject(run, stager, bad, entity, missing)
         if entity == "class":
             _validate_class_terms(run, stager)
     stager.flush()

@@ -44,8 +44,8 @@ def connection_test_view(request: HttpRequest, connection_id: uuid.UUID) -> Http
         messages.success(request, f"Connection test passed: {result}")
     accounts.audit_record(
         tenant=connection.tenant,
-        actor=request.user,
-        action="roster.connection_test",  # type: ignore[arg-type]
+        actor=request.user if isinstance(request.user, accounts.User) else None,
+        action="roster.connection_test",
         target=connection,
         ip_address=accounts.client_ip(request),
     )

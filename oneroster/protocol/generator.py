@@ -546,8 +546,8 @@ class District:
         else:
             target.mkdir(parents=True, exist_ok=True)
             for name, rows in files():
-                with open(target / name, "w", encoding="utf-8", newline="") as out:
-                    csv.writer(out).writerows(rows)
+                with open(target / name, "w", encoding="utf-8", newline="") as handle:
+                    csv.writer(handle).writerows(rows)
         return target
 
     def _csv_rows(self, entity: str, version: str, mode: str, header: tuple[str, ...]) -> Iterator[list[str]]:

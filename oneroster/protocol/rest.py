@@ -60,8 +60,9 @@ class Response(Protocol):
 
 
 class Transport(Protocol):
-    def get(self, url: str, *, params: dict[str, Any], headers: dict[str, str], auth: Any) -> Response: ...
-    def post(self, url: str, *, data: dict[str, str], auth: Any) -> Response: ...
+    # Returns a requests.Response (or anything with status_code, headers, text, json()).
+    def get(self, url: str, *, params: dict[str, Any], headers: dict[str, str], auth: Any) -> Any: ...
+    def post(self, url: str, *, data: dict[str, str], auth: Any) -> Any: ...
 
 
 class RateLimiter:
@@ -269,7 +270,7 @@ class RestClient:
                 params = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 page_url = f"{self.root}/{endpoint}" if not parts.netloc else next_url.split("?", 1)[0]
             else:
-                page_url, params = url, {**base, "offset": read}
+                page_url, params = url, {**base, "offset": str(read)}
             items, response = self._get_page(page_url, params, endpoint)
             yield items
             read += len(items)

@@ -435,7 +435,7 @@ def _enrollments_upsert_pg(*, tenant: Tenant, rows: Sequence[EnrollmentRow], sou
             status = EXCLUDED.status, source = EXCLUDED.source, is_primary = EXCLUDED.is_primary,
             begin_date = EXCLUDED.begin_date, end_date = EXCLUDED.end_date, updated_at = EXCLUDED.updated_at
         RETURNING id, klass_id, user_id, role"""  # noqa: S608 - table name from the model; values are parameters
-    params = [
+    params: list[Any] = [
         tenant.pk, Enrollment.Status.ACTIVE, source, now, now,
         [uuid.uuid4() for _ in rows], [r.class_id for r in rows], [r.user_id for r in rows], [r.role for r in rows],
         [r.is_primary for r in rows], [r.begin_date for r in rows], [r.end_date for r in rows],
