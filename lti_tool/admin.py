@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from lti_tool.dynamic_registration import registration_url
 from lti_tool.models import Deployment, PlatformRegistration, ResourceLink
 from lti_tool.protocol import presets
 from lti_tool.views import tool_urls
@@ -81,7 +82,12 @@ class PlatformRegistrationAdmin(TenantScopedAdmin):
 
     @admin.display(description="Tool URLs")
     def tool_urls(self, obj: PlatformRegistration | None) -> str:
-        return "\n".join(f"{name}: {url}" for name, url in tool_urls().items())
+        urls = tool_urls()
+        if obj is not None and obj.tenant_id:
+            # For LMSs with Dynamic Registration (Moodle, Canvas, Brightspace): this one
+            # URL, pasted into the LMS, registers the tool for this tenant (valid 7 days).
+            urls["dynamic_registration_url"] = registration_url(obj.tenant)
+        return "\n".join(f"{name}: {url}" for name, url in urls.items())
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)

@@ -12,6 +12,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("launch/storage/", views.launch_storage, name="launch_storage"),
     path("deep-link/<uuid:session_id>/", views.deep_link, name="deep_link"),
     path("canvas.json", views.canvas_config, name="canvas_config"),
+    path("register/<str:token>/", views.dynamic_registration, name="dynamic_registration"),
     # The launch simulator: a pretend LMS, only in demo mode (404 otherwise).
     path("demo/", simulator.course, name="simulator"),
     path("demo/platform/auth/", simulator.auth, name="simulator_auth"),

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -394,3 +394,47 @@ def tool_urls() -> dict[str, str]:
         "deep_linking_url": launch_url(),
         "canvas_config_url": base + reverse("lti_tool:canvas_config"),
     }
+
+
+# --- Dynamic registration -------------------------------------------------------------
+
+
+@never_cache
+def dynamic_registration(request: HttpRequest, token: str) -> HttpResponse:
+    """LTI Dynamic Registration initiation: the LMS opens this URL (per tenant, signed)
+    with ``openid_configuration`` and ``registration_token``."""
+    from lti_tool import dynamic_registration as dr
+    from lti_tool.errors import RegistrationInvalid
+    from tutoring_core.accounts.api import Tenant
+
+    tenant_id = dr.tenant_for_token(token)
+    tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first() if tenant_id else None
+    if tenant is None:
+        raise Http404("This registration link is unknown or has expired; ask for a new one.")
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
+    config_url = request.GET.get("openid_configuration", "")
+    if not config_url.startswith(("https://", "http://")):
+        return render(
+            request,
+            "lti_tool/error.html",
+            {"code": "openid_configuration_missing", "stage": "registration",
+             "message": "Open this link from your LMS's \"register a tool by URL\" page; it adds the "
+             "openid_configuration parameter this page needs."},
+            status=400,
+        )  # fmt: skip
+    try:
+        registration = dr.register(
+            tenant=tenant,
+            openid_configuration_url=config_url,
+            registration_token=request.GET.get("registration_token") or None,
+        )
+    except RegistrationInvalid as exc:
+        logger.warning("dynamic registration for %s failed: %s", tenant.slug, exc)
+        return render(
+            request,
+            "lti_tool/error.html",
+            {"code": "registration_refused", "stage": "registration", "message": str(exc)},
+            status=400,
+        )
+    return render(request, "lti_tool/registered.html", {"registration": registration})

@@ -10,7 +10,7 @@ from django.db import connection
 
 from lti_tool.models import Deployment, PlatformRegistration, ResourceLink
 from tests import factories as f
-from tests.isolation import admin_model, url_param
+from tests.isolation import NOT_OBJECT_IDS, admin_model, url_param
 from tutoring_core.accounts.models import Tenant
 
 
@@ -71,3 +71,8 @@ def _resource_link(tenant: Tenant) -> object:
     return ResourceLink.objects.create(
         tenant=tenant, registration=deployment.registration, deployment=deployment, resource_link_id="rl-1"
     )
+
+
+# The dynamic-registration URL carries a signed, time-limited tenant token, not an
+# object id; an unknown or foreign token answers 404 like a missing object.
+NOT_OBJECT_IDS["token"] = "signed tenant token of the LTI dynamic-registration URL (lti_tool)"

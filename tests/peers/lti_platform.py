@@ -25,6 +25,8 @@ API
     # platform answers with an auto-posting form carrying id_token and state:
     form = LtiPlatform.parse_form(html)      # -> (action, {field: value})
 
+    platform.openid_configuration_url       # LTI Dynamic Registration: the platform side
+    platform.registration_token / .registration_requests
     platform.deep_link_responses            # content_items lists the platform accepted
     platform.deep_link_errors               # why a deep-linking response was refused
     platform.add_route("POST", "/path", handler)  # handler(PlatformRequest) -> PlatformResponse
@@ -227,6 +229,14 @@ class LtiPlatform:
         self.add_route("POST", "/token", self._token)
         self.add_route("POST", "/deep-link-return", self._deep_link_return)
         self.add_route("GET", "/course", self._course)
+        self.add_route("GET", "/.well-known/openid-configuration", self._openid_configuration)
+        self.add_route("POST", "/register", self._register)
+        # LTI Dynamic Registration: the bearer token the platform expects, what it
+        # received, and the deployment id it hands out.
+        self.registration_token = secrets.token_urlsafe(16)
+        self.registration_requests: list[dict[str, t.Any]] = []
+        self.product_family_code = "loopback-lms"
+        self.authorization_server: str | None = None
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -603,6 +613,54 @@ class LtiPlatform:
         self.deep_link_responses.append(items)
         self.deep_link_claims.append(claims)
         return PlatformResponse(200, f"<p id='placed'>Placed {len(items)} item(s)</p>")
+
+    @property
+    def openid_configuration_url(self) -> str:
+        return self.base_url + "/.well-known/openid-configuration"
+
+    def _openid_configuration(self, request: PlatformRequest) -> PlatformResponse:
+        config = {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.auth_url,
+            "token_endpoint": self.token_url,
+            "jwks_uri": self.jwks_url,
+            "registration_endpoint": self.base_url + "/register",
+            "scopes_supported": ["openid", "https://purl.imsglobal.org/spec/lti-ags/scope/score"],
+            "response_types_supported": ["id_token"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "iss", "name", "given_name", "family_name", "email"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": self.product_family_code,
+                "version": "1.0",
+                "messages_supported": [{"type": "LtiResourceLinkRequest"}, {"type": "LtiDeepLinkingRequest"}],
+            },
+        }
+        if self.authorization_server:
+            config["authorization_server"] = self.authorization_server
+        return PlatformResponse(200, json.dumps(config), "application/json")
+
+    def _register(self, request: PlatformRequest) -> PlatformResponse:
+        """LTI DR §3.5: the tool posts its configuration with the registration token."""
+        if request.headers.get("authorization") != f"Bearer {self.registration_token}":
+            return PlatformResponse(401, json.dumps({"error": "invalid_token"}), "application/json")
+        body = json.loads(request.body or b"{}")
+        tool = body.get("https://purl.imsglobal.org/spec/lti-tool-configuration")
+        required = ("initiate_login_uri", "redirect_uris", "jwks_uri", "client_name")
+        if not isinstance(tool, dict) or any(not body.get(name) for name in required):
+            return PlatformResponse(400, json.dumps({"error": "invalid_client_metadata"}), "application/json")
+        self.registration_requests.append(body)
+        # The platform now knows the tool's login and launch URLs.
+        self.tool_login_url = body["initiate_login_uri"]
+        self.tool_launch_url = body["redirect_uris"][0]
+        answer = {
+            **body,
+            "client_id": self.client_id,
+            "https://purl.imsglobal.org/spec/lti-tool-configuration": {
+                **tool,
+                "deployment_id": self.deployment_id,
+            },
+        }
+        return PlatformResponse(200, json.dumps(answer), "application/json")
 
     def _course(self, request: PlatformRequest) -> PlatformResponse:
         """An LMS course page framing the tool (login by form post into the iframe)."""
