@@ -199,8 +199,9 @@ def _transient(
     retry_after: float | None,
 ) -> Outcome:
     if is_rate_limited(status, error):
-        # The platform says we are too fast: everyone backs off, not just this row.
-        throttle.pause(access.registration_id, retry_after if retry_after is not None else 1.0)
+        # This row waits at least Retry-After. If the platform keeps saying we are
+        # too fast, every worker backs off, not just this row (see throttle).
+        throttle.record_rate_limited(access.registration_id, retry_after)
     else:
         throttle.record_transient_failure(access.registration_id)
     if item.attempts >= settings.LTI_AGS_MAX_ATTEMPTS:

@@ -77,6 +77,29 @@ def record_transient_failure(registration_id: str) -> float:
     return seconds
 
 
+def record_rate_limited(registration_id: str, retry_after: float | None) -> float:
+    """Count a 429 (or Canvas's throttling 403). Now and then one is a blip that
+    the row's own Retry-After covers; when at least half of the last two seconds'
+    requests were refused (and enough of them to mean something), we really are
+    over the platform's budget and every worker pauses for Retry-After.
+    Returns the pause set, or 0."""
+    prefix = _prefix(registration_id)
+    second = int(time.time())
+    key = f"{prefix}:limited:{second}"
+    cache.add(key, 0, timeout=10)
+    try:
+        limited = cache.incr(key)
+    except ValueError:
+        limited = 1
+    limited += int(cache.get(f"{prefix}:limited:{second - 1}") or 0)
+    sent = sum(int(cache.get(f"{prefix}:rate:{s}") or 0) for s in (second, second - 1))
+    if limited < settings.LTI_AGS_CIRCUIT_FAILURES or limited * 2 < sent:
+        return 0.0
+    seconds = retry_after if retry_after is not None else 1.0
+    pause(registration_id, seconds)
+    return seconds
+
+
 # --- rate limit ---------------------------------------------------------------------
 
 

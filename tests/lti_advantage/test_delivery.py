@@ -120,24 +120,29 @@ def test_transient_failures_wait_with_backoff_then_deliver(
     assert len(world.lms.score_log) == 1
 
 
-def test_retry_after_is_honoured_and_pauses_the_platform(world: World, settings: Any) -> None:
+def test_retry_after_is_honoured_and_repeated_429s_pause_the_platform(world: World, settings: Any) -> None:
     settings.LTI_AGS_BACKOFF_BASE_SECONDS = 0.5
+    settings.LTI_AGS_CIRCUIT_FAILURES = 2
     world.lms.faults.rate_limit_per_second = 0  # every call is over the limit
     world.lms.faults.retry_after = 7
-    (entry_id,) = record(world, 0, 5).outbox_entry_ids
+    first, second, third = (record(world, i, 5).outbox_entry_ids[0] for i in range(3))
+    registration = str(world.registration.pk)
 
-    outcome = score_deliver(entry_id=entry_id)
+    one = score_deliver(entry_id=first)
+    # A single 429: this row waits Retry-After; the platform is not paused yet.
+    assert (one.kind, one.delay >= 7.0, throttle.paused_for(registration)) == ("retry", True, 0.0)
 
-    assert outcome.kind == "retry"
-    assert outcome.delay >= 7.0
-    assert 6.0 < throttle.paused_for(str(world.registration.pk)) <= 7.0
-    # Another score for the paused platform is not even sent: deferred without using a try.
-    (other_id,) = record(world, 1, 3).outbox_entry_ids
-    deferred = score_deliver(entry_id=other_id)
-    other = OutboxEntry.objects.get(pk=other_id)
+    two = score_deliver(entry_id=second)
+    assert two.kind == "retry" and two.delay >= 7.0
+    # The second within two seconds: every worker holds off for Retry-After.
+    assert 6.0 < throttle.paused_for(registration) <= 7.0
+
+    # A score for the paused platform is not even sent: deferred without using a try.
+    deferred = score_deliver(entry_id=third)
+    entry = OutboxEntry.objects.get(pk=third)
     assert deferred.kind == "deferred"
-    assert (other.status, other.attempts) == (OutboxStatus.PENDING, 0)
-    assert world.lms.stats.rate_limited == 1
+    assert (entry.status, entry.attempts) == (OutboxStatus.PENDING, 0)
+    assert world.lms.stats.rate_limited == 2
 
 
 def test_canvas_rate_limit_403_is_transient(db: Any, lms: Any) -> None:
