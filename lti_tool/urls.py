@@ -10,6 +10,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", views.login, name="login"),
     path("launch/", views.launch, name="launch"),
     path("launch/storage/", views.launch_storage, name="launch_storage"),
+    path("session-check/", views.session_check, name="session_check"),
     path("deep-link/<uuid:session_id>/", views.deep_link, name="deep_link"),
     path("canvas.json", views.canvas_config, name="canvas_config"),
     path("register/<str:token>/", views.dynamic_registration, name="dynamic_registration"),

@@ -221,13 +221,33 @@ def launch_storage(request: HttpRequest) -> HttpResponse:
     if request.META.get(STORAGE_HEADER) != "1":
         return JsonResponse({"error": "This endpoint is only for the tool's own launch page."}, status=403)
     stored = request.POST.get("stored_state", "")
+    state = request.POST.get("state", "")
+    record = state_record(state)
     launch_obj = HubMessageLaunch(request, storage_state=stored)
     try:
         url, _summary = _finish(request, launch_obj)
     except LaunchRejected as exc:
         logger.warning("LTI storage launch rejected: %s (%s)", exc.code, exc.message)
         return JsonResponse({"error": exc.message, "code": exc.code}, status=exc.status)
-    return JsonResponse({"redirect": url})
+    # The launch is verified and the person signed in; whether this frame can keep
+    # the session cookie is the browser's call. The page checks, and offers a new
+    # window (a fresh launch, first-party there) when it cannot.
+    params = {k: v for k, v in (record or {}).get("login", {}).items() if v}
+    params["lti1p3_new_window"] = "1"
+    return JsonResponse(
+        {
+            "redirect": url,
+            "session_check": reverse("lti_tool:session_check"),
+            "new_window": f"{login_url()}?{urlencode(params)}",
+        }
+    )
+
+
+@never_cache
+@require_GET
+def session_check(request: HttpRequest) -> JsonResponse:
+    """Whether this browser context kept the session cookie (used inside LMS frames)."""
+    return JsonResponse({"authenticated": bool(request.user.is_authenticated)})
 
 
 # --- Deep linking -------------------------------------------------------------------
