@@ -41,6 +41,9 @@ def _setup(tmp: Path) -> None:
     import django
 
     django.setup()
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the loopback provider's access log
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0, interactive=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -139,9 +140,11 @@ def saml_acs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             )
         pending = None
         if envelope.in_response_to:
-            pending = SamlRequest.objects.filter(
-                request_id=envelope.in_response_to, tenant=tenant, provider=idp
-            ).first()
+            pending = (
+                SamlRequest.objects.filter(request_id=envelope.in_response_to, tenant=tenant, provider=idp)
+                .exclude(purpose=SamlRequest.Purpose.LOGOUT)
+                .first()
+            )
             if pending is None or pending.consumed_at is not None:
                 raise SignInRejected(
                     "unknown-request",
@@ -193,7 +196,36 @@ def _complete(
     next_url: str,
     email_verified_claim: bool | None = None,
 ) -> HttpResponse:
-    """Shared tail of SAML and OIDC: map, then test page or link/provision + session."""
+    """Shared tail of SAML and OIDC: map, then test page or link/provision + session.
+
+    One transaction: linking, roles, last-login and the sign-in audit commit
+    together (and cost one commit, not five, on a busy morning)."""
+    with transaction.atomic():
+        return _complete_in_transaction(
+            request,
+            tenant,
+            idp,
+            purpose=purpose,
+            key_issuer=key_issuer,
+            subject=subject,
+            values=values,
+            next_url=next_url,
+            email_verified_claim=email_verified_claim,
+        )
+
+
+def _complete_in_transaction(
+    request: HttpRequest,
+    tenant: accounts.Tenant,
+    idp: IdentityProvider,
+    *,
+    purpose: str,
+    key_issuer: str,
+    subject: str,
+    values: dict[str, list[str]],
+    next_url: str,
+    email_verified_claim: bool | None = None,
+) -> HttpResponse:
     if purpose == SamlRequest.Purpose.TEST:
         if not _may_test(request, tenant):
             raise SignInRejected("forbidden", "Only a district admin can run a test sign-in.")
