@@ -252,7 +252,7 @@ def main() -> None:
         for sub in subs[:40] if args.quick else subs:
             warm.subs = [sub]
             warm.launch()
-        results = {}
+        results: dict[int, dict[str, dict[str, float]]] = {}
         for clients in CONCURRENCY:
             pool = [Client(tool, platform, subs) for _ in range(clients)]
             results[clients] = {

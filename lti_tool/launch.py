@@ -467,7 +467,7 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
             raise LaunchRejected(
                 "token_iat_future", "The launch is dated in the future (iat); check the LMS clock."
             )
-        self._jwt["body"] = body
+        self._jwt["body"] = body  # type: ignore[typeddict-item]  # pylti1p3's TypedDict is narrower than a real token
         return self
 
     def validate_nonce(self) -> HubMessageLaunch:

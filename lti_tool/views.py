@@ -178,8 +178,12 @@ def _cookieless(request: HttpRequest, state: str, exc: LaunchRejected) -> HttpRe
     """The state cookie did not come back: the browser blocks cookies in this frame."""
     storage_target = request.POST.get("lti_storage_target", "")
     if storage_target:
-        record = state_record(state) or {}
-        registration = PlatformRegistration.objects.filter(pk=record.get("registration")).first()
+        stored = state_record(state) or {}
+        registration = (
+            PlatformRegistration.objects.filter(pk=stored["registration"]).first()
+            if stored.get("registration")
+            else None
+        )
         if registration is not None:
             from urllib.parse import urlsplit
 
