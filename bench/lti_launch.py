@@ -277,19 +277,19 @@ def main() -> None:
     print("-" * 86)
     figures: dict[str, object] = {"benchmark": "lti_launch", "quick": args.quick, "workers": args.workers}
     for clients, result in results.items():
-        base, launch = result["baseline"], result["launch"]
-        ratio = launch["per_second"] / base["per_second"]
+        bl, ln = result["baseline"], result["launch"]
+        ratio = ln["per_second"] / bl["per_second"]
         print(
-            f"{clients:>7} | {base['per_second']:>14.1f} {base['p50_ms']:>7.1f} {base['p99_ms']:>7.1f} | "
-            f"{launch['per_second']:>11.1f} {launch['p50_ms']:>7.1f} {launch['p99_ms']:>7.1f} | {ratio:>6.2f}"
+            f"{clients:>7} | {bl['per_second']:>14.1f} {bl['p50_ms']:>7.1f} {bl['p99_ms']:>7.1f} | "
+            f"{ln['per_second']:>11.1f} {ln['p50_ms']:>7.1f} {ln['p99_ms']:>7.1f} | {ratio:>6.2f}"
         )
         figures[f"c{clients}"] = {
-            "baseline_per_s": round(base["per_second"], 1),
-            "baseline_p50_ms": round(base["p50_ms"], 2),
-            "baseline_p99_ms": round(base["p99_ms"], 2),
-            "launch_per_s": round(launch["per_second"], 1),
-            "launch_p50_ms": round(launch["p50_ms"], 2),
-            "launch_p99_ms": round(launch["p99_ms"], 2),
+            "baseline_per_s": round(bl["per_second"], 1),
+            "baseline_p50_ms": round(bl["p50_ms"], 2),
+            "baseline_p99_ms": round(bl["p99_ms"], 2),
+            "launch_per_s": round(ln["per_second"], 1),
+            "launch_p50_ms": round(ln["p50_ms"], 2),
+            "launch_p99_ms": round(ln["p99_ms"], 2),
             "ratio": round(ratio, 3),
         }
     print(f"platform JWKS fetched {jwks_fetches} time(s) over the whole run (TTL {3600}s)")
