@@ -141,6 +141,7 @@ class ServiceProviderKey(TimeStamped):
     certificate = models.TextField()
     private_key = EncryptedTextField()
     not_after = models.DateTimeField()
+    warning_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["tenant"]

@@ -171,6 +171,27 @@ def certificate_expiry_warn(*, idp: IdentityProvider) -> bool:
     return True
 
 
+def sp_certificate_expiry_warn(*, key: ServiceProviderKey) -> bool:
+    """Audit (once a day at most) that our own SP certificate is about to expire:
+    every IdP of the tenant must then be given new SP metadata."""
+    now = timezone.now()
+    if key.not_after > now + dt.timedelta(days=settings.SSO_CERT_WARNING_DAYS):
+        return False
+    if key.warning_sent_at and now - key.warning_sent_at < dt.timedelta(hours=23):
+        return False
+    accounts.audit_record(
+        tenant=key.tenant,
+        actor=None,
+        action="sso.sp_certificate_expiring",
+        target=key,
+        details={"not_after": key.not_after.isoformat()},
+    )
+    logger.warning("SAML SP certificate of %s expires %s", key.tenant.slug, key.not_after.isoformat())
+    key.warning_sent_at = now
+    key.save(update_fields=["warning_sent_at", "updated_at"])
+    return True
+
+
 # --- SAML bookkeeping -----------------------------------------------------------------
 
 

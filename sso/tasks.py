@@ -10,7 +10,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from sso import services
-from sso.models import IdentityProvider
+from sso.models import IdentityProvider, ServiceProviderKey
 from tutoring_core.http import OutboundHTTPError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def certificate_expiry_check() -> int:
         .select_related("tenant")
     ):
         warned += int(services.certificate_expiry_warn(idp=idp))
+    for key in ServiceProviderKey.objects.select_related("tenant"):
+        warned += int(services.sp_certificate_expiry_warn(key=key))
     return warned
 
 

@@ -287,3 +287,30 @@ def test_signed_logout_request_for_someone_else_keeps_this_session(
     answer = teacher_client.get(to_us.removeprefix("http://localhost:8000"))
     assert answer.status_code == 302
     assert "_auth_user_id" in teacher_client.session
+
+
+def test_sp_certificate_expiry_is_warned(saml_provider: IdentityProvider) -> None:
+    import time_machine
+
+    from sso.models import ServiceProviderKey
+
+    key = ServiceProviderKey.objects.get(tenant=saml_provider.tenant)
+    with time_machine.travel(key.not_after - dt.timedelta(days=10), tick=False):
+        assert tasks.certificate_expiry_check.apply().get() == 2  # the IdP's (a year) and ours
+        assert tasks.certificate_expiry_check.apply().get() == 0
+    warning = AuditLog.objects.get(action="sso.sp_certificate_expiring")
+    assert warning.details == {"not_after": key.not_after.isoformat()}
+
+
+def test_metadata_for_another_entity_keeps_the_last_good_copy(saml_provider: IdentityProvider) -> None:
+    saml_provider.entity_id = "https://idp.elsewhere.example/saml"
+    saml_provider.save()
+    before = list(saml_provider.signing_certificates)
+    assert services.saml_metadata_refresh(idp=saml_provider) is False
+    stored = IdentityProvider.objects.get(pk=saml_provider.pk)
+    assert stored.entity_id == "https://idp.elsewhere.example/saml"
+    assert stored.signing_certificates == before
+    assert (
+        "The metadata has no IdP descriptor for entity id 'https://idp.elsewhere.example/saml'."
+        in stored.metadata_error
+    )
