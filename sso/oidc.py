@@ -73,18 +73,28 @@ def discover(idp: IdentityProvider, *, force: bool = False) -> dict[str, Any]:
     return doc
 
 
+def _import_keys(jwks: dict[str, Any]) -> KeySet:
+    try:
+        return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise SignInRejected(
+            "idp-bad-document", f"The provider's JSON Web Key Set cannot be used: {exc}"
+        ) from None
+
+
 def key_set(idp: IdentityProvider, *, force: bool = False) -> KeySet:
     now = timezone.now()
     fresh = idp.jwks_fetched_at and now - idp.jwks_fetched_at < JWKS_TTL
     recently = idp.jwks_fetched_at and now - idp.jwks_fetched_at < JWKS_MIN_REFRESH
     if idp.jwks and ((fresh and not force) or (force and recently)):
-        return KeySet.import_key_set(idp.jwks)  # type: ignore[arg-type]
+        return _import_keys(idp.jwks)
     doc = discover(idp)
     jwks = _get_json(doc["jwks_uri"], "JSON Web Key Set")
+    keys = _import_keys(jwks)  # a broken set is not cached
     idp.jwks = jwks
     idp.jwks_fetched_at = now
     idp.save(update_fields=["jwks", "jwks_fetched_at", "updated_at"])
-    return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    return keys
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class ForgeProvider:
         self.next_token: Callable[[dict[str, str]], dict[str, Any]] | None = None
         self.token_requests: list[dict[str, str]] = []
         self.hits: dict[str, int] = {}
+        self.key_set_override: dict[str, Any] | None = None
 
     @property
     def issuer(self) -> str:
@@ -49,7 +50,7 @@ class ForgeProvider:
                 "id_token_signing_alg_values_supported": ["RS256"],
             }
         elif request.path == "/jwks":
-            body = {"keys": [self.key.as_dict(private=False)]}
+            body = self.key_set_override or {"keys": [self.key.as_dict(private=False)]}
         elif request.path == "/token" and request.method == "POST":
             form = dict(request.form)
             self.token_requests.append(form)

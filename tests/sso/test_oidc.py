@@ -388,3 +388,15 @@ def test_userinfo_is_read_when_configured(client: Client, north: Tenant, mock_se
     query = _start(client, idp)
     assert client.get(_authorize_at_mock(query["_url"], "oidc-stu-1")).status_code == 302
     assert client.session["_auth_user_id"] == str(rostered.pk)
+
+
+def test_broken_jwks_is_a_clear_refusal(client: Client, north: Tenant, forge: ForgeProvider) -> None:
+    forge.key_set_override = {"keys": [{"kty": "RSA", "kid": "forge-1", "n": "not-a-modulus"}]}
+
+    def good(query: dict[str, str]) -> str:
+        return _signed(forge, _claims(forge, query["nonce"]))
+
+    response = _forged_sign_in(client, north, forge, good)
+    assert response.status_code == 400
+    assert "The provider&#x27;s JSON Web Key Set cannot be used" in response.content.decode()
+    assert IdentityProvider.objects.get(tenant=north).jwks == {}
