@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -189,11 +190,11 @@ def tally(lms: Any, expected: dict[tuple[str, str], int]) -> dict[str, int]:
     return {"delivered": delivered, "lost": len(expected) - delivered, "duplicated": lms.stats.duplicates}
 
 
-def throughput(lms: Any, rate: int, outage: tuple[float, float]) -> tuple[float, int, int]:
+def throughput(lms: Any, rate: int, outage: tuple[float, float] | None) -> tuple[float, int, int]:
     """Requests the platform admitted (within its limit) per second of time it was
     up, as a share of its allowed rate."""
     seconds = lms.stats.admitted_per_second
-    if not seconds:
+    if not seconds or outage is None:
         return 0.0, 0, 0
     first, last = min(seconds), max(seconds)
     span = last - first + 1
@@ -247,12 +248,7 @@ def run_hub(args: argparse.Namespace) -> tuple[dict[str, Any], dict[tuple[str, s
                 "admitted per second:",
                 [lms.stats.admitted_per_second.get(first + i, 0) for i in range(int(elapsed) + 1)],
             )
-            print(
-                "outage at",
-                round(lms.faults.outage[0] - start, 1),
-                "to",
-                round(lms.faults.outage[1] - start, 1),
-            )
+            print("outage (s into the run):", [round(t - start, 1) for t in lms.faults.outage or ()])
         share, used, up = throughput(lms, args.rate, lms.faults.outage)
         window = args.token_ttl - min(60, args.token_ttl // 10)
         return {
@@ -316,8 +312,8 @@ def run_naive(args: argparse.Namespace, scores: list[tuple[str, str, int]]) -> d
                     timestamp=dt.datetime.now(dt.UTC),
                     activity_progress="Completed",
                     grading_progress="FullyGraded",
-                    score_given=score,
-                    score_maximum=100,
+                    score_given=Decimal(score),
+                    score_maximum=Decimal(100),
                 )
             )
             try:

@@ -50,7 +50,8 @@ def score_deliver(*, entry_id: uuid.UUID) -> Outcome:
     item = progress.outbox_claim(entry_id=entry_id, lease_seconds=settings.LTI_AGS_LEASE_SECONDS)
     if item is None:
         return Outcome("skipped")
-    line_item = LineItem.objects.filter(pk=_uuid(item.destination_key), tenant_id=item.tenant_id).first()
+    key = _uuid(item.destination_key)
+    line_item = LineItem.objects.filter(pk=key, tenant_id=item.tenant_id).first() if key else None
     if line_item is None:
         return _fail(
             item, None, "The gradebook column (line item) for this activity is missing on our side.", None

@@ -6,9 +6,11 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from functools import partial
 
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
 
 from lti_tool.advantage import delivery, selectors, services
 from lti_tool.advantage.models import AGS_DESTINATION
@@ -96,6 +98,6 @@ def schedule_membership_syncs() -> int:
             memberships_url=source.memberships_url,
         )
         if created:
-            sync_membership.delay(str(sync.pk))
+            transaction.on_commit(partial(sync_membership.delay, str(sync.pk)))
             queued += 1
     return queued

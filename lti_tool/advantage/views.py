@@ -4,6 +4,7 @@ scores, see each score's delivery to the LMS, and sync the class list."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -14,11 +15,18 @@ from django.views.decorators.http import require_http_methods
 
 from lti_tool.advantage import platforms, selectors, services, tasks
 from lti_tool.advantage.forms import ScoreEntryForm
-from tutoring_core.accounts.api import User, audit_record, client_ip, is_district_admin
+from tutoring_core.accounts.api import Tenant, User, audit_record, client_ip, is_district_admin
 from tutoring_core.classes import api as classes
 from tutoring_core.progress import api as progress
 
 STAFF_ROLES = {"teacher", "tutor"}
+
+
+def _tenant(request: HttpRequest) -> Tenant:
+    tenant = getattr(request.user, "tenant", None)
+    if tenant is None:  # platform staff without a tenant use the admin instead
+        raise Http404("No such class.")
+    return tenant  # type: ignore[no-any-return]
 
 
 def get_class_for_staff(request: HttpRequest, class_id: uuid.UUID) -> classes.Class:
@@ -26,7 +34,7 @@ def get_class_for_staff(request: HttpRequest, class_id: uuid.UUID) -> classes.Cl
     admin of its tenant); 404 otherwise, so other tenants learn nothing."""
     user: User = request.user  # type: ignore[assignment]
     try:
-        klass = classes.class_for_tenant(tenant=user.tenant, class_id=class_id)
+        klass = classes.class_for_tenant(tenant=_tenant(request), class_id=class_id)
     except classes.Class.DoesNotExist:
         raise Http404("No such class.") from None
     if is_district_admin(user):
@@ -40,8 +48,7 @@ def get_class_for_staff(request: HttpRequest, class_id: uuid.UUID) -> classes.Cl
 def _page(
     request: HttpRequest, klass: classes.Class, form: ScoreEntryForm | None = None, status: int = 200
 ) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
-    tenant = user.tenant
+    tenant = _tenant(request)
     members = list(classes.class_members(klass=klass))
     students = [e.user for e in members if e.role == "student"]
     activities = list(progress.activities_for_class(tenant=tenant, class_id=klass.pk))
@@ -81,14 +88,14 @@ def class_grades(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
     form = ScoreEntryForm(request.POST)
     if not form.is_valid():
         return _page(request, klass, form, status=400)
-    activity = progress.activity_get(tenant=user.tenant, activity_id=form.cleaned_data["activity"])
+    activity = progress.activity_get(tenant=_tenant(request), activity_id=form.cleaned_data["activity"])
     if activity is None or activity.class_id != klass.pk:
         form.add_error("activity", "That activity is not placed in this class.")
         return _page(request, klass, form, status=400)
     try:
         with transaction.atomic():
             recorded = progress.result_record(
-                tenant=user.tenant,
+                tenant=_tenant(request),
                 activity_id=activity.id,
                 user_id=form.cleaned_data["student"],
                 score_given=form.cleaned_data["score"],
@@ -97,7 +104,7 @@ def class_grades(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
                 recorded_by=user,
             )
             audit_record(
-                tenant=user.tenant,
+                tenant=_tenant(request),
                 actor=user,
                 action="grades.score_entered",
                 target=klass,
@@ -121,12 +128,11 @@ def class_grades_setup(request: HttpRequest, class_id: uuid.UUID) -> HttpRespons
     klass = get_class_for_staff(request, class_id)  # 404 before 405: ids stay secret
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
-    user: User = request.user  # type: ignore[assignment]
     made = 0
-    for link in platforms.gradable_links_for_class(tenant=user.tenant, class_id=klass.pk):
+    for link in platforms.gradable_links_for_class(tenant=_tenant(request), class_id=klass.pk):
         assert link.ags is not None
         line_item = services.placement_register(
-            tenant=user.tenant,
+            tenant=_tenant(request),
             registration_id=link.registration_id,
             class_id=klass.pk,
             resource_link_id=link.resource_link_id,
@@ -136,7 +142,7 @@ def class_grades_setup(request: HttpRequest, class_id: uuid.UUID) -> HttpRespons
             lineitems_url=link.ags.lineitems_url,
         )
         if not line_item.url:
-            transaction.on_commit(lambda pk=line_item.pk: tasks.sync_line_item.delay(str(pk)))
+            transaction.on_commit(partial(tasks.sync_line_item.delay, str(line_item.pk)))
         made += 1
     messages.success(request, f"{made} gradable activit{'y' if made == 1 else 'ies'} ready.")
     return redirect("lti_advantage:class_grades", class_id=klass.pk)
@@ -148,7 +154,7 @@ def class_roster_sync(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     user: User = request.user  # type: ignore[assignment]
-    sources = platforms.memberships_for_class(tenant=user.tenant, class_id=klass.pk)
+    sources = platforms.memberships_for_class(tenant=_tenant(request), class_id=klass.pk)
     if not sources:
         messages.error(
             request, "This class's LMS course has not shared its class list (no NRPS claim at launch yet)."
@@ -156,14 +162,14 @@ def class_roster_sync(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse
         return redirect("lti_advantage:class_grades", class_id=klass.pk)
     source = sources[0]
     sync, created = services.membership_sync_request(
-        tenant=user.tenant,
+        tenant=_tenant(request),
         class_id=klass.pk,
         registration_id=source.registration_id,
         memberships_url=source.memberships_url,
         requested_by=user,
     )
     if created:
-        transaction.on_commit(lambda: tasks.sync_membership.delay(str(sync.pk)))
+        transaction.on_commit(partial(tasks.sync_membership.delay, str(sync.pk)))
         messages.success(request, "Class list sync started.")
     else:
         messages.info(request, "A class list sync is already running.")
