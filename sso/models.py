@@ -142,6 +142,11 @@ class ServiceProviderKey(TimeStamped):
     private_key = EncryptedTextField()
     not_after = models.DateTimeField()
     warning_sent_at = models.DateTimeField(null=True, blank=True)
+    # Rollover: the next key pair is published in metadata beside the current one
+    # until every IdP has it, then activated (manage.py sso_sp_key).
+    next_certificate = models.TextField(blank=True)
+    next_private_key = EncryptedTextField(blank=True)
+    next_not_after = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["tenant"]

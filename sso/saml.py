@@ -105,6 +105,8 @@ def settings_dict(tenant: Tenant, sp_key: ServiceProviderKey, idp: IdentityProvi
         "contactPerson": {},
         "organization": {},
     }
+    if sp_key.next_certificate:
+        data["sp"]["x509certNew"] = _cert_body(sp_key.next_certificate)
     if idp is None:
         # Metadata only: python3-saml still wants an IdP block to be well-formed.
         data["idp"] = {"entityId": "urn:unset", "singleSignOnService": {"url": "https://unset.invalid/"}}

@@ -171,9 +171,54 @@ def certificate_expiry_warn(*, idp: IdentityProvider) -> bool:
     return True
 
 
+@transaction.atomic
+def sp_key_stage_next(*, tenant: accounts.Tenant) -> ServiceProviderKey:
+    """Make the next SP key pair and publish it in metadata beside the current one.
+    Idempotent: a staged key is kept."""
+    key = ServiceProviderKey.objects.select_for_update().get(pk=sp_key_get_or_create(tenant=tenant).pk)
+    if key.next_certificate:
+        return key
+    key_pem, cert_pem, not_after = _new_key_pair(f"{tenant.slug} SAML SP")
+    key.next_certificate, key.next_private_key, key.next_not_after = cert_pem, key_pem, not_after
+    key.save(update_fields=["next_certificate", "next_private_key", "next_not_after", "updated_at"])
+    accounts.audit_record(
+        tenant=tenant,
+        actor=None,
+        action="sso.sp_key_staged",
+        target=key,
+        details={"not_after": not_after.isoformat()},
+    )
+    return key
+
+
+@transaction.atomic
+def sp_key_activate_next(*, tenant: accounts.Tenant) -> ServiceProviderKey:
+    """Sign with the staged key from now on; the old one leaves the metadata."""
+    key = ServiceProviderKey.objects.select_for_update().get(tenant=tenant)
+    if not key.next_certificate or key.next_not_after is None:
+        raise ValueError(f"{tenant.name} has no staged SP key; stage one first.")
+    key.certificate, key.private_key, key.not_after = (
+        key.next_certificate,
+        key.next_private_key,
+        key.next_not_after,
+    )
+    key.next_certificate, key.next_private_key, key.next_not_after = "", "", None
+    key.warning_sent_at = None
+    key.save()
+    accounts.audit_record(
+        tenant=tenant,
+        actor=None,
+        action="sso.sp_key_activated",
+        target=key,
+        details={"not_after": key.not_after.isoformat()},
+    )
+    return key
+
+
 def sp_certificate_expiry_warn(*, key: ServiceProviderKey) -> bool:
     """Audit (once a day at most) that our own SP certificate is about to expire:
-    every IdP of the tenant must then be given new SP metadata."""
+    stage the next key (``manage.py sso_sp_key stage <tenant>``), let the IdPs
+    pick up the metadata, then activate it."""
     now = timezone.now()
     if key.not_after > now + dt.timedelta(days=settings.SSO_CERT_WARNING_DAYS):
         return False

@@ -12,7 +12,7 @@ import pytest
 import requests
 from django.urls import reverse
 
-from sso import services, tasks
+from sso import saml, services, tasks
 from sso.models import IdentityProvider
 from tests.peers.simplesamlphp import SimpleSamlIdP
 from tests.sso.conftest import idp_login
@@ -314,3 +314,51 @@ def test_metadata_for_another_entity_keeps_the_last_good_copy(saml_provider: Ide
         "The metadata has no IdP descriptor for entity id 'https://idp.elsewhere.example/saml'."
         in stored.metadata_error
     )
+
+
+def test_sp_key_rollover_keeps_sign_in_working(
+    client: Any, saml_provider: IdentityProvider, simplesamlphp: SimpleSamlIdP
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from sso.models import ServiceProviderKey
+
+    saml_provider.allow_jit = True
+    saml_provider.save()
+    tenant = saml_provider.tenant
+    urls = saml.sp_urls(tenant)
+    old = ServiceProviderKey.objects.get(tenant=tenant).certificate
+
+    out = StringIO()
+    call_command("sso_sp_key", "stage", "north", stdout=out)
+    assert "Staged a new SP key for north" in out.getvalue()
+    new = ServiceProviderKey.objects.get(tenant=tenant).next_certificate
+    metadata = client.get("/sso/north/saml/metadata/").content.decode()
+    for pem in (old, new):
+        assert "".join(pem.split()[2:-2]) in "".join(metadata.split())
+    # The IdP picks up the metadata with both keys; we still sign with the old one.
+    simplesamlphp.register_sp(
+        entity_id=urls.entity_id, acs_url=urls.acs, slo_url=urls.sls, cert_pem=old, extra_cert_pems=(new,)
+    )
+    assert _sign_in(client, saml_provider).status_code == 302
+
+    call_command("sso_sp_key", "activate", "north", stdout=out)
+    key = ServiceProviderKey.objects.get(tenant=tenant)
+    assert (key.certificate, key.next_certificate) == (new, "")
+    client.logout()
+    assert _sign_in(client, saml_provider).status_code == 302  # signed with the new key, IdP verified it
+    assert AuditLog.objects.filter(action__in=["sso.sp_key_staged", "sso.sp_key_activated"]).count() == 2
+
+
+def test_idp_that_never_got_the_new_key_refuses_our_requests(
+    client: Any, saml_provider: IdentityProvider, simplesamlphp: SimpleSamlIdP
+) -> None:
+    """The reason for staging: activating before the IdP refreshed breaks sign-in."""
+    services.sp_key_stage_next(tenant=saml_provider.tenant)
+    services.sp_key_activate_next(tenant=saml_provider.tenant)
+    start = client.get(reverse("sso:saml_login", args=["north", saml_provider.pk]))
+    page = requests.get(start["Location"], timeout=10)
+    # SimpleSAMLphp shows its error page (with status 200) naming the failed check.
+    assert "Unable to validate signature on query string." in page.text

@@ -120,10 +120,22 @@ class SimpleSamlIdP:
     def metadata_url(self) -> str:
         return f"{self.base_url}/saml2/idp/metadata.php"
 
-    def register_sp(self, *, entity_id: str, acs_url: str, slo_url: str, cert_pem: str) -> None:
-        """Write our SP into saml20-sp-remote.php (read again on every request)."""
-        cert_data = "".join(line for line in cert_pem.strip().splitlines() if "-----" not in line)
-        sp = {
+    def register_sp(
+        self,
+        *,
+        entity_id: str,
+        acs_url: str,
+        slo_url: str,
+        cert_pem: str,
+        extra_cert_pems: tuple[str, ...] = (),
+    ) -> None:
+        """Write our SP into saml20-sp-remote.php (read again on every request).
+        ``extra_cert_pems``: more signing certificates (an SP key rollover)."""
+
+        def body(pem: str) -> str:
+            return "".join(line for line in pem.strip().splitlines() if "-----" not in line)
+
+        sp: dict[str, object] = {
             "AssertionConsumerService": [
                 {"Binding": "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST", "Location": acs_url}
             ],
@@ -132,7 +144,15 @@ class SimpleSamlIdP:
             ],
             "NameIDFormat": "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
             "simplesaml.nameidattribute": "uid",
-            "certData": cert_data,
+            "keys": [
+                {
+                    "signing": True,
+                    "encryption": False,
+                    "type": "X509Certificate",
+                    "X509Certificate": body(pem),
+                }
+                for pem in (cert_pem, *extra_cert_pems)
+            ],
             "validate.authnrequest": True,
             "validate.logout": True,
             "sign.logout": True,
