@@ -290,3 +290,40 @@ def test_token_cached_until_shortly_before_expiry(world: World, settings: Any) -
     with time_machine.travel(start + dt.timedelta(seconds=91), tick=False):
         access_token(access, [media.SCOPE_LINEITEM])
     assert world.lms.stats.token_requests == 2
+
+
+def test_the_api_door_registers_placements_idempotently(
+    world: World, django_capture_on_commit_callbacks: Any
+) -> None:
+    from lti_tool.advantage import api
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = api.placement_register(
+            tenant=world.tenant,
+            registration_id=world.registration.pk,
+            class_id=world.klass.pk,
+            resource_link_id="rl-Door",
+            title="Door quiz",
+            lineitems_url=world.lms.lineitems_url(CONTEXT),
+        )
+        again = api.placement_register(
+            tenant=world.tenant,
+            registration_id=world.registration.pk,
+            class_id=world.klass.pk,
+            resource_link_id="rl-Door",
+            title="Door quiz",
+            lineitems_url=world.lms.lineitems_url(CONTEXT),
+        )
+    assert (first.line_item_id, first.activity_id, first.line_item_url) == (
+        again.line_item_id,
+        again.activity_id,
+        "",
+    )
+    assert len(callbacks) == 2  # each asks for the column to be found or made; the task is idempotent
+    queued = api.membership_sync_queue(
+        tenant=world.tenant,
+        class_id=world.klass.pk,
+        registration_id=world.registration.pk,
+        memberships_url=world.lms.memberships_url(CONTEXT),
+    )
+    assert (queued.status, queued.created) == ("pending", True)
