@@ -194,8 +194,8 @@ def sp_key_stage_next(*, tenant: accounts.Tenant) -> ServiceProviderKey:
 @transaction.atomic
 def sp_key_activate_next(*, tenant: accounts.Tenant) -> ServiceProviderKey:
     """Sign with the staged key from now on; the old one leaves the metadata."""
-    key = ServiceProviderKey.objects.select_for_update().get(tenant=tenant)
-    if not key.next_certificate or key.next_not_after is None:
+    key = ServiceProviderKey.objects.select_for_update().filter(tenant=tenant).first()
+    if key is None or not key.next_certificate or key.next_not_after is None:
         raise ValueError(f"{tenant.name} has no staged SP key; stage one first.")
     key.certificate, key.private_key, key.not_after = (
         key.next_certificate,

@@ -210,3 +210,12 @@ def test_other_tenant_slug_cannot_be_forced_by_a_district_admin(client: Client, 
 
 
 _ = TenantFactory
+
+
+def test_sp_key_command_refuses_clearly(personas: Personas) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match="North District has no staged SP key; stage one first."):
+        call_command("sso_sp_key", "activate", "north")
+    with pytest.raises(CommandError, match="No active tenant has the slug 'nowhere'."):
+        call_command("sso_sp_key", "stage", "nowhere")
