@@ -23,6 +23,7 @@ from pylti1p3.lineitem import LineItem
 
 from lti_tool import keys, services
 from lti_tool.launch import (
+    HubCookieService,
     HubMessageLaunch,
     HubRegistration,
     launch_url,
@@ -171,7 +172,16 @@ def launch(request: HttpRequest) -> HttpResponse:
         return _rejected(request, exc, "launch")
     response = HttpResponse(status=302)
     response["Location"] = url
+    _expire_state_cookie(request, response, state)
     return response
+
+
+def _expire_state_cookie(request: HttpRequest, response: HttpResponse, state: str) -> None:
+    """A used state cookie is dead weight: someone launching all day would otherwise
+    carry dozens of them (and overflow header limits) until they expire."""
+    cookies = HubCookieService(request)
+    cookies.set_cookie(state, "", 0)
+    cookies.apply(response)
 
 
 def _cookieless(request: HttpRequest, state: str, exc: LaunchRejected) -> HttpResponse:

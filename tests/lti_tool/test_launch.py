@@ -174,6 +174,9 @@ def test_replayed_launch_is_rejected(client: Any, platform: LtiPlatform, registr
     result = run_launch(client, platform, platform.launch(roles=[ROLE_LEARNER]))
     assert result.response.status_code == 302
     before = _counts()
+    # The launch expired its state cookie; a replayer holding the cookie as well
+    # still meets the used nonce.
+    client.cookies["lti1p3-" + result.form["state"]] = result.form["state"]
     replay = client.post("/lti/launch/", result.form)
     assert replay.status_code == 400
     assert 'data-code="nonce_replayed"' in replay.content.decode()
@@ -414,3 +417,13 @@ def test_repeat_launch_query_count_is_pinned(
     _action, form = LtiPlatform.parse_form(fetch(login["Location"]).text)
     with django_assert_num_queries(29):
         assert client.post("/lti/launch/", form).status_code == 302
+
+
+def test_successful_launch_expires_its_state_cookie(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    result = run_launch(client, platform, platform.launch(roles=[ROLE_LEARNER]))
+    name = "lti1p3-" + result.form["state"]
+    assert result.response.status_code == 302
+    assert result.response.cookies[name]["max-age"] == 0
+    assert name not in client.cookies or client.cookies[name].value == ""
