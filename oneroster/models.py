@@ -181,7 +181,11 @@ class StagedRecord(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["run", "entity", "sourced_id"])]
+        indexes = [
+            models.Index(fields=["run", "entity", "sourced_id"]),
+            # Apply reads each entity's rows in id order, a chunk at a time (keyset).
+            models.Index(fields=["run", "entity", "id"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.entity}:{self.sourced_id}"

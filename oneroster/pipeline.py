@@ -81,6 +81,7 @@ class Stager:
                 self.broken_entities.add(record.entity)
                 return
         ref_a, ref_b = record.refs()
+        payload = record.payload()
         self._buffer.append(
             (
                 self.run.pk.hex if db.vendor == "sqlite" else self.run.pk,
@@ -89,11 +90,11 @@ class Stager:
                 record.status == TOBEDELETED,
                 record.location[:300],
                 record.line,
-                record.content_hash(),
+                record.content_hash(payload),
                 record.natural_key()[:255],
                 ref_a[:255],
                 ref_b[:255],
-                json.dumps(record.data, separators=(",", ":"), default=str),
+                payload,
                 bool(record.errors),
             )
         )
@@ -180,6 +181,13 @@ def _x(sql: str, params: Iterable[Any]) -> int:
     with db.cursor() as cursor:
         cursor.execute(sql, list(params))
         return int(cursor.rowcount)
+
+
+def _ids_in(column: str, ids: list[int], prefix: str) -> tuple[str, list[Any]]:
+    # PostgreSQL: one array parameter instead of thousands of placeholders to parse.
+    if db.vendor == "postgresql":
+        return f"{prefix}{column} = ANY(%s)", [ids]
+    return f"{prefix}{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
 
 
 def _run_param(run: SyncRun) -> Any:
@@ -505,12 +513,7 @@ class Applier:
             todo = [k for k in keys if k[1] not in known or known[k[1]][1] != k[2] or not known[k[1]][2]]
             if not todo:
                 continue
-            data = dict(
-                _q(
-                    f"SELECT id, data FROM {ST} WHERE id IN ({', '.join(['%s'] * len(todo))})",
-                    [k[0] for k in todo],
-                )
-            )
+            data = dict(_q(*_ids_in("id", [k[0] for k in todo], f"SELECT id, data FROM {ST} WHERE ")))
             rows = [(k[0], k[1], data[k[0]], k[2], k[3], known.get(k[1], ("",))[0]) for k in todo]
             chunk = [(sid, json.loads(d), core_id or "") for _, sid, d, _, _, core_id in rows]
             with transaction.atomic():

@@ -114,10 +114,14 @@ class Record:
             return str(self.data.get("identifier") or "")
         return ""
 
-    def content_hash(self) -> str:
+    def payload(self) -> str:
+        """The data as canonical JSON (what is staged, and what the hash is over)."""
+        return json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
+
+    def content_hash(self, payload: str | None = None) -> str:
         # dateLastModified is left out on purpose: a SIS that touches every row's
         # timestamp nightly without changing content must not rewrite everything.
-        payload = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
+        payload = self.payload() if payload is None else payload
         return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
 
     def error(self, message: str) -> None:

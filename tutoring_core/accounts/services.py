@@ -484,9 +484,9 @@ class RoleRow:
 @transaction.atomic
 def roles_bulk_assign(*, tenant: Tenant, rows: Sequence[RoleRow], source: str) -> dict[RoleRow, int]:
     """Grant roles (tenant- or school-wide), reactivating old grants. Returns row -> assignment id."""
-    for row in rows:
-        if row.role not in Role.values:
-            raise ValueError(f"Unknown role {row.role!r}.")
+    unknown = {row.role for row in rows} - set(Role.values)
+    if unknown:
+        raise ValueError(f"Unknown role {sorted(unknown)[0]!r}.")
     user_ids = {r.user_id for r in rows}
     if User.objects.filter(tenant=tenant, pk__in=user_ids).count() != len(user_ids):
         raise ValueError("Every person must belong to this tenant.")

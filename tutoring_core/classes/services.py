@@ -381,9 +381,9 @@ def enrollments_bulk_upsert(*, tenant: Tenant, rows: Sequence[EnrollmentRow], so
         raise ValueError("Every class must belong to this tenant.")
     if User.objects.filter(tenant=tenant, pk__in=user_ids).count() != len(user_ids):
         raise ValueError("Every person must belong to this tenant.")
-    for row in rows:
-        if row.role not in Role.values:
-            raise ValueError(f"Unknown role {row.role!r}.")
+    unknown = {row.role for row in rows} - set(Role.values)
+    if unknown:
+        raise ValueError(f"Unknown role {sorted(unknown)[0]!r}.")
     if connection.vendor == "postgresql":
         return _enrollments_upsert_pg(tenant=tenant, rows=rows, source=source)
     objs = [
