@@ -256,15 +256,23 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_forged_id_tokens(client: Client, north: Tenant, forge: ForgeProvider, case: str) -> None:
     make, status, message = CASES[case]
-    before = (User.objects.count(), ExternalIdentity.objects.count())
+    bystander = UserFactory(tenant=north, email="eve@north.example.edu")  # same email as the forged claims
+
+    def state() -> tuple[object, ...]:
+        people = tuple(User.objects.order_by("pk").values_list("pk", "updated_at", "email", "first_name"))
+        return (people, ExternalIdentity.objects.count())
+
+    before = state()
     response = _forged_sign_in(client, north, forge, lambda q: make(forge, q))
     assert response.status_code == status, response.content.decode()[:2000]
     assert forge.token_requests[0]["code_verifier"]
     if status == 302:
-        assert User.objects.filter(email="eve@north.example.edu").count() == 1
+        # A new person beside the bystander (an email match is only a candidate).
+        assert User.objects.filter(email="eve@north.example.edu").count() == 2
+        assert client.session["_auth_user_id"] != str(bystander.pk)
         return
     assert message in response.content.decode()
-    assert (User.objects.count(), ExternalIdentity.objects.count()) == before
+    assert state() == before
     assert "_auth_user_id" not in client.session
     assert AuditLog.objects.filter(action="auth.sign_in_refused").count() == 1
 

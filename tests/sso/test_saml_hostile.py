@@ -89,9 +89,14 @@ def _signed_response(
     return response
 
 
-def _state() -> tuple[int, int, int, int]:
+def _state() -> tuple[object, ...]:
+    """Everything a refused sign-in must leave as it was: people (and their
+    updated_at, so a changed profile shows), identities, replay cache, tickets."""
+    people = tuple(
+        User.objects.order_by("pk").values_list("pk", "updated_at", "email", "first_name", "is_active")
+    )
     return (
-        User.objects.count(),
+        people,
         ExternalIdentity.objects.count(),
         AssertionUse.objects.count(),
         SignInTicket.objects.count(),
