@@ -293,8 +293,10 @@ def ticket_claim(*, tenant: accounts.Tenant, token: str) -> SignInTicket:
     )
     if ticket is None:
         raise SignInRejected("ticket-unknown", "This sign-in link is not valid; start the sign-in again.")
+    # Claiming also drops the stored attributes: they were only needed for this
+    # hop, and the row lingers until the purge.
     claimed = SignInTicket.objects.filter(pk=ticket.pk, consumed_at__isnull=True, expires_at__gt=now).update(
-        consumed_at=now
+        consumed_at=now, payload={}
     )
     if claimed != 1:
         raise SignInRejected(

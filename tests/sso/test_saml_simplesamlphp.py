@@ -76,7 +76,9 @@ def test_ticket_is_one_time_and_needs_the_starting_browser(
     again = client.get(acs["Location"])
     assert again.status_code == 400
     assert b"already used or has expired" in again.content
-    assert SignInTicket.objects.get().consumed_at is not None
+    ticket = SignInTicket.objects.get()
+    assert ticket.consumed_at is not None
+    assert ticket.payload == {}  # the attributes do not outlive the hop
 
 
 def test_jit_creates_least_role_when_allowed(client: Any, saml_provider: IdentityProvider) -> None:
