@@ -300,20 +300,40 @@ def _jwks_fetch(registration: PlatformRegistration) -> dict[str, Any]:
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise LaunchRejected("jwks_malformed", "The platform's JWKS has no keys list.", status=502)
-    cache.set(_jwks_key(registration), data, settings.LTI_JWKS_CACHE_SECONDS)
+    # Kept twice the TTL: past the TTL one process refreshes while the others go on
+    # with the stale copy, so a busy minute never sends a burst of fetches.
+    cache.set(
+        _jwks_key(registration), {"jwks": data, "fetched": time.time()}, 2 * settings.LTI_JWKS_CACHE_SECONDS
+    )
     return data
 
 
+def _jwks_cached(registration: PlatformRegistration) -> dict[str, Any]:
+    key = _jwks_key(registration)
+    entry = cache.get(key)
+    if entry is None:
+        return _jwks_fetch(registration)
+    if time.time() - entry["fetched"] >= settings.LTI_JWKS_CACHE_SECONDS and cache.add(
+        key + ":refresh", 1, settings.LTI_JWKS_REFETCH_SECONDS or 1
+    ):
+        try:
+            return _jwks_fetch(registration)
+        except LaunchRejected:
+            logger.warning(
+                "JWKS refresh failed; using the copy from %.0fs ago", time.time() - entry["fetched"]
+            )
+    return dict(entry["jwks"])
+
+
 def platform_public_key(registration: PlatformRegistration, kid: str) -> Any:
-    """The platform's key with this kid, from the cached JWKS; an unknown kid (the
-    platform rotated) refetches, at most once per LTI_JWKS_REFETCH_SECONDS."""
-    jwks = cache.get(_jwks_key(registration))
-    if jwks is None:
-        jwks = _jwks_fetch(registration)
+    """The platform's key with this kid, from the cached JWKS (fetched once per TTL,
+    by one process); an unknown kid (the platform rotated) refetches, at most once
+    per LTI_JWKS_REFETCH_SECONDS."""
+    jwks = _jwks_cached(registration)
     key = _find_kid(jwks, kid)
     if key is None:
         refetch_guard = _jwks_key(registration) + ":refetch"
-        if cache.add(refetch_guard, 1, settings.LTI_JWKS_REFETCH_SECONDS):
+        if cache.add(refetch_guard, 1, settings.LTI_JWKS_REFETCH_SECONDS or 1):
             jwks = _jwks_fetch(registration)
             key = _find_kid(jwks, kid)
     if key is None:

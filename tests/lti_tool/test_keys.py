@@ -16,7 +16,7 @@ from django.db import connection
 from lti_tool import api
 from lti_tool.models import ToolKey
 from tests.lti_tool.conftest import run_launch
-from tests.peers.lti_platform import ROLE_LEARNER, LtiPlatform
+from tests.peers.lti_platform import ROLE_LEARNER, LtiPlatform, PlatformResponse
 from tutoring_core import http
 
 
@@ -125,3 +125,22 @@ def test_platform_key_rotation_is_picked_up_and_unknown_kids_refetch_at_most_onc
     assert platform.jwks_requests == 2
     assert run_launch(client, platform, platform.launch(sub="c")).response.status_code == 302
     assert platform.jwks_requests == 2
+
+
+@pytest.mark.peer
+def test_jwks_is_refreshed_once_after_the_ttl_and_stale_copy_survives_an_outage(
+    client: Any, platform: LtiPlatform, registration: Any, settings: Any
+) -> None:
+    settings.LTI_JWKS_CACHE_SECONDS = 60
+    start = dt.datetime.now(dt.UTC)
+    with time_machine.travel(start, tick=False):
+        assert run_launch(client, platform, platform.launch(sub="a")).response.status_code == 302
+    assert platform.jwks_requests == 1
+    with time_machine.travel(start + dt.timedelta(seconds=61), tick=False):
+        for sub in ("b", "c", "d"):
+            assert run_launch(client, platform, platform.launch(sub=sub)).response.status_code == 302
+    assert platform.jwks_requests == 2
+    # The platform's JWKS endpoint goes down: launches go on with the stale copy.
+    platform.add_route("GET", "/jwks", lambda _r: PlatformResponse(503, "down", "text/plain"))
+    with time_machine.travel(start + dt.timedelta(seconds=125), tick=False):
+        assert run_launch(client, platform, platform.launch(sub="e")).response.status_code == 302
