@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -194,7 +195,7 @@ def main() -> None:
             oidc_round(n)  # warm-up: discovery, JWKS, JIT
             oidc_seconds = oidc_round(n)
 
-    figures = {
+    figures: dict[str, Any] = {
         "sign_ins": n,
         "saml_acs_sign_ins_per_s": round(_rate(n, saml_seconds), 1),
         "oidc_callback_sign_ins_per_s": round(_rate(n, oidc_seconds), 1),
@@ -204,7 +205,7 @@ def main() -> None:
         "oidc_ms_per_sign_in": round(1000 * oidc_seconds / n, 2),
         "database": os.environ["DATABASE_URL"].split(":", 1)[0],
     }
-    rows = [
+    rows: list[tuple[str, float, float]] = [
         ("baseline: plain tenant page", figures["baseline_page_per_s"], 1000 * page_seconds / n),
         (
             "baseline: SAML verify only (no DB)",
