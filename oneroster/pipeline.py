@@ -219,6 +219,28 @@ def analyze() -> None:
             cursor.execute(f"ANALYZE {SR}")
 
 
+# The core tables a full import fills from nothing. Their statistics matter to the
+# bulk functions' lookups (pk__in, user_id__in) just as ours do; named through the
+# app registry because only their table names are needed, for ANALYZE.
+_CORE_TABLES = (
+    ("accounts", "User"), ("accounts", "ExternalIdentity"), ("accounts", "RoleAssignment"),
+    ("accounts", "GuardianLink"), ("classes", "Class"), ("classes", "ClassKey"), ("classes", "Enrollment"),
+)  # fmt: skip
+
+
+def analyze_growing() -> None:
+    """ANALYZE the mapping table and the core tables while a large import fills them:
+    statistics that still say "empty" make the planner scan whole tables per chunk."""
+    if db.vendor != "postgresql":
+        return
+    from django.apps import apps
+
+    with db.cursor() as cursor:
+        cursor.execute(f"ANALYZE {SR}")
+        for app_label, model in _CORE_TABLES:
+            cursor.execute(f"ANALYZE {apps.get_model(app_label, model)._meta.db_table}")
+
+
 def validate(run: SyncRun, stager: Stager) -> None:
     """Checks that need other rows: duplicate sourcedIds and references. A row that
     refers to a rejected row is rejected too (entities are checked in dependency order)."""
@@ -425,6 +447,8 @@ class Applier:
     progress: ProgressFn | None = None
     total: int = 0
     done: int = 0
+    # Re-ANALYZE whenever the rows written since the last time double (log n times).
+    _next_analyze: int = 10_000
 
     @property
     def conn(self) -> RosterConnection:
@@ -457,6 +481,9 @@ class Applier:
 
     def _tick(self, n: int) -> None:
         self.done += n
+        if self.done >= self._next_analyze:
+            analyze_growing()
+            self._next_analyze = self.done * 2
         SyncRun.objects.filter(pk=self.run.pk).update(
             progress_done=self.done, progress_total=self.total, phase="apply"
         )
