@@ -41,8 +41,11 @@ class FramedCookieMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        session = getattr(request, "session", None)
+        # Only look into a session the request already loaded: loading it here would
+        # add a query to every page, and an unloaded session sets no cookie anyway.
         framed = request.path.startswith(self.lti_prefix) or bool(
-            getattr(request, "session", None) is not None and request.session.get(LTI_SESSION_FLAG)
+            session is not None and session.accessed and session.get(LTI_SESSION_FLAG)
         )
         if framed and settings.LTI_PARTITIONED_COOKIES and frame_cookies_possible(request):
             for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):

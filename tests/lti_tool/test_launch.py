@@ -427,3 +427,26 @@ def test_successful_launch_expires_its_state_cookie(
     assert result.response.status_code == 302
     assert result.response.cookies[name]["max-age"] == 0
     assert name not in client.cookies or client.cookies[name].value == ""
+
+
+def test_framed_session_cookie_attributes_after_launch(
+    client: Any, platform: LtiPlatform, registration: Any, settings: Any
+) -> None:
+    """On loopback (as on https) the session cookie set by a launch is SameSite=None;
+    Secure; Partitioned, so it survives in the LMS iframe."""
+    settings.PUBLIC_BASE_URL = "http://localhost"
+    platform.tool_launch_url = "http://localhost/lti/launch/"
+    spec = platform.launch(roles=[ROLE_LEARNER])
+    login = client.get(
+        "/lti/login/",
+        platform.login_params(spec, target_link_uri="http://localhost/lti/launch/"),
+        HTTP_HOST="localhost",
+    )
+    state_cookie = login.cookies[next(name for name in login.cookies if name.startswith("lti1p3-"))]
+    assert (state_cookie["samesite"], state_cookie["secure"]) == ("None; Partitioned", True)
+    _action, form = LtiPlatform.parse_form(fetch(login["Location"]).text)
+    response = client.post("/lti/launch/", form, HTTP_HOST="localhost")
+    assert response.status_code == 302
+    session_cookie = response.cookies[settings.SESSION_COOKIE_NAME]
+    assert (session_cookie["samesite"], session_cookie["secure"]) == ("None; Partitioned", True)
+    assert "SameSite=None; Partitioned" in session_cookie.OutputString()
