@@ -183,7 +183,7 @@ def _x(sql: str, params: Iterable[Any]) -> int:
         return int(cursor.rowcount)
 
 
-def _ids_in(column: str, ids: list[int], prefix: str) -> tuple[str, list[Any]]:
+def _ids_in(column: str, ids: list[Any], prefix: str) -> tuple[str, list[Any]]:
     # PostgreSQL: one array parameter instead of thousands of placeholders to parse.
     if db.vendor == "postgresql":
         return f"{prefix}{column} = ANY(%s)", [ids]
@@ -490,17 +490,22 @@ class Applier:
         if self.progress:
             self.progress("apply", self.done, self.total)
 
-    def core_ids(self, entity: str, sids: Iterable[str]) -> dict[str, str]:
-        sids = {s for s in sids if s}
-        if not sids:
-            return {}
-        return dict(
-            SourceRecord.objects.filter(
-                connection=self.conn, entity=entity, sourced_id__in=sids, is_active=True
-            )
-            .exclude(core_id="")
-            .values_list("sourced_id", "core_id")
+    def _map_rows(self, entity: str, sids: list[str], columns: str) -> list[tuple[Any, ...]]:
+        """Mapping rows of this connection for ``sids`` (one indexed query)."""
+        sql, params = _ids_in(
+            "sourced_id", sids, f"SELECT {columns} FROM {SR} WHERE connection_id = %s AND entity = %s AND "
         )
+        return _q(sql, [_conn_param(self.conn), entity, *params])
+
+    def core_ids(self, entity: str, sids: Iterable[str]) -> dict[str, str]:
+        wanted = sorted({s for s in sids if s})
+        if not wanted:
+            return {}
+        return {
+            sid: core
+            for sid, core, active in self._map_rows(entity, wanted, "sourced_id, core_id, is_active")
+            if active and core
+        }
 
     def apply(self, counts: dict[str, dict[str, int]]) -> None:
         self.total = sum(
@@ -533,9 +538,9 @@ class Applier:
             last = keys[-1][0]
             known = {
                 sid: (core_id, h, active)
-                for sid, core_id, h, active in SourceRecord.objects.filter(
-                    connection=self.conn, entity=entity, sourced_id__in=[k[1] for k in keys]
-                ).values_list("sourced_id", "core_id", "hash", "is_active")
+                for sid, core_id, h, active in self._map_rows(
+                    entity, [k[1] for k in keys], "sourced_id, core_id, hash, is_active"
+                )
             }
             todo = [k for k in keys if k[1] not in known or known[k[1]][1] != k[2] or not known[k[1]][2]]
             if not todo:
