@@ -229,3 +229,18 @@ def test_latest_results_for_the_class_page(setup: dict[str, Any]) -> None:
     latest = progress.latest_results(tenant=setup["tenant"], activity_ids=[setup["activity"].id])
     row = latest[(setup["activity"].id, setup["student"].pk)]
     assert (row.score_given, row.comment, row.delivery_status) == (Decimal("9.0000"), "retake", "pending")
+
+
+def test_a_retry_of_an_older_score_gives_way_to_a_newer_one(setup: dict[str, Any]) -> None:
+    first = _record(setup, 5)
+    first_ags = OutboxEntry.objects.get(pk__in=first.outbox_entry_ids, destination_kind="lti_ags").pk
+    item = progress.outbox_claim(entry_id=first_ags, lease_seconds=60)
+    assert item is not None
+    second = _record(setup, 6, WHEN + dt.timedelta(seconds=1))  # lands while the first is in flight
+    second_ags = OutboxEntry.objects.get(pk__in=second.outbox_entry_ids, destination_kind="lti_ags").pk
+
+    assert progress.outbox_mark_retry(item=item, error="503", status_code=503, delay_seconds=5) is True
+
+    entry = OutboxEntry.objects.get(pk=first_ags)
+    assert (entry.status, entry.superseded_by_id) == (OutboxStatus.SUPERSEDED, second_ags)
+    assert progress.outbox_claim(entry_id=second_ags, lease_seconds=60) is not None

@@ -329,6 +329,16 @@ def outbox_mark_retry(
     """Put the entry back to wait ``delay_seconds``. ``count_attempt=False`` when it was
     never sent (the platform was paused or over its rate), so it does not use up tries."""
     now = timezone.now()
+    newer = _newer_sibling(item)
+    if newer is not None:
+        # A newer score arrived while this one was in flight: sending this one
+        # again would only be refused (or worse, applied) after the newer one.
+        return (
+            OutboxEntry.objects.filter(_held(item)).update(
+                status=OutboxStatus.SUPERSEDED, superseded_by=newer, lease_expires_at=None, updated_at=now
+            )
+            == 1
+        )
     values: dict[str, object] = {
         "status": OutboxStatus.PENDING,
         "next_attempt_at": now + dt.timedelta(seconds=max(0.0, delay_seconds)),
@@ -340,6 +350,20 @@ def outbox_mark_retry(
     else:
         values["attempts"] = F("attempts") - 1
     return OutboxEntry.objects.filter(_held(item)).update(**values) == 1
+
+
+def _newer_sibling(item: OutboxItem) -> OutboxEntry | None:
+    return (
+        OutboxEntry.objects.filter(
+            destination_kind=item.destination_kind,
+            destination_key=item.destination_key,
+            user_id=item.user_id,
+            result__recorded_at__gt=item.recorded_at,
+        )
+        .exclude(status=OutboxStatus.SUPERSEDED)
+        .order_by("-result__recorded_at")
+        .first()
+    )
 
 
 def outbox_mark_failed(*, item: OutboxItem, error: str, status_code: int | None) -> bool:
