@@ -44,7 +44,11 @@ def _env() -> dict[str, str]:
 def _child(*args: str) -> tuple[dict[str, Any], float]:
     """Run one phase in a fresh process; return its JSON result and peak RSS in MB."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, *args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, __file__, *args],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     out, err = proc.communicate()
     if proc.returncode:
@@ -121,9 +125,10 @@ def phase_copy(slug: str, path: Path) -> dict[str, Any]:
 
     def copy(model: Any, columns: list[str], tuples: Any) -> int:
         n = 0
-        with db.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-        ) as out:
+        with (
+            db.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN") as out,
+        ):
             for t in tuples:
                 out.write_row(t)
                 n += 1
@@ -226,25 +231,36 @@ def main() -> None:
     _psql(f"DROP DATABASE IF EXISTS {DB}")
     _psql(f"CREATE DATABASE {DB}")
     migrate = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], env=_env(), capture_output=True, text=True
+        [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"],
+        env=_env(),
+        capture_output=True,
+        text=True,
     )
     if migrate.returncode:
         sys.stderr.write(migrate.stderr)
         raise SystemExit("migrate failed")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="roster-bench-") as tmp:
-        results: dict[str, Any] = {}
+        results: dict[int, Any] = {}
         for n in (small, size):
             folder = Path(tmp) / str(n)
             _child("--phase", "generate", "--size", str(n), "--dir", str(folder))
-            full, full_rss = _child("--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "full"))
+            full, full_rss = _child(
+                "--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "full")
+            )
             results[n] = {"full": full, "full_rss": full_rss}
             if n != size:
                 continue
-            same, same_rss = _child("--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "full"))
-            delta, delta_rss = _child("--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "delta"), "--delta")
+            same, same_rss = _child(
+                "--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "full")
+            )
+            delta, delta_rss = _child(
+                "--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "delta"), "--delta"
+            )
             copy, copy_rss = _child("--phase", "copy", "--slug", f"copy-{n}", "--dir", str(folder / "full"))
-            results[n].update(same=same, same_rss=same_rss, delta=delta, delta_rss=delta_rss, copy=copy, copy_rss=copy_rss)
+            results[n].update(
+                same=same, same_rss=same_rss, delta=delta, delta_rss=delta_rss, copy=copy, copy_rss=copy_rss
+            )
     _psql(f"DROP DATABASE IF EXISTS {DB}")
     r = results[size]
     full_s, same_s, delta_s, copy_s = (r[k]["seconds"] for k in ("full", "same", "delta", "copy"))
