@@ -166,3 +166,12 @@ def test_delta_epoch_lists_only_changes(tmp_path: Path) -> None:
     ]
     new_users = {r.sourced_id for r in records if r.entity == "user" and r.status == "active"}
     assert {later.student_sid(i) for i in rekeyed} <= new_users
+
+
+def test_generate_command_writes_a_zip_the_reader_accepts(tmp_path: Path) -> None:
+    from django.core.management import call_command
+
+    call_command("oneroster_generate", str(tmp_path / "d.zip"), size="40", seed=3, or_version="1.2")
+    with CsvPackage(tmp_path / "d.zip") as package:
+        assert package.version == "1.2"
+        assert sum(1 for r in package.records() if r.entity == "user" and not r.errors) == 40 + 40 + 2 + 1
