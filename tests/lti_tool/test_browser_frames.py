@@ -80,7 +80,7 @@ def _tool_frame(page: Any, base: str) -> Any:
     return None
 
 
-def _wait_for_frame_text(page: Any, base: str, text: str, timeout_s: float = 15) -> Any:
+def _wait_for_frame_text(page: Any, base: str, text: str, timeout_s: float = 30) -> Any:
     import time
 
     deadline = time.monotonic() + timeout_s
@@ -93,7 +93,13 @@ def _wait_for_frame_text(page: Any, base: str, text: str, timeout_s: float = 15)
             except Exception:  # noqa: S110 - the frame navigates while we look
                 pass
         page.wait_for_timeout(100)
-    raise AssertionError(f"{text!r} never appeared in the tool frame; frames: {[f.url for f in page.frames]}")
+    shown = []
+    for frame in page.frames:
+        try:
+            shown.append((frame.url, frame.content()[:400]))
+        except Exception as exc:  # a frame mid-navigation
+            shown.append((frame.url, repr(exc)))
+    raise AssertionError(f"{text!r} never appeared in the tool frame; frames: {shown}")
 
 
 def test_launch_in_cross_site_iframe_with_partitioned_cookies(browser_env: dict[str, Any]) -> None:
