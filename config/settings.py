@@ -19,6 +19,9 @@ VAR_DIR = Path(env.str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env.bool("DEBUG", False)
 DEMO_MODE = env.bool("DEMO_MODE", False)
+# Run after the core's demo district is loaded (`manage.py demo_load`): each
+# integration adds its own demo pieces without the core importing it.
+DEMO_LOADERS = ["lti_tool.demo.simulator_register"]
 
 SECRET_KEY = env.str("SECRET_KEY")
 if not SECRET_KEY:

@@ -266,12 +266,19 @@ def launch_provision(
     context = None
     class_id = None
     if claims.context_id:
-        link_to = None
+        link_to: list[ClassKeyRef] = []
         if claims.lti1p1 and claims.lti1p1.get("context_id") and claims.lti1p1.get("oauth_consumer_key"):
-            link_to = ClassKeyRef(
-                kind=ClassKeyKind.LTI_CONTEXT,
-                issuer=f"lti1p1:{claims.lti1p1['oauth_consumer_key']}",
-                subject=str(claims.lti1p1["context_id"]),
+            link_to.append(
+                ClassKeyRef(
+                    kind=ClassKeyKind.LTI_CONTEXT,
+                    issuer=f"lti1p1:{claims.lti1p1['oauth_consumer_key']}",
+                    subject=str(claims.lti1p1["context_id"]),
+                )
+            )
+        if claims.course_section_sourcedid:
+            # LIS course_section_sourcedid names the roster class (any roster connection).
+            link_to.append(
+                ClassKeyRef(kind=ClassKeyKind.ONEROSTER, issuer=None, subject=claims.course_section_sourcedid)
             )
         result = class_upsert(
             tenant=tenant,

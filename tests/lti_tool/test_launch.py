@@ -337,6 +337,28 @@ def test_person_sourcedid_links_to_the_roster_person(
     assert User.objects.filter(tenant=registration.tenant).count() == 1
 
 
+def test_course_section_sourcedid_joins_the_roster_class(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    rostered = Class.objects.create(tenant=registration.tenant, title="Algebra I (SIS)")
+    ClassKey.objects.create(
+        tenant=registration.tenant, kind="oneroster", issuer="conn-1", subject="SEC-9", klass=rostered
+    )
+    spec = platform.launch(
+        sub="lms-78",
+        roles=[ROLE_LEARNER],
+        context_id="canvas-course-1",
+        lis={"course_section_sourcedid": "SEC-9"},
+    )
+    assert run_launch(client, platform, spec).response.status_code == 302
+    assert Class.objects.filter(tenant=registration.tenant).count() == 1
+    assert set(ClassKey.objects.filter(klass=rostered).values_list("kind", flat=True)) == {
+        "oneroster",
+        "lti_context",
+    }
+    assert Enrollment.objects.get(klass=rostered).role == "student"
+
+
 def test_lti11_migration_claim_links_the_lti11_person_and_class(
     client: Any, platform: LtiPlatform, registration: Any
 ) -> None:

@@ -104,3 +104,30 @@ def test_classes_for_user_lists_active_enrollments_only() -> None:
     api.enrollment_upsert(tenant=klass.tenant, class_id=gone.pk, user=user, role="student")
     api.enrollment_deactivate(tenant=klass.tenant, class_id=gone.pk, user=user)
     assert [(c.title, c.role) for c in api.classes_for_user(user=user)] == [("B class", "teacher")]
+
+
+def test_link_to_with_any_issuer_joins_only_an_unambiguous_class() -> None:
+    tenant = TenantFactory()
+    one = api.class_upsert(
+        tenant=tenant, key=api.ClassKeyRef(kind="oneroster", issuer="conn-1", subject="SEC-1"), title="One"
+    )
+    any_issuer = api.ClassKeyRef(kind="oneroster", issuer=None, subject="SEC-1")
+    joined = api.class_upsert(tenant=tenant, key=CTX, title="LMS copy", link_to=[any_issuer])
+    assert joined.id == one.id
+    # A second connection with the same sourcedId makes the join ambiguous: no guess.
+    api.class_upsert(
+        tenant=tenant, key=api.ClassKeyRef(kind="oneroster", issuer="conn-2", subject="SEC-1"), title="Two"
+    )
+    other_ctx = api.ClassKeyRef(
+        kind=api.ClassKeyKind.LTI_CONTEXT, issuer="https://moodle.example.edu", subject="dep-1/ctx-10"
+    )
+    fresh = api.class_upsert(tenant=tenant, key=other_ctx, title="Separate", link_to=[any_issuer])
+    assert fresh.created is True
+
+
+def test_class_key_without_issuer_is_refused() -> None:
+    with pytest.raises(ValueError, match="needs its issuer"):
+        api.class_upsert(
+            tenant=TenantFactory(), key=api.ClassKeyRef(kind="oneroster", issuer=None, subject="x"), title="X"
+        )
+    assert Class.objects.count() == 0

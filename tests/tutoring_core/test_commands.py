@@ -64,6 +64,10 @@ def test_demo_load_is_idempotent_and_prints_logins(settings: Any) -> None:
     assert counts == (1, 9, 2, 3, 3, 13, 3)
     run("demo_load")
     assert _counts() == counts
+    from lti_tool.models import PlatformRegistration
+
+    # The LTI launch simulator is registered against the demo district too.
+    assert PlatformRegistration.objects.get().tenant == Tenant.objects.get(slug="demo")
     admin = User.objects.get(username="admin@demo")
     assert admin.check_password("tutoring-demo-2026") and admin.is_staff and not admin.is_superuser
 

@@ -6,10 +6,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ClassKeyRef:
-    """How another system names a class: an LTI context, a roster sourcedId."""
+    """How another system names a class: an LTI context, a roster sourcedId.
+
+    ``issuer=None`` is allowed only for lookups (``link_to``): it matches that kind
+    under any issuer of the tenant, when exactly one class has that subject (an LTI
+    ``course_section_sourcedid`` names a roster sourcedId, not which connection).
+    """
 
     kind: str
-    issuer: str
+    issuer: str | None
     subject: str
 
 

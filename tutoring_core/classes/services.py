@@ -26,12 +26,15 @@ def _changed(obj: object, values: Mapping[str, object]) -> list[str]:
 
 
 def class_find(*, tenant: Tenant, key: ClassKeyRef) -> Class | None:
-    found = (
-        ClassKey.objects.select_related("klass")
-        .filter(tenant=tenant, kind=key.kind, issuer=key.issuer, subject=key.subject)
-        .first()
-    )
-    return found.klass if found else None
+    keys = ClassKey.objects.select_related("klass").filter(tenant=tenant, kind=key.kind, subject=key.subject)
+    if key.issuer is not None:
+        found = keys.filter(issuer=key.issuer).first()
+        return found.klass if found else None
+    # Any issuer: join only when the subject names exactly one class (never guess).
+    matches = list(keys[:10])
+    if len({k.klass_id for k in matches}) != 1:
+        return None
+    return matches[0].klass
 
 
 def class_upsert(
@@ -43,14 +46,17 @@ def class_upsert(
     source: str = Source.MANUAL,
     school_id: uuid.UUID | None = None,
     course_id: uuid.UUID | None = None,
-    link_to: ClassKeyRef | None = None,
+    link_to: ClassKeyRef | Sequence[ClassKeyRef] | None = None,
 ) -> UpsertResult:
     """Create or update the class known by ``key``.
 
     ``link_to`` joins a new key to a class already known under another key (an
     LTI context whose ``lis.course_section_sourcedid`` names a roster class).
+    Several candidates may be given; the first that names a class wins.
     Empty titles never overwrite a known title. Reactivates a deactivated class.
     """
+    if key.issuer is None:
+        raise ValueError("A class key needs its issuer; issuer=None is for link_to lookups only.")
     title = title.strip()[:255]
     for _attempt in range(3):
         klass = class_find(tenant=tenant, key=key)
@@ -70,7 +76,11 @@ def class_upsert(
             return UpsertResult(id=klass.pk, created=False, changed=bool(changed))
         try:
             with transaction.atomic():
-                target = class_find(tenant=tenant, key=link_to) if link_to else None
+                target = None
+                for candidate in [link_to] if isinstance(link_to, ClassKeyRef) else (link_to or []):
+                    target = class_find(tenant=tenant, key=candidate)
+                    if target is not None:
+                        break
                 created = target is None
                 if target is None:
                     target = Class.objects.create(

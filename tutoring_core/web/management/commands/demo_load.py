@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.module_loading import import_string
 
 from tutoring_core.web.demo import DEMO_PASSWORD, demo_load
 
@@ -20,6 +21,8 @@ class Command(BaseCommand):
                 "Demo data has known passwords: load it only with DEBUG=true or DEMO_MODE=true."
             )
         logins = demo_load()
+        for dotted in settings.DEMO_LOADERS:
+            import_string(dotted)()
         if options["quiet_logins"]:
             return
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD})")
