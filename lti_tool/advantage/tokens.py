@@ -48,12 +48,25 @@ def _key(access: PlatformAccess, scopes: list[str]) -> str:
     return f"lti-adv:token:{digest[:40]}"
 
 
+def _cached(key: str) -> str | None:
+    """The cached token if it is still within its lifetime.
+
+    The entry carries its own expiry as well as the cache timeout: the cache's
+    clock (Redis) and ours can disagree, and a token one second past its time
+    fails every delivery made with it.
+    """
+    entry = cache.get(key)
+    if not isinstance(entry, dict) or entry.get("expires_at", 0) <= time.time():
+        return None
+    return str(entry["token"])
+
+
 def access_token(access: PlatformAccess, scopes: list[str]) -> str:
     """A bearer token for ``scopes``, from the shared cache or freshly requested."""
     key = _key(access, scopes)
-    token = cache.get(key)
+    token = _cached(key)
     if token:
-        return str(token)
+        return token
     lock = f"{key}:lock"
     owner = uuid.uuid4().hex
     deadline = time.monotonic() + WAIT_SECONDS
@@ -61,16 +74,16 @@ def access_token(access: PlatformAccess, scopes: list[str]) -> str:
     while True:
         if cache.add(lock, owner, timeout=LOCK_SECONDS):
             try:
-                token = cache.get(key)  # another process may have just finished
+                token = _cached(key)  # another process may have just finished
                 if token:
-                    return str(token)
+                    return token
                 return _fetch_and_store(access, scopes, key)
             finally:
                 if cache.get(lock) == owner:
                     cache.delete(lock)
-        token = cache.get(key)
+        token = _cached(key)
         if token:
-            return str(token)
+            return token
         if time.monotonic() > deadline:
             raise TokenError(
                 "Timed out waiting for another worker's token request.", status=None, transient=True
@@ -112,7 +125,7 @@ def _fetch_and_store(access: PlatformAccess, scopes: list[str], key: str) -> str
         ) from exc
     margin = min(settings.LTI_ADVANTAGE_TOKEN_MARGIN_SECONDS, token.expires_in // 10)
     lifetime = max(1, token.expires_in - margin)
-    cache.set(key, token.value, timeout=lifetime)
+    cache.set(key, {"token": token.value, "expires_at": time.time() + lifetime}, timeout=lifetime)
     logger.info(
         "Fetched a service token for registration %s (%s s)", access.registration_id, token.expires_in
     )
@@ -123,5 +136,5 @@ def token_invalidate(access: PlatformAccess, scopes: list[str], token: str) -> N
     """Forget ``token`` after the platform rejected it (401), unless a newer one
     has replaced it already."""
     key = _key(access, scopes)
-    if cache.get(key) == token:
+    if _cached(key) == token:
         cache.delete(key)
