@@ -129,6 +129,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
+# Where "sign in with your district account" sends a person (the SSO app's page).
+DISTRICT_SIGN_IN_URL = "/sso/{slug}/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

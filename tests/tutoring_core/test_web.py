@@ -108,3 +108,19 @@ def test_sign_out_needs_post(client: Any, personas: Personas) -> None:
     assert client.get(reverse("web:logout")).status_code == 405
     assert client.post(reverse("web:logout")).status_code == 302
     assert "_auth_user_id" not in client.session
+
+
+def test_district_code_leads_to_the_districts_sso_page(client: Any, personas: Personas) -> None:
+    response = client.get(reverse("web:district_sign_in"), {"district": " North "})
+    assert response.status_code == 302
+    assert response["Location"] == "/sso/north/"
+
+
+def test_unknown_or_inactive_district_code_is_explained(client: Any, personas: Personas) -> None:
+    response = client.get(reverse("web:district_sign_in"), {"district": "nowhere"})
+    assert response.status_code == 404
+    assert "No district uses the code &#x27;nowhere&#x27;." in response.content.decode()
+    personas.tenant.is_active = False
+    personas.tenant.save()
+    assert client.get(reverse("web:district_sign_in"), {"district": "north"}).status_code == 404
+    assert client.get(reverse("web:district_sign_in")).status_code == 400

@@ -9,6 +9,7 @@ app_name = "web"
 urlpatterns = [
     path("", views.home, name="home"),
     path("signin/", views.SignInView.as_view(), name="login"),
+    path("signin/district/", views.district_sign_in, name="district_sign_in"),
     path("signout/", auth_views.LogoutView.as_view(), name="logout"),
     path("classes/<uuid:class_id>/", views.class_detail, name="class_detail"),
 ]

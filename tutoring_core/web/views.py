@@ -2,13 +2,15 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
 from tutoring_core.accounts.api import audit_record, client_ip, is_district_admin, user_roles
-from tutoring_core.accounts.models import Role, User
+from tutoring_core.accounts.models import Role, Tenant, User
 from tutoring_core.accounts.selectors import wards_of
 from tutoring_core.classes.models import Class
 from tutoring_core.classes.selectors import class_members, classes_for_user
@@ -30,6 +32,29 @@ class SignInView(auth_views.LoginView):
             details={"method": "password"},
         )
         return response
+
+
+def district_sign_in(request: HttpRequest) -> HttpResponse:
+    """Send a person to their district's single sign-on page by district code.
+
+    The core knows only the URL shape (settings.DISTRICT_SIGN_IN_URL), not the SSO app.
+    """
+    code = request.GET.get("district", "").strip().lower()
+    if code and Tenant.objects.active().filter(slug=code).exists():
+        return redirect(settings.DISTRICT_SIGN_IN_URL.format(slug=code))
+    form = AuthenticationForm(request)
+    return render(
+        request,
+        "web/signin.html",
+        {
+            "form": form,
+            "district": code,
+            "district_error": f"No district uses the code {code!r}."
+            if code
+            else "Enter your district's code.",
+        },
+        status=404 if code else 400,
+    )
 
 
 NEXT_STEPS = {
