@@ -171,3 +171,48 @@ def test_classes_and_enrollments_bulk_upsert() -> None:
             rows=[classes.ClassRow(subject="c2", title="X", term_ids=(foreign_term.pk,))],
         )
     assert Enrollment.objects.count() == 1 and ClassKey.objects.filter(tenant=tenant).count() == 1
+
+
+def test_people_bulk_upsert_new_rows_carry_every_default_and_timestamp() -> None:
+    # New people and identities are COPYed on PostgreSQL: field defaults and
+    # auto_now values must be what bulk_create would have written.
+    tenant = f.TenantFactory()
+    out = accounts.people_bulk_upsert(
+        tenant=tenant, kind=KIND, issuer=ISSUER, rows=[accounts.PersonRow(subject="s1", given_name="Bo")]
+    )
+    user = User.objects.get(pk=out["s1"].user_id)
+    identity = ExternalIdentity.objects.get(tenant=tenant, kind=KIND, issuer=ISSUER, subject="s1")
+    assert (user.tenant_id, user.is_active, user.is_staff, user.email_verified, user.display_name) == (
+        tenant.pk,
+        True,
+        False,
+        False,
+        "",
+    )
+    assert user.date_joined is not None and user.updated_at is not None
+    assert identity.user_id == user.pk
+    assert identity.created_at is not None and identity.updated_at is not None
+    assert identity.last_seen_at is not None
+
+
+def test_people_bulk_upsert_duplicate_identity_raises_integrity_error_and_writes_nothing() -> None:
+    from django.db import IntegrityError, transaction
+
+    from tutoring_core.accounts.services import _insert_new
+
+    tenant = f.TenantFactory()
+    out = accounts.people_bulk_upsert(
+        tenant=tenant, kind=KIND, issuer=ISSUER, rows=[accounts.PersonRow(subject="s1")]
+    )
+    other = f.UserFactory(tenant=tenant)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _insert_new(
+            ExternalIdentity,
+            [
+                ExternalIdentity(tenant=tenant, kind=KIND, issuer=ISSUER, subject="s2", user=other),
+                ExternalIdentity(tenant=tenant, kind=KIND, issuer=ISSUER, subject="s1", user=other),
+            ],
+        )
+    assert list(ExternalIdentity.objects.filter(tenant=tenant).values_list("subject", "user_id")) == [
+        ("s1", out["s1"].user_id)
+    ]

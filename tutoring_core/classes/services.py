@@ -430,28 +430,35 @@ def enrollments_bulk_upsert(*, tenant: Tenant, rows: Sequence[EnrollmentRow], so
 
 
 def _enrollments_upsert_pg(*, tenant: Tenant, rows: Sequence[EnrollmentRow], source: str) -> list[uuid.UUID]:
-    """The same upsert as one INSERT ... SELECT FROM unnest(arrays) ON CONFLICT: one
-    short statement per chunk instead of Django compiling thousands of value tuples,
-    and RETURNING gives the ids really in the table (existing rows keep theirs)."""
+    """The same upsert as COPY into a temporary table, then one INSERT ... SELECT ...
+    ON CONFLICT: psycopg writes COPY rows in C (array parameters were quoted element
+    by element in Python), and RETURNING gives the ids really in the table
+    (existing rows keep theirs). Runs inside the caller's transaction: the temporary
+    table empties itself at commit."""
     now = timezone.now()
     table = Enrollment._meta.db_table
     sql = f"""
         INSERT INTO {table} (id, tenant_id, klass_id, user_id, role, status, source, is_primary,
                              begin_date, end_date, created_at, updated_at)
         SELECT u.id, %s, u.klass_id, u.user_id, u.role, %s, %s, u.is_primary, u.begin_date, u.end_date, %s, %s
-        FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::text[], %s::boolean[], %s::date[], %s::date[])
-             AS u(id, klass_id, user_id, role, is_primary, begin_date, end_date)
+        FROM classes_enrollment_chunk u
         ON CONFLICT (klass_id, user_id, role) DO UPDATE SET
             status = EXCLUDED.status, source = EXCLUDED.source, is_primary = EXCLUDED.is_primary,
             begin_date = EXCLUDED.begin_date, end_date = EXCLUDED.end_date, updated_at = EXCLUDED.updated_at
         RETURNING id, klass_id, user_id, role"""  # noqa: S608 - table name from the model; values are parameters
-    params: list[Any] = [
-        tenant.pk, Enrollment.Status.ACTIVE, source, now, now,
-        [uuid.uuid4() for _ in rows], [r.class_id for r in rows], [r.user_id for r in rows], [r.role for r in rows],
-        [r.is_primary for r in rows], [r.begin_date for r in rows], [r.end_date for r in rows],
-    ]  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS classes_enrollment_chunk (id uuid, klass_id uuid, user_id uuid,"
+            " role text, is_primary boolean, begin_date date, end_date date) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("DELETE FROM classes_enrollment_chunk")  # an earlier call in this transaction
+        columns = "id, klass_id, user_id, role, is_primary, begin_date, end_date"
+        with cursor.cursor.copy(f"COPY classes_enrollment_chunk ({columns}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(
+                    (uuid.uuid4(), r.class_id, r.user_id, r.role, r.is_primary, r.begin_date, r.end_date)
+                )
+        cursor.execute(sql, [tenant.pk, Enrollment.Status.ACTIVE, source, now, now])
         ids = {(k, u, role): pk for pk, k, u, role in cursor.fetchall()}
     return [ids[(r.class_id, r.user_id, r.role)] for r in rows]
 
