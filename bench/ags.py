@@ -250,10 +250,8 @@ def run_hub(args: argparse.Namespace) -> tuple[dict[str, Any], dict[tuple[str, s
         lms.faults = faults_for(args, start + args.outage_after)
         stop = threading.Event()
 
-        def beat() -> None:  # what celery beat does, on the production schedule
-            from django.conf import settings
-
-            while not stop.wait(settings.LTI_AGS_SWEEP_SECONDS):
+        def beat() -> None:  # celery beat's sweep, every 5 s here (LTI_AGS_SWEEP_SECONDS)
+            while not stop.wait(5.0):
                 sweep_score_outbox()
 
         sweeper = threading.Thread(target=beat, daemon=True)
