@@ -18,6 +18,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,13 +70,19 @@ class Stager:
     staged: int = 0
     errors: int = 0
     broken_entities: set[str] = field(default_factory=set)
-    _buffer: list[tuple[Any, ...]] = field(default_factory=list)
+    _pending: int = 0  # rows sent since the last flush
+    _buffer: list[tuple[Any, ...]] = field(default_factory=list)  # SQLite only
     _error_buffer: list[SyncError] = field(default_factory=list)
+    # PostgreSQL: the COPY that rows stream into between flushes, and what closes it.
+    _copy: Any = None
+    _copy_stack: ExitStack | None = None
     # The run's key as the staging column takes it (looked up once, not per row).
     _run_value: Any = field(init=False, default=None)
+    _postgresql: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self._run_value = _run_param(self.run)
+        self._postgresql = db.vendor == "postgresql"
 
     def add(self, record: Record) -> None:
         if record.errors:
@@ -87,23 +94,31 @@ class Stager:
                 return
         ref_a, ref_b = record.refs()
         payload = record.payload()
-        self._buffer.append(
-            (
-                self._run_value,
-                record.entity,
-                record.sourced_id[:255],
-                record.status == TOBEDELETED,
-                record.location[:300],
-                record.line,
-                record.content_hash(payload),
-                record.natural_key()[:255],
-                ref_a[:255],
-                ref_b[:255],
-                payload,
-                bool(record.errors),
-            )
+        row = (
+            self._run_value,
+            record.entity,
+            record.sourced_id[:255],
+            record.status == TOBEDELETED,
+            record.location[:300],
+            record.line,
+            record.content_hash(payload),
+            record.natural_key()[:255],
+            ref_a[:255],
+            ref_b[:255],
+            payload,
+            bool(record.errors),
         )
-        if len(self._buffer) >= STAGE_BATCH:
+        if self._postgresql:
+            # Each row goes out as soon as it is read, so the server stores one batch
+            # while Python parses the next; buffering a batch and then COPYing it left
+            # one of the two idle at any time.
+            if self._copy is None:
+                self._open_copy()
+            self._copy.write_row(row)
+        else:
+            self._buffer.append(row)
+        self._pending += 1
+        if self._pending >= STAGE_BATCH:
             self.flush()
 
     def error_rows(self, errors: Iterable[RowError]) -> None:
@@ -121,11 +136,42 @@ class Stager:
                     )
                 )
 
+    def _open_copy(self) -> None:
+        stack = ExitStack()
+        cursor = stack.enter_context(db.cursor())
+        self._copy = stack.enter_context(
+            cursor.cursor.copy(f"COPY {ST} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN")
+        )
+        self._copy_stack = stack
+
+    def abort(self) -> None:
+        """End an open COPY after the source failed, so the connection is usable for
+        the cleanup that follows. The COPY is ended normally: its rows join the run's
+        other staged rows, which that cleanup deletes. Failing it instead (CopyFail)
+        would also abort any transaction the sync runs inside."""
+        if self._copy_stack is not None:
+            stack, self._copy_stack, self._copy = self._copy_stack, None, None
+            try:
+                stack.close()
+            except Exception:  # the source's error is the one to report
+                logger.warning("roster sync %s: ending the staging COPY failed", self.run.pk, exc_info=True)
+
     def flush(self) -> None:
+        # The COPY holds the connection: close it (the server has mostly caught up)
+        # before anything else is written.
+        if self._copy_stack is not None:
+            stack, self._copy_stack, self._copy = self._copy_stack, None, None
+            stack.close()
         if self._buffer:
-            _copy_staged(self._buffer)
-            self.staged += len(self._buffer)
+            marks = ", ".join(["%s"] * len(_STAGE_COLUMNS))
+            with db.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO {ST} ({', '.join(_STAGE_COLUMNS)}) VALUES ({marks})", self._buffer
+                )
             self._buffer = []
+        if self._pending:
+            self.staged += self._pending
+            self._pending = 0
             SyncRun.objects.filter(pk=self.run.pk).update(
                 phase="fetch", progress_done=self.staged, progress_total=0
             )
@@ -152,24 +198,15 @@ _STAGE_COLUMNS = (
 )
 
 
-def _copy_staged(rows: list[tuple[Any, ...]]) -> None:
-    with db.cursor() as cursor:
-        if db.vendor == "postgresql":
-            # COPY is the fastest way into PostgreSQL; staging is the bulk of the bytes.
-            raw = cursor.cursor
-            with raw.copy(f"COPY {ST} ({', '.join(_STAGE_COLUMNS)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            marks = ", ".join(["%s"] * len(_STAGE_COLUMNS))
-            cursor.executemany(f"INSERT INTO {ST} ({', '.join(_STAGE_COLUMNS)}) VALUES ({marks})", rows)
-
-
 def stage(run: SyncRun, records: Iterator[Record], *, progress: ProgressFn | None = None) -> Stager:
     stager = Stager(run=run, progress=progress)
-    for record in records:
-        stager.add(record)
-    stager.flush()
+    try:
+        for record in records:
+            stager.add(record)
+        stager.flush()
+    except BaseException:
+        stager.abort()
+        raise
     return stager
 
 
@@ -400,28 +437,34 @@ def rekeys(run: SyncRun) -> dict[str, str]:
     }
 
 
-def plan(run: SyncRun, rekeyed: dict[str, str]) -> dict[str, dict[str, int]]:
-    """Counts per entity of what apply would do (the dry-run report and the guard)."""
-    analyze()
+def plan(
+    run: SyncRun, rekeyed: dict[str, str], *, fresh_statistics: bool = False
+) -> dict[str, dict[str, int]]:
+    """Counts per entity of what apply would do (the dry-run report and the guard).
+
+    ``fresh_statistics``: validate() has just analyzed the staged rows and rejected
+    none of them since, so ANALYZE again would learn nothing."""
+    if not fresh_statistics:
+        analyze()
     counts = _empty_counts()
     conn_id, rp = _conn_param(run.connection), _run_param(run)
     for entity in ENTITIES:
+        # One pass over the entity's staged rows for four counts; "live" is a row
+        # apply considers (not rejected, not a tobedeleted), the rest as _changed_sql().
+        live = "s.rejected = %s AND s.deleted = %s"
         row = _q(
-            f"SELECT COUNT(*), SUM(CASE WHEN m.id IS NULL THEN 1 ELSE 0 END) {_changed_sql()}",
-            [conn_id, rp, entity, False, False, False],
+            f"""SELECT SUM(CASE WHEN {live} AND m.id IS NULL THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN {live} AND m.id IS NOT NULL AND (m.hash <> s.hash OR m.is_active = %s)
+                           THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN {live} AND m.hash = s.hash AND m.is_active = %s THEN 1 ELSE 0 END),
+                       SUM(CASE WHEN s.rejected = %s THEN 1 ELSE 0 END)
+                FROM {ST} s LEFT JOIN {SR} m ON m.connection_id = %s AND m.entity = s.entity
+                     AND m.sourced_id = s.sourced_id
+                WHERE s.run_id = %s AND s.entity = %s""",
+            [False, False, False, False, False, False, False, True, True, conn_id, rp, entity],
         )[0]
-        counts[entity]["created"] = int(row[1] or 0)
-        counts[entity]["updated"] = int(row[0] or 0) - int(row[1] or 0)
-        counts[entity]["unchanged"] = _q(
-            f"""SELECT COUNT(*) FROM {ST} s JOIN {SR} m ON m.connection_id = %s AND m.entity = s.entity
-                AND m.sourced_id = s.sourced_id WHERE s.run_id = %s AND s.entity = %s AND s.rejected = %s
-                AND s.deleted = %s AND m.hash = s.hash AND m.is_active = %s""",
-            [conn_id, rp, entity, False, False, True],
-        )[0][0]
-        counts[entity]["rejected"] = _q(
-            f"SELECT COUNT(*) FROM {ST} WHERE run_id = %s AND entity = %s AND rejected = %s",
-            [rp, entity, True],
-        )[0][0]
+        for action, value in zip(("created", "updated", "unchanged", "rejected"), row, strict=True):
+            counts[entity][action] = int(value or 0)
         deactivation = _deactivation_sql(run, entity)
         if deactivation is not None:
             sql, params = deactivation

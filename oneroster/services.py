@@ -131,6 +131,7 @@ def sync_run_execute(*, run_id: uuid.UUID, progress: pipeline.ProgressFn | None 
 
 
 def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
+    fresh_statistics = False
     if not run.staged:
         run.fetch_started_at = timezone.now()
         run.phase = "fetch"
@@ -145,12 +146,15 @@ def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
             run.entity_modes[entity] = "broken"
         run.phase = "validate"
         run.save(update_fields=["entity_modes", "phase", "updated_at"])
+        errors_before = stager.errors
         pipeline.validate(run, stager)
+        # validate() analyzes the staged rows first; if it rejected none, that holds for plan().
+        fresh_statistics = stager.errors == errors_before
         run.error_count = stager.errors
         run.staged = True
         run.save(update_fields=["error_count", "staged", "updated_at"])
     rekeyed = pipeline.rekeys(run)
-    counts = pipeline.plan(run, rekeyed)
+    counts = pipeline.plan(run, rekeyed, fresh_statistics=fresh_statistics)
     run.counts = counts
     run.phase = "diff"
     run.save(update_fields=["counts", "phase", "updated_at"])
