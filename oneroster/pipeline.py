@@ -493,19 +493,6 @@ def guard_check(run: SyncRun, counts: dict[str, dict[str, int]]) -> dict[str, An
 # --- apply ------------------------------------------------------------------------------
 
 
-def _chunk_commit_async() -> None:
-    """Let this chunk's COMMIT return before its WAL is flushed to disk (PostgreSQL).
-
-    A full district import commits a few hundred chunks and used to wait for a disk
-    flush at each. What a crash can cost: the last few chunks, each whole or not at
-    all, never half of one. WAL is flushed in order, so the run's closing status (an
-    ordinary, synchronous commit) is durable only once every chunk before it is; a
-    run cut short is run again, and apply is idempotent."""
-    if db.vendor == "postgresql":
-        with db.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-
-
 @dataclass
 class Applier:
     run: SyncRun
@@ -616,7 +603,6 @@ class Applier:
             rows = [(k[0], k[1], data[k[0]], k[2], k[3], known.get(k[1], ("",))[0]) for k in todo]
             chunk = [(sid, json.loads(d), core_id or "") for _, sid, d, _, _, core_id in rows]
             with transaction.atomic():
-                _chunk_commit_async()
                 core = handler(chunk)
                 _source_records_upsert(
                     self.conn, entity, [(sid, str(core.get(sid, "")), h, nk) for _, sid, _, h, nk, _ in rows]
@@ -650,7 +636,6 @@ class Applier:
             last = rows[-1][0]
             rows = [r for r in rows if r[1] not in retired]
             with transaction.atomic():
-                _chunk_commit_async()
                 SourceRecord.objects.filter(pk__in=[r[0] for r in rows]).update(
                     is_active=False, updated_at=timezone.now()
                 )

@@ -537,20 +537,49 @@ def roles_bulk_assign(*, tenant: Tenant, rows: Sequence[RoleRow], source: str) -
     have = existing()
     missing = [r for r in dict.fromkeys(rows) if r not in have]
     if missing:
-        RoleAssignment.objects.bulk_create(
-            [
-                RoleAssignment(
-                    tenant=tenant, user_id=r.user_id, role=r.role, school_id=r.school_id, source=source
-                )
-                for r in missing
-            ],
-            ignore_conflicts=True,
-        )
+        _roles_insert_missing(tenant=tenant, rows=missing, source=source)
         have = existing()
     inactive = [have[r][0] for r in rows if not have[r][1]]
     if inactive:
         RoleAssignment.objects.filter(pk__in=inactive).update(is_active=True, updated_at=timezone.now())
     return {r: have[r][0] for r in rows}
+
+
+def _roles_insert_missing(*, tenant: Tenant, rows: Sequence[RoleRow], source: str) -> None:
+    """Insert grants, skipping any a concurrent writer added first (any unique constraint)."""
+    if connection.vendor != "postgresql":
+        RoleAssignment.objects.bulk_create(
+            [
+                RoleAssignment(
+                    tenant=tenant, user_id=r.user_id, role=r.role, school_id=r.school_id, source=source
+                )
+                for r in rows
+            ],
+            ignore_conflicts=True,
+        )
+        return
+    # COPY into a temporary table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING: the
+    # same statement bulk_create(ignore_conflicts=True) makes, without compiling and
+    # quoting every value in Python. Runs inside roles_bulk_assign's transaction: the
+    # temporary table empties itself at commit.
+    now = timezone.now()
+    table = connection.ops.quote_name(RoleAssignment._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS accounts_role_chunk (user_id uuid, role text, school_id uuid)"
+            " ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("DELETE FROM accounts_role_chunk")  # an earlier call in this transaction
+        with cursor.cursor.copy("COPY accounts_role_chunk (user_id, role, school_id) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row((r.user_id, r.role, r.school_id))
+        cursor.execute(
+            f"""INSERT INTO {table} (tenant_id, user_id, role, school_id, klass_id, source, is_active,
+                                     created_at, updated_at)
+                SELECT %s, c.user_id, c.role, c.school_id, NULL, %s, TRUE, %s, %s FROM accounts_role_chunk c
+                ON CONFLICT DO NOTHING""",  # noqa: S608 - table name from the model; values are parameters
+            [tenant.pk, source, now, now],
+        )
 
 
 def roles_bulk_deactivate(*, tenant: Tenant, assignment_ids: Sequence[int]) -> int:
