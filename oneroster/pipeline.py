@@ -382,12 +382,6 @@ def _conn_param(conn: RosterConnection) -> Any:
     return conn.pk.hex if db.vendor == "sqlite" else conn.pk
 
 
-def _changed_sql() -> str:
-    return f"""FROM {ST} s LEFT JOIN {SR} m ON m.connection_id = %s AND m.entity = s.entity AND m.sourced_id = s.sourced_id
-               WHERE s.run_id = %s AND s.entity = %s AND s.rejected = %s AND s.deleted = %s
-               AND (m.id IS NULL OR m.hash <> s.hash OR m.is_active = %s)"""
-
-
 def _deactivation_sql(run: SyncRun, entity: str) -> tuple[str, list[Any]] | None:
     """The mapping rows this run deactivates for ``entity`` (FROM ... WHERE, alias m)."""
     conn_id, rp = _conn_param(run.connection), _run_param(run)
@@ -449,8 +443,9 @@ def plan(
     counts = _empty_counts()
     conn_id, rp = _conn_param(run.connection), _run_param(run)
     for entity in ENTITIES:
-        # One pass over the entity's staged rows for four counts; "live" is a row
-        # apply considers (not rejected, not a tobedeleted), the rest as _changed_sql().
+        # One pass over the entity's staged rows for four counts. A "live" row is one
+        # apply considers (not rejected, not a tobedeleted); it is applied when it is
+        # new, its hash differs, or its mapping row is inactive (as apply's own test).
         live = "s.rejected = %s AND s.deleted = %s"
         row = _q(
             f"""SELECT SUM(CASE WHEN {live} AND m.id IS NULL THEN 1 ELSE 0 END),
