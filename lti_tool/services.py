@@ -13,6 +13,7 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from lti_tool.advantage.api import placement_seen_at_launch
 from lti_tool.errors import RegistrationInvalid
 from lti_tool.models import Deployment, LtiContext, PlatformRegistration, Preset, ResourceLink
 from lti_tool.protocol import presets
@@ -331,6 +332,18 @@ def launch_provision(
         link = _seen(
             ResourceLink, {"deployment": deployment, "resource_link_id": claims.resource_link_id}, values, now
         )
+        if claims.ags is not None and claims.ags.lineitem and class_id is not None:
+            # Grades for this link flow back through AGS (lti_tool.advantage).
+            placement_seen_at_launch(
+                tenant=tenant,
+                registration_id=registration.pk,
+                class_id=class_id,
+                resource_link_id=claims.resource_link_id,
+                title=claims.resource_link_title or claims.context_title or "Activity",
+                lineitem_url=claims.ags.lineitem,
+                lineitems_url=claims.ags.lineitems or "",
+                context_id=claims.context_id or "",
+            )
     return LaunchOutcome(
         user=user,
         role=role,

@@ -56,6 +56,36 @@ def placement_register(
     )
 
 
+def placement_seen_at_launch(
+    *,
+    tenant: Tenant,
+    registration_id: uuid.UUID,
+    class_id: uuid.UUID,
+    resource_link_id: str,
+    title: str,
+    lineitem_url: str,
+    lineitems_url: str = "",
+    context_id: str = "",
+) -> Placement | None:
+    """A launch whose AGS claim binds a line item to its link (the platform made the
+    column, e.g. from a deep-linking lineItem): make the link gradable once. Cheap on
+    relaunch: one indexed lookup when the column is known already."""
+    from lti_tool.advantage.models import LineItem
+
+    if LineItem.objects.filter(registration_id=registration_id, url=lineitem_url).exists():
+        return None
+    return placement_register(
+        tenant=tenant,
+        registration_id=registration_id,
+        class_id=class_id,
+        resource_link_id=resource_link_id,
+        title=title,
+        lineitem_url=lineitem_url,
+        lineitems_url=lineitems_url,
+        context_id=context_id,
+    )
+
+
 def membership_sync_queue(
     *,
     tenant: Tenant,

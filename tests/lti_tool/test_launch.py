@@ -386,6 +386,30 @@ def test_lti11_migration_claim_links_the_lti11_person_and_class(
     assert Class.objects.count() == 1
 
 
+def test_launch_with_a_bound_line_item_makes_the_link_gradable_once(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    from lti_tool.advantage.models import LineItem
+
+    kwargs = {
+        "sub": "t-2",
+        "roles": [ROLE_INSTRUCTOR],
+        "context_id": "c-10",
+        "resource_link_id": "rl-10",
+        "ags_lineitems": "https://lms.example.org/api/lti/courses/10/line_items",
+        "ags_lineitem": "https://lms.example.org/api/lti/courses/10/line_items/7",
+    }
+    assert run_launch(client, platform, platform.launch(**kwargs)).response.status_code == 302
+    assert run_launch(client, platform, platform.launch(**kwargs)).response.status_code == 302
+    item = LineItem.objects.get()
+    assert (item.url, item.resource_link_id, item.registration_id) == (
+        "https://lms.example.org/api/lti/courses/10/line_items/7",
+        "rl-10",
+        registration.pk,
+    )
+    assert item.activity.klass_id == Class.objects.get().pk
+
+
 def test_launch_keeps_ags_nrps_custom_and_extension_claims(
     client: Any, platform: LtiPlatform, registration: Any
 ) -> None:
