@@ -129,6 +129,9 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:home"
 LOGOUT_REDIRECT_URL = "web:login"
+# Pages an integration adds to a class, shown to its teachers and tutors on the
+# core class page as (label, URL name taking class_id); the core imports none of them.
+CLASS_STAFF_LINKS = [("Grades and LMS gradebook", "lti_advantage:class_grades")]
 # Where "sign in with your district account" sends a person (the SSO app's page).
 DISTRICT_SIGN_IN_URL = "/sso/{slug}/"
 

@@ -84,6 +84,8 @@ def test_class_detail_three_personas(client: Any, personas: Personas) -> None:
     response = client.get(url)
     assert response.status_code == 200
     assert "Class list" in response.content.decode()
+    grades = f'<a class="button" href="/lti/advantage/classes/{personas.klass.pk}/grades/">Grades and LMS gradebook</a>'
+    assert grades in response.content.decode()
     client.force_login(personas.same_tenant_other)
     assert client.get(url).status_code == 404
     client.force_login(personas.other_tenant)
@@ -96,6 +98,7 @@ def test_student_sees_class_but_not_class_list(client: Any, personas: Personas) 
     response = client.get(reverse("web:class_detail", args=[personas.klass.pk]))
     assert response.status_code == 200
     assert "Class list" not in response.content.decode()
+    assert "Grades and LMS gradebook" not in response.content.decode()
 
 
 def test_district_admin_sees_any_class_of_their_tenant(client: Any, personas: Personas) -> None:

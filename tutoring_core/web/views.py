@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 
 from tutoring_core.accounts.api import audit_record, client_ip, is_district_admin, user_roles
 from tutoring_core.accounts.models import Role, Tenant, User
@@ -117,8 +118,13 @@ def class_detail(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
     my_roles = set(klass.enrollments.filter(user=user, status="active").values_list("role", flat=True))
     staff_view = bool(my_roles & {Role.TEACHER, Role.TUTOR}) or is_district_admin(user)
     members = list(class_members(klass=klass)) if staff_view else []
+    links = (
+        [(label, reverse(name, kwargs={"class_id": klass.pk})) for label, name in settings.CLASS_STAFF_LINKS]
+        if staff_view
+        else []
+    )
     return render(
         request,
         "web/class_detail.html",
-        {"klass": klass, "members": members, "staff_view": staff_view},
+        {"klass": klass, "members": members, "staff_view": staff_view, "staff_links": links},
     )
