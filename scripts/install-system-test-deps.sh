@@ -9,7 +9,17 @@ command -v xmlsec1 >/dev/null 2>&1 || need+=(xmlsec1)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # docker-compose validates deploy/docker-compose.yml (no Docker engine is needed for `config`).
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
+# Redis: the grade-delivery tests run real Celery workers on it (killed mid-task).
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+start_redis() {
+  if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "Starting Redis on 127.0.0.1:6379 for the tests"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
+  fi
+}
 if [ ${#need[@]} -eq 0 ]; then
+  start_redis
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -21,3 +31,4 @@ echo "Installing system packages for the tests: ${need[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+start_redis
