@@ -22,7 +22,11 @@ def test_compose_file_is_accepted_by_compose() -> None:
     }
     result = subprocess.run(
         ["docker-compose", "-f", "deploy/docker-compose.yml", "config"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
@@ -35,7 +39,11 @@ def test_compose_file_is_accepted_by_compose() -> None:
 def test_compose_refuses_to_start_without_secrets() -> None:
     result = subprocess.run(
         ["docker-compose", "-f", "deploy/docker-compose.yml", "config"],
-        cwd=ROOT, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "set SECRET_KEY" in result.stderr

@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 
 
-
 @pytest.mark.django_db
 def test_healthz(client: Any) -> None:
     response = client.get("/healthz")

@@ -480,7 +480,7 @@ def _insert_new(model: type[Model], objs: Sequence[Model]) -> None:
         model._default_manager.bulk_create(objs, batch_size=1000)
         return
     fields = [f for f in model._meta.concrete_fields if not getattr(f, "db_returning", False)]
-    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    columns = ", ".join(connection.ops.quote_name(str(f.column)) for f in fields)
     with connection.cursor() as cursor, connection.wrap_database_errors:
         table = connection.ops.quote_name(model._meta.db_table)
         with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
