@@ -86,24 +86,30 @@ def saml_metadata(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     return HttpResponse(saml.sp_metadata(tenant, key), content_type="application/samlmetadata+xml")
 
 
-@never_cache
-@require_GET
-def saml_login(request: HttpRequest, tenant_slug: str, provider_id: uuid.UUID) -> HttpResponse:
+def _login_start(
+    request: HttpRequest, tenant_slug: str, provider_id: uuid.UUID, protocol: str
+) -> tuple[Any, Any, str, HttpResponse | None]:
+    """The tenant, its provider and the purpose of a sign-in start; a refusal when a
+    test sign-in is asked for by someone who may not run one."""
     tenant = selectors.tenant_for_slug(tenant_slug)
-    idp = selectors.provider_get(
-        tenant=tenant, provider_id=provider_id, protocol=IdentityProvider.Protocol.SAML
-    )
+    idp = selectors.provider_get(tenant=tenant, provider_id=provider_id, protocol=protocol)
     purpose = (
         SamlRequest.Purpose.TEST if request.GET.get("purpose") == "test" else SamlRequest.Purpose.SIGN_IN
     )
     if purpose == SamlRequest.Purpose.TEST and not _may_test(request, tenant):
-        return _refuse(
-            request,
-            tenant,
-            idp,
-            SignInRejected("forbidden", "Only a district admin can run a test sign-in."),
-            status=403,
-        )
+        rejection = SignInRejected("forbidden", "Only a district admin can run a test sign-in.")
+        return tenant, idp, purpose, _refuse(request, tenant, idp, rejection, status=403)
+    return tenant, idp, purpose, None
+
+
+@never_cache
+@require_GET
+def saml_login(request: HttpRequest, tenant_slug: str, provider_id: uuid.UUID) -> HttpResponse:
+    tenant, idp, purpose, refused = _login_start(
+        request, tenant_slug, provider_id, IdentityProvider.Protocol.SAML
+    )
+    if refused is not None:
+        return refused
     if not idp.sso_url or not idp.signing_certificates:
         return _refuse(
             request, tenant, idp, SignInRejected("not-configured", f"{idp.name} has no metadata yet.")
@@ -430,21 +436,11 @@ def _oidc_redirect_uri(tenant: accounts.Tenant) -> str:
 @never_cache
 @require_GET
 def oidc_login(request: HttpRequest, tenant_slug: str, provider_id: uuid.UUID) -> HttpResponse:
-    tenant = selectors.tenant_for_slug(tenant_slug)
-    idp = selectors.provider_get(
-        tenant=tenant, provider_id=provider_id, protocol=IdentityProvider.Protocol.OIDC
+    tenant, idp, purpose, refused = _login_start(
+        request, tenant_slug, provider_id, IdentityProvider.Protocol.OIDC
     )
-    purpose = (
-        SamlRequest.Purpose.TEST if request.GET.get("purpose") == "test" else SamlRequest.Purpose.SIGN_IN
-    )
-    if purpose == SamlRequest.Purpose.TEST and not _may_test(request, tenant):
-        return _refuse(
-            request,
-            tenant,
-            idp,
-            SignInRejected("forbidden", "Only a district admin can run a test sign-in."),
-            status=403,
-        )
+    if refused is not None:
+        return refused
     try:
         start = oidc.authorization_start(idp, redirect_uri=_oidc_redirect_uri(tenant))
     except SignInRejected as exc:
