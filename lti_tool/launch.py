@@ -302,9 +302,11 @@ def _jwks_fetch(registration: PlatformRegistration) -> dict[str, Any]:
         raise LaunchRejected("jwks_malformed", "The platform's JWKS has no keys list.", status=502)
     # Kept twice the TTL: past the TTL one process refreshes while the others go on
     # with the stale copy, so a busy minute never sends a burst of fetches.
+    fetched = time.time()
     cache.set(
-        _jwks_key(registration), {"jwks": data, "fetched": time.time()}, 2 * settings.LTI_JWKS_CACHE_SECONDS
+        _jwks_key(registration), {"jwks": data, "fetched": fetched}, 2 * settings.LTI_JWKS_CACHE_SECONDS
     )
+    _local_keys[registration.key_set_url] = (fetched, data, {})
     return data
 
 
@@ -322,13 +324,30 @@ def _jwks_cached(registration: PlatformRegistration) -> dict[str, Any]:
             logger.warning(
                 "JWKS refresh failed; using the copy from %.0fs ago", time.time() - entry["fetched"]
             )
+    _local_keys[registration.key_set_url] = (entry["fetched"], entry["jwks"], {})
     return dict(entry["jwks"])
+
+
+# Per process: the JWKS copy last read from the shared cache, with the key objects
+# built from it, by JWKS URL: (fetched at, jwks, {kid: key}). Only ever a copy of
+# what the shared cache holds, trusted until that copy's TTL runs out, so it never
+# adds a fetch; it saves a cache round trip and a JWK parse on every launch.
+_local_keys: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
 
 
 def platform_public_key(registration: PlatformRegistration, kid: str) -> Any:
     """The platform's key with this kid, from the cached JWKS (fetched once per TTL,
     by one process); an unknown kid (the platform rotated) refetches, at most once
     per LTI_JWKS_REFETCH_SECONDS."""
+    local = _local_keys.get(registration.key_set_url)
+    if local is not None and time.time() - local[0] < settings.LTI_JWKS_CACHE_SECONDS:
+        key = local[2].get(kid)
+        if key is None:
+            key = _find_kid(local[1], kid)
+            if key is not None:
+                local[2][kid] = key
+        if key is not None:
+            return key
     jwks = _jwks_cached(registration)
     key = _find_kid(jwks, kid)
     if key is None:
@@ -370,6 +389,7 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         )
         self._storage_state = storage_state
         self.registration_model: PlatformRegistration | None = None
+        self.deployment_model: Deployment | None = None
         self.claims: C.LaunchClaims | None = None
         self.state_record: dict[str, Any] = {}
 
@@ -430,11 +450,30 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         return self
 
     def validate_registration_bound(self) -> None:
-        registration = (
-            PlatformRegistration.objects.select_related("tenant")
-            .filter(pk=self.state_record["registration"], is_active=True)
-            .first()
-        )
+        # The (not yet verified) deployment_id is only a lookup key here: the row is
+        # read with its registration in one query, and used after the signature
+        # holds only if the verified claim names it (services.deployment_resolve).
+        deployment_id = self._jwt["body"].get(C.DEPLOYMENT_ID)
+        deployment = None
+        if isinstance(deployment_id, str) and deployment_id.strip():
+            deployment = (
+                Deployment.objects.select_related("registration__tenant")
+                .filter(
+                    registration_id=self.state_record["registration"],
+                    registration__is_active=True,
+                    deployment_id=deployment_id.strip(),
+                )
+                .first()
+            )
+        if deployment is not None:
+            registration: PlatformRegistration | None = deployment.registration
+        else:
+            registration = (
+                PlatformRegistration.objects.select_related("tenant")
+                .filter(pk=self.state_record["registration"], is_active=True)
+                .first()
+            )
+        self.deployment_model = deployment
         if registration is None:
             raise LaunchRejected("registration_unknown", "The platform registration was removed or disabled.")
         self.registration_model = registration

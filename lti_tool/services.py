@@ -28,9 +28,17 @@ from tutoring_core.accounts.api import (
     Tenant,
     User,
     audit_record,
+    person_current,
     person_resolve,
 )
-from tutoring_core.classes.api import ClassKeyKind, ClassKeyRef, Source, class_upsert, enrollment_upsert
+from tutoring_core.classes.api import (
+    ClassKeyKind,
+    ClassKeyRef,
+    Source,
+    class_enrollment_current,
+    class_upsert,
+    enrollment_upsert,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,13 +137,19 @@ def registration_create(
     return registration
 
 
-def deployment_resolve(*, registration: PlatformRegistration, deployment_id: str) -> Deployment:
+def deployment_resolve(
+    *, registration: PlatformRegistration, deployment_id: str, known: Deployment | None = None
+) -> Deployment:
     """The deployment a launch names, under the registration's policy.
 
     accept_new: an unknown id is recorded active. hold: it is recorded pending (so
-    an admin sees it and can approve) and this launch is refused.
+    an admin sees it and can approve) and this launch is refused. ``known`` is the
+    row the launch already read with its registration (one query instead of two).
     """
-    deployment = Deployment.objects.filter(registration=registration, deployment_id=deployment_id).first()
+    if known is not None and (known.registration_id, known.deployment_id) == (registration.pk, deployment_id):
+        deployment: Deployment | None = known
+    else:
+        deployment = Deployment.objects.filter(registration=registration, deployment_id=deployment_id).first()
     if deployment is None:
         accept = registration.deployment_policy == PlatformRegistration.DeploymentPolicy.ACCEPT_NEW
         status = Deployment.Status.ACTIVE if accept else Deployment.Status.PENDING
@@ -228,8 +242,12 @@ def _target(custom: dict[str, Any]) -> tuple[str, str]:
 LAST_LAUNCH_RESOLUTION = dt.timedelta(minutes=5)
 
 
-def _seen(model: Any, lookup: dict[str, Any], values: dict[str, Any], now: dt.datetime) -> Any:
-    row = model.objects.filter(**lookup).first()
+def _seen(
+    model: Any, lookup: dict[str, Any], values: dict[str, Any], now: dt.datetime, *, row: Any = None
+) -> Any:
+    """Upsert the row ``lookup`` names; ``row`` is that row when the caller already read it."""
+    if row is None:
+        row = model.objects.filter(**lookup).first()
     if row is None:
         row, _created = model.objects.update_or_create(**lookup, defaults={**values, "last_launch_at": now})
         return row
@@ -255,14 +273,27 @@ def launch_provision(
     a validated launch names. Idempotent: the same launch twice changes nothing."""
     tenant = registration.tenant
     now = timezone.now()
-    person = person_resolve(
-        tenant=tenant,
-        key=IdentityKey(kind=IdentityKind.LTI, issuer=registration.issuer, subject=claims.subject),
-        profile=_profile(claims),
-        link_hints=_link_hints(claims),
-    )
-    user = User.objects.select_related("tenant").get(pk=person.user_id)
+    # A repeat launch of a known person, class and link reads one row of each and
+    # writes nothing here (the *_current reads); anything new or changed goes
+    # through the core's upserts.
+    key = IdentityKey(kind=IdentityKind.LTI, issuer=registration.issuer, subject=claims.subject)
+    profile = _profile(claims)
+    user = person_current(tenant=tenant, key=key, profile=profile, seen_within=LAST_LAUNCH_RESOLUTION)
+    person_created = False
+    if user is None:
+        person = person_resolve(tenant=tenant, key=key, profile=profile, link_hints=_link_hints(claims))
+        user = User.objects.select_related("tenant").get(pk=person.user_id)
+        person_created = person.created
     role = lis_roles.class_role(claims.roles)
+    # The link (with its context) in one read; the context is read on its own
+    # only when the link is new or moved.
+    known_link = None
+    if claims.resource_link_id:
+        known_link = (
+            ResourceLink.objects.select_related("context")
+            .filter(deployment=deployment, resource_link_id=claims.resource_link_id)
+            .first()
+        )
 
     context = None
     class_id = None
@@ -281,21 +312,27 @@ def launch_provision(
             link_to.append(
                 ClassKeyRef(kind=ClassKeyKind.ONEROSTER, issuer=None, subject=claims.course_section_sourcedid)
             )
-        result = class_upsert(
-            tenant=tenant,
-            # Context ids are unique per deployment (LTI Core 1.3 §5.4.1).
-            key=ClassKeyRef(
-                kind=ClassKeyKind.LTI_CONTEXT,
-                issuer=registration.issuer,
-                subject=f"{deployment.deployment_id}/{claims.context_id}",
-            ),
-            title=claims.context_title or claims.context_label,
-            code=claims.context_label,
-            source=Source.LTI,
-            link_to=link_to,
+        # Context ids are unique per deployment (LTI Core 1.3 §5.4.1).
+        class_key = ClassKeyRef(
+            kind=ClassKeyKind.LTI_CONTEXT,
+            issuer=registration.issuer,
+            subject=f"{deployment.deployment_id}/{claims.context_id}",
         )
-        class_id = result.id
-        enrollment_upsert(tenant=tenant, class_id=class_id, user=user, role=role, source=Source.LTI)
+        title = claims.context_title or claims.context_label
+        class_id = class_enrollment_current(
+            tenant=tenant, key=class_key, user=user, role=role, title=title, code=claims.context_label
+        )
+        if class_id is None:
+            result = class_upsert(
+                tenant=tenant,
+                key=class_key,
+                title=title,
+                code=claims.context_label,
+                source=Source.LTI,
+                link_to=link_to,
+            )
+            class_id = result.id
+            enrollment_upsert(tenant=tenant, class_id=class_id, user=user, role=role, source=Source.LTI)
         values: dict[str, Any] = {
             "tenant_id": tenant.pk,
             "registration_id": registration.pk,
@@ -308,7 +345,21 @@ def launch_provision(
             values.update(
                 nrps_memberships_url=claims.nrps_url, nrps_service_versions=list(claims.nrps_versions)
             )
-        context = _seen(LtiContext, {"deployment": deployment, "context_id": claims.context_id}, values, now)
+        known_context = None
+        if (
+            known_link is not None
+            and known_link.context is not None
+            and known_link.context.deployment_id == deployment.pk
+            and known_link.context.context_id == claims.context_id
+        ):
+            known_context = known_link.context
+        context = _seen(
+            LtiContext,
+            {"deployment": deployment, "context_id": claims.context_id},
+            values,
+            now,
+            row=known_context,
+        )
 
     link = None
     if claims.resource_link_id:
@@ -330,7 +381,11 @@ def launch_provision(
                 ags_scopes=list(claims.ags.scopes),
             )
         link = _seen(
-            ResourceLink, {"deployment": deployment, "resource_link_id": claims.resource_link_id}, values, now
+            ResourceLink,
+            {"deployment": deployment, "resource_link_id": claims.resource_link_id},
+            values,
+            now,
+            row=known_link,
         )
         if claims.ags is not None and claims.ags.lineitem and class_id is not None:
             # Grades for this link flow back through AGS (lti_tool.advantage).
@@ -350,5 +405,5 @@ def launch_provision(
         class_id=class_id,
         context=context,
         resource_link=link,
-        person_created=person.created,
+        person_created=person_created,
     )

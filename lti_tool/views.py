@@ -98,7 +98,9 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
     claims = launch.validate_launch()
     registration = launch.registration_model
     assert registration is not None
-    deployment = services.deployment_resolve(registration=registration, deployment_id=claims.deployment_id)
+    deployment = services.deployment_resolve(
+        registration=registration, deployment_id=claims.deployment_id, known=launch.deployment_model
+    )
     if claims.message_type == C.DEEP_LINKING_REQUEST and not _can_place(claims):
         raise LaunchRejected(
             "deep_linking_role", "Only teachers can place tutoring activities in a course.", status=403

@@ -33,7 +33,10 @@ def _lti_settings(settings: Any, db: Any) -> None:
             call_command("createcachetable", verbosity=0)
     from django.core.cache import cache
 
+    from lti_tool import launch
+
     cache.clear()
+    launch._local_keys.clear()  # the per-process copy of the JWKS the cache held
 
 
 _KEY_POOL: list[Any] = []

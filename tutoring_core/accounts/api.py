@@ -6,8 +6,11 @@ Integration apps (lti_tool, oneroster, sso, scorm) import from here, never from
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.auth import login as _login
 from django.http import HttpRequest
+from django.utils import timezone
 
 from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, TenantInfo
 from tutoring_core.accounts.errors import (
@@ -19,6 +22,7 @@ from tutoring_core.accounts.errors import (
 from tutoring_core.accounts.models import ExternalIdentity, Role, Tenant, User
 from tutoring_core.accounts.selectors import is_district_admin, tenant_get, user_get, user_roles
 from tutoring_core.accounts.services import (
+    _apply_profile,
     audit_record,
     guardian_link,
     identity_link,
@@ -48,6 +52,7 @@ __all__ = [
     "guardian_link",
     "identity_link",
     "is_district_admin",
+    "person_current",
     "person_resolve",
     "role_assign",
     "session_login",
@@ -57,6 +62,28 @@ __all__ = [
     "user_roles",
     "users_merge",
 ]
+
+
+def person_current(
+    *, tenant: Tenant, key: IdentityKey, profile: PersonProfile, seen_within: dt.timedelta
+) -> User | None:
+    """The person ``key`` names (with ``user.tenant`` loaded), read only, when
+    ``person_resolve`` would change nothing: the identity exists, was seen within
+    ``seen_within`` and the profile adds nothing new. None otherwise: call
+    ``person_resolve``. One query; the hot path of a repeat sign-in."""
+    identity = (
+        ExternalIdentity.objects.select_related("user__tenant")
+        .filter(tenant=tenant, kind=key.kind, issuer=key.issuer, subject=key.subject)
+        .first()
+    )
+    if identity is None or identity.last_seen_at is None:
+        return None
+    if timezone.now() - identity.last_seen_at >= seen_within:
+        return None
+    user = identity.user
+    if _apply_profile(user, profile):  # changes the in-memory copy only; person_resolve reloads
+        return None
+    return user
 
 
 def tenant_info(tenant: Tenant) -> TenantInfo:
