@@ -100,7 +100,8 @@ class HubToolConf(ToolConfAbstract[DjangoRequest]):
         )
         if client_id:
             registrations = registrations.filter(client_id=client_id)
-        found = list(registrations[:2])
+        # Unordered: the model's ordering would join the tenant again just to sort.
+        found = list(registrations.order_by()[:2])
         if len(found) != 1:
             # None, or several registrations for an issuer that did not say which
             # client_id it means (the login's client_id is optional in the spec).
@@ -463,6 +464,7 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
                     registration__is_active=True,
                     deployment_id=deployment_id.strip(),
                 )
+                .order_by()  # unique; the model's ordering would join the tenant again to sort
                 .first()
             )
         if deployment is not None:

@@ -292,6 +292,7 @@ def launch_provision(
         known_link = (
             ResourceLink.objects.select_related("context")
             .filter(deployment=deployment, resource_link_id=claims.resource_link_id)
+            .order_by()  # unique; no sort
             .first()
         )
 

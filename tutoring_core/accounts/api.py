@@ -72,8 +72,9 @@ def person_current(
     ``seen_within`` and the profile adds nothing new. None otherwise: call
     ``person_resolve``. One query; the hot path of a repeat sign-in."""
     identity = (
-        ExternalIdentity.objects.select_related("user__tenant")
+        ExternalIdentity.objects.select_related("user")
         .filter(tenant=tenant, kind=key.kind, issuer=key.issuer, subject=key.subject)
+        .order_by()  # unique; the model's ordering would join the tenant just to sort
         .first()
     )
     if identity is None or identity.last_seen_at is None:
@@ -81,6 +82,9 @@ def person_current(
     if timezone.now() - identity.last_seen_at >= seen_within:
         return None
     user = identity.user
+    if user.tenant_id != tenant.pk:
+        return None
+    user.tenant = tenant
     if _apply_profile(user, profile):  # changes the in-memory copy only; person_resolve reloads
         return None
     return user

@@ -42,6 +42,7 @@ def class_enrollment_current(
             klass__keys__subject=key.subject,
         )
         .values_list("klass_id", "klass__is_active", "klass__title", "klass__code")
+        .order_by()  # unique (enrollment_unique, class_key_unique); no sort
         .first()
     )
     if row is None:
@@ -88,6 +89,7 @@ from tutoring_core.classes.services import (  # noqa: E402
     courses_bulk_upsert,
     enrollments_bulk_deactivate,
     enrollments_bulk_upsert,
+    enrollments_bulk_upsert_query,
     schools_bulk_deactivate,
     schools_bulk_upsert,
     terms_bulk_deactivate,
@@ -107,6 +109,7 @@ __all__ += [
     "courses_bulk_upsert",
     "enrollments_bulk_deactivate",
     "enrollments_bulk_upsert",
+    "enrollments_bulk_upsert_query",
     "schools_bulk_deactivate",
     "schools_bulk_upsert",
     "terms_bulk_deactivate",
