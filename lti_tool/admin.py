@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -68,6 +69,17 @@ class PlatformRegistrationAdmin(TenantScopedAdmin):
             },
         ),
         ("Deployments", {"fields": ("deployment_policy",)}),
+        (
+            "Migrating from LTI 1.1 (optional)",
+            {
+                "fields": ("lti1p1_consumer_key", "lti1p1_shared_secret"),
+                "description": "The consumer key and shared secret this LMS used with the tool under "
+                "LTI 1.1. With them, a launch that carries the LMS's signed LTI 1.1 migration claim "
+                "keeps the person's and the course's LTI 1.1 accounts; without them it is not "
+                "trusted and people arrive as new accounts. Set them before the LMS switches. "
+                "Leave the secret empty to keep the stored one.",
+            },
+        ),
         ("Give these to the LMS", {"fields": ("tool_urls",)}),
     )
 
@@ -94,6 +106,14 @@ class PlatformRegistrationAdmin(TenantScopedAdmin):
         for name in ("auth_login_url", "auth_token_url", "key_set_url", "auth_audience"):
             if name in form.base_fields:
                 form.base_fields[name].required = False
+        if "lti1p1_shared_secret" in form.base_fields:
+            # Write-only: the stored secret is never sent back to a browser.
+            form.base_fields["lti1p1_shared_secret"] = forms.CharField(
+                required=False,
+                strip=True,
+                label="LTI 1.1 shared secret",
+                widget=forms.PasswordInput(render_value=False),
+            )
         return form
 
     def save_model(self, request: HttpRequest, obj: PlatformRegistration, form: Any, change: bool) -> None:
@@ -108,6 +128,14 @@ class PlatformRegistrationAdmin(TenantScopedAdmin):
         )
         for field, value in filled.items():
             setattr(obj, field, value)
+        if change and not form.cleaned_data.get("lti1p1_shared_secret"):
+            # An empty secret field keeps the stored secret (the form never shows it).
+            obj.lti1p1_shared_secret = (
+                PlatformRegistration.objects.filter(pk=obj.pk)
+                .values_list("lti1p1_shared_secret", flat=True)
+                .first()
+                or ""
+            )
         super().save_model(request, obj, form, change)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:

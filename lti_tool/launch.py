@@ -12,11 +12,15 @@ We replace the parts that must work across processes and inside LMS iframes:
 - the platform JWKS is fetched through tutoring_core.http, cached, and refetched
   when an unknown kid appears, at most once per LTI_JWKS_REFETCH_SECONDS;
 - the signature check pins RS256 and also verifies aud, azp, exp, iat and iss,
-  which pylti1p3 leaves to the caller (it decodes with verify_aud off).
+  which pylti1p3 leaves to the caller (it decodes with verify_aud off);
+- the LTI 1.1 migration claim is kept only when its oauth_consumer_key_sign
+  verifies with the registration's LTI 1.1 consumer key and shared secret
+  (HubMessageLaunch._lti1p1_verified); otherwise it is dropped, not the launch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -44,6 +48,7 @@ from pylti1p3.tool_config import ToolConfAbstract
 from lti_tool.keys import tool_key_current
 from lti_tool.models import Deployment, PlatformRegistration
 from lti_tool.protocol import claims as C
+from lti_tool.protocol import migration
 from lti_tool.protocol.errors import LaunchRejected
 from tutoring_core.http import OutboundHTTPError
 from tutoring_core.http import get as http_get
@@ -405,12 +410,48 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         self.validate_registration_bound()
         self.validate_jwt_signature()
         self.claims = C.parse(self._jwt["body"], client_id=self.registration_model.client_id)  # type: ignore[arg-type,union-attr]
+        self.claims = self._lti1p1_verified(self.claims)
         try:
             self.validate_message()
         except LtiException as exc:
             raise LaunchRejected("message_invalid", f"The launch message is incomplete: {exc}.") from None
         self.validate_nonce()
         return self.claims
+
+    def _lti1p1_verified(self, claims: C.LaunchClaims) -> C.LaunchClaims:
+        """The claims, without the LTI 1.1 migration claim unless it is proven.
+
+        The lti1p1 claim links this person and context to the LTI 1.1 user_id and
+        context_id of ``oauth_consumer_key``: taken on trust, any platform registered
+        with the tenant could claim any 1.1 person's account. It is honoured only
+        when the registration holds that consumer key and its LTI 1.1 shared secret,
+        and the claim's ``oauth_consumer_key_sign`` (HMAC-SHA256 over
+        ``oauth_consumer_key&deployment_id&iss&client_id&exp&nonce``, LTI 1.3
+        migration guide) verifies with them. Otherwise the claim is dropped, not the
+        launch: the person signs in under their LTI 1.3 identity, unlinked (an admin
+        can merge), which is what a tool without the 1.1 secret can safely do.
+        """
+        if claims.lti1p1 is None:
+            return claims
+        registration = self.registration_model
+        assert registration is not None
+        if migration.consumer_key_sign_valid(
+            claims.lti1p1,
+            self._jwt["body"],
+            client_id=registration.client_id,
+            deployment_id=claims.deployment_id,
+            consumer_key=registration.lti1p1_consumer_key,
+            secret=registration.lti1p1_shared_secret,
+        ):
+            return claims
+        logger.warning(
+            "LTI 1.1 migration claim ignored for registration %s: %s",
+            registration.pk,
+            "no LTI 1.1 consumer key and secret configured"
+            if not (registration.lti1p1_consumer_key and registration.lti1p1_shared_secret)
+            else "oauth_consumer_key_sign does not verify (or names another consumer key)",
+        )
+        return dataclasses.replace(claims, lti1p1=None)
 
     def validate_state(self) -> HubMessageLaunch:
         state = self._get_request_param("state")

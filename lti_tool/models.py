@@ -86,6 +86,11 @@ class PlatformRegistration(TimeStamped):
     deployment_policy = models.CharField(
         max_length=12, choices=DeploymentPolicy.choices, default=DeploymentPolicy.HOLD
     )
+    # LTI 1.1 -> 1.3 migration: the consumer key and shared secret this platform used
+    # with the tool under LTI 1.1. A launch's lti1p1 claim (link to the 1.1 user_id and
+    # context_id) is honoured only when its oauth_consumer_key_sign verifies with them.
+    lti1p1_consumer_key = models.CharField(max_length=255, blank=True, verbose_name="LTI 1.1 consumer key")
+    lti1p1_shared_secret = EncryptedTextField(blank=True, default="", verbose_name="LTI 1.1 shared secret")
     is_active = models.BooleanField(default=True)
 
     class Meta:

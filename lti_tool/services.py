@@ -214,7 +214,8 @@ def _link_hints(claims: LaunchClaims) -> list[LinkHint]:
         # LIS person_sourcedid names the roster sourcedId (any roster connection).
         hints.append(LinkHint(kind=IdentityKind.ONEROSTER, subject=claims.person_sourcedid))
     if claims.lti1p1 and claims.lti1p1.get("user_id") and claims.lti1p1.get("oauth_consumer_key"):
-        # LTI 1.3 migration claim: the person an LTI 1.1 launch knew as user_id.
+        # LTI 1.3 migration claim: the person an LTI 1.1 launch knew as user_id. Present
+        # only when its oauth_consumer_key_sign verified (launch._lti1p1_verified).
         hints.append(
             LinkHint(
                 kind=IdentityKind.LTI,

@@ -70,3 +70,39 @@ def test_other_tenants_registrations_are_not_listed(client: Any, tenant: Any) ->
     page = client.get("/admin/lti_tool/platformregistration/").content.decode()
     assert mine.client_id in page
     assert other.client_id not in page
+
+
+def test_lti11_secret_is_write_only_in_the_admin(client: Any, tenant: Any) -> None:
+    admin = district_admin(tenant)
+    client.force_login(admin)
+    registration = make_registration(tenant)
+    url = f"/admin/lti_tool/platformregistration/{registration.pk}/change/"
+    form = {
+        "name": "Moodle",
+        "preset": "generic",
+        "is_active": "on",
+        "issuer": registration.issuer,
+        "client_id": registration.client_id,
+        "auth_login_url": registration.auth_login_url,
+        "auth_token_url": registration.auth_token_url,
+        "key_set_url": registration.key_set_url,
+        "auth_audience": "",
+        "deployment_policy": "hold",
+        "lti1p1_consumer_key": "moodle-11-key",
+        "lti1p1_shared_secret": "s3cret-from-lti11",
+        "deployments-TOTAL_FORMS": "0",
+        "deployments-INITIAL_FORMS": "0",
+    }
+    assert client.post(url, form).status_code == 302
+    registration.refresh_from_db()
+    assert (registration.lti1p1_consumer_key, registration.lti1p1_shared_secret) == (
+        "moodle-11-key",
+        "s3cret-from-lti11",
+    )
+    page = client.get(url).content.decode()
+    assert 'name="lti1p1_shared_secret"' in page
+    assert "s3cret-from-lti11" not in page
+    # Saving again with the secret left empty keeps it.
+    assert client.post(url, {**form, "name": "Moodle 4", "lti1p1_shared_secret": ""}).status_code == 302
+    registration.refresh_from_db()
+    assert (registration.name, registration.lti1p1_shared_secret) == ("Moodle 4", "s3cret-from-lti11")

@@ -401,31 +401,126 @@ def test_course_section_sourcedid_joins_the_roster_class(
     assert Enrollment.objects.get(klass=rostered).role == "student"
 
 
-def test_lti11_migration_claim_links_the_lti11_person_and_class(
-    client: Any, platform: LtiPlatform, registration: Any
-) -> None:
+LTI11_KEY = "consumer-key"
+LTI11_SECRET = "lti11-shared-secret"
+
+
+def _lti11_world(registration: Any, *, key: str = LTI11_KEY, secret: str = LTI11_SECRET) -> tuple[Any, Any]:
+    """An LTI 1.1 person and class of ``consumer-key``, and the registration's 1.1 key/secret."""
+    registration.lti1p1_consumer_key = key
+    registration.lti1p1_shared_secret = secret
+    registration.save(update_fields=["lti1p1_consumer_key", "lti1p1_shared_secret", "updated_at"])
     old = UserFactory(tenant=registration.tenant)
     ExternalIdentity.objects.create(
-        tenant=registration.tenant, kind="lti", issuer="lti1p1:consumer-key", subject="u-11", user=old
+        tenant=registration.tenant, kind="lti", issuer=f"lti1p1:{LTI11_KEY}", subject="u-11", user=old
     )
     old_class = Class.objects.create(tenant=registration.tenant, title="Old 1.1 course")
     ClassKey.objects.create(
         tenant=registration.tenant,
         kind="lti_context",
-        issuer="lti1p1:consumer-key",
+        issuer=f"lti1p1:{LTI11_KEY}",
         subject="ctx-11",
         klass=old_class,
     )
-    spec = platform.launch(
+    return old, old_class
+
+
+def _lti11_launch(platform: LtiPlatform, **kwargs: Any) -> LaunchSpec:
+    return platform.launch(
         sub="new-13",
         roles=[ROLE_INSTRUCTOR],
         context_id="ctx-13",
-        lti1p1={"oauth_consumer_key": "consumer-key", "user_id": "u-11", "context_id": "ctx-11"},
+        lti1p1={"oauth_consumer_key": LTI11_KEY, "user_id": "u-11", "context_id": "ctx-11"},
+        **kwargs,
     )
+
+
+def test_lti11_migration_claim_links_the_lti11_person_and_class(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    old, old_class = _lti11_world(registration)
+    spec = _lti11_launch(platform, lti1p1_secret=LTI11_SECRET)
     assert run_launch(client, platform, spec).response.status_code == 302
     assert ExternalIdentity.objects.get(kind="lti", subject="new-13").user_id == old.pk
     assert ClassKey.objects.get(subject=f"{platform.deployment_id}/ctx-13").klass_id == old_class.pk
     assert Class.objects.count() == 1
+    assert User.objects.count() == 1
+
+
+def _other_nonce_sign(payload: dict[str, Any]) -> None:
+    """A sign copied from another launch: right secret, another nonce."""
+    from lti_tool.protocol import migration
+
+    payload[LTI + "lti1p1"]["oauth_consumer_key_sign"] = migration.consumer_key_sign(
+        oauth_consumer_key=LTI11_KEY,
+        deployment_id=payload[LTI + "deployment_id"],
+        issuer=payload["iss"],
+        client_id=payload["aud"],
+        exp=payload["exp"],
+        nonce="a-nonce-of-another-launch",
+        secret=LTI11_SECRET,
+    )
+
+
+@pytest.mark.parametrize(
+    ("configured", "spec_kwargs"),
+    [
+        ({"secret": LTI11_SECRET}, {"lti1p1_secret": "a-guessed-secret"}),
+        ({"secret": LTI11_SECRET}, {}),
+        ({"secret": LTI11_SECRET}, {"mutate": _other_nonce_sign}),
+        ({"secret": ""}, {"lti1p1_secret": LTI11_SECRET}),
+        ({"key": "", "secret": ""}, {"lti1p1_secret": LTI11_SECRET}),
+        ({"key": "another-consumer", "secret": LTI11_SECRET}, {"lti1p1_secret": LTI11_SECRET}),
+    ],
+    ids=[
+        "wrong-secret",
+        "unsigned",
+        "sign-of-another-launch",
+        "registration-has-no-secret",
+        "registration-has-no-1.1-key",
+        "claim-names-another-consumer",
+    ],
+)
+def test_unproven_lti11_migration_claim_links_nothing(
+    client: Any,
+    platform: LtiPlatform,
+    registration: Any,
+    configured: dict[str, str],
+    spec_kwargs: dict[str, Any],
+) -> None:
+    """Without a verified oauth_consumer_key_sign the launch goes on, as a new LTI 1.3
+    person in a new class: the 1.1 person and class are not taken over."""
+    old, old_class = _lti11_world(registration, **configured)
+    response = run_launch(client, platform, _lti11_launch(platform, **spec_kwargs)).response
+    assert response.status_code == 302
+    new_identity = ExternalIdentity.objects.get(kind="lti", subject="new-13")
+    new_class_id = ClassKey.objects.get(subject=f"{platform.deployment_id}/ctx-13").klass_id
+    assert new_identity.user_id != old.pk
+    assert new_class_id != old_class.pk
+    assert client.session["_auth_user_id"] == str(new_identity.user_id)
+    assert list(ExternalIdentity.objects.filter(user=old).values_list("issuer", "subject")) == [
+        (f"lti1p1:{LTI11_KEY}", "u-11")
+    ]
+    assert list(ClassKey.objects.filter(klass=old_class).values_list("issuer", "subject")) == [
+        (f"lti1p1:{LTI11_KEY}", "ctx-11")
+    ]
+    assert not Enrollment.objects.filter(klass=old_class).exists()
+    assert not AuditLog.objects.filter(action="identity.link").exists()
+
+
+def test_lti11_shared_secret_is_stored_encrypted(registration: Any) -> None:
+    registration.lti1p1_consumer_key = LTI11_KEY
+    registration.lti1p1_shared_secret = LTI11_SECRET
+    registration.save()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lti1p1_shared_secret FROM lti_tool_platformregistration WHERE id = %s",
+            [registration.pk.hex if connection.vendor == "sqlite" else registration.pk],
+        )
+        stored = cursor.fetchone()[0]
+    assert LTI11_SECRET not in stored
+    registration.refresh_from_db()
+    assert registration.lti1p1_shared_secret == LTI11_SECRET
 
 
 def test_launch_with_a_bound_line_item_makes_the_link_gradable_once(

@@ -115,6 +115,9 @@ class LaunchSpec:
     custom: dict[str, t.Any] | None = None
     lis: dict[str, str] | None = None
     lti1p1: dict[str, str] | None = None
+    # The LTI 1.1 shared secret: with it the platform adds oauth_consumer_key_sign to
+    # the lti1p1 claim (HMAC-SHA256, LTI 1.3 migration guide), as a migrating LMS does.
+    lti1p1_secret: str | None = None
     ags_lineitems: str | None = None
     ags_lineitem: str | None = None
     nrps_url: str | None = None
@@ -476,9 +479,27 @@ class LtiPlatform:
             or spec.extra_claims
             or spec.signing != "platform"
             or spec.header
+            or spec.lti1p1_secret
         ):
             payload = jwt.decode(token, options={"verify_signature": False})
             payload.update(spec.extra_claims)
+            if spec.lti1p1 and spec.lti1p1_secret:
+                base = "&".join(
+                    str(part)
+                    for part in (
+                        spec.lti1p1["oauth_consumer_key"],
+                        payload[LTI + "deployment_id"],
+                        payload["iss"],
+                        self.client_id,
+                        payload["exp"],
+                        payload["nonce"],
+                    )
+                )
+                mac = hmac.new(spec.lti1p1_secret.encode(), base.encode(), hashlib.sha256).digest()
+                payload[LTI + "lti1p1"] = {
+                    **payload[LTI + "lti1p1"],
+                    "oauth_consumer_key_sign": base64.b64encode(mac).decode(),
+                }
             if spec.sub is None:
                 payload.pop("sub", None)
             if spec.roles is None:
