@@ -280,6 +280,10 @@ LTI_AGS_CIRCUIT_FAILURES = env.int("LTI_AGS_CIRCUIT_FAILURES", 5, minimum=1)
 LTI_AGS_CIRCUIT_PAUSE_SECONDS = env.float("LTI_AGS_CIRCUIT_PAUSE_SECONDS", 5.0)
 LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS = env.float("LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS", 300.0)
 LTI_AGS_SWEEP_SECONDS = env.float("LTI_AGS_SWEEP_SECONDS", 60.0)
+# Each platform's deliveries are sent by one dispatcher task at a time: it runs for
+# this long, then hands over to a fresh task; its lock outlives a dead worker by this.
+LTI_AGS_DISPATCH_SLICE_SECONDS = env.float("LTI_AGS_DISPATCH_SLICE_SECONDS", 60.0)
+LTI_AGS_DISPATCH_LOCK_SECONDS = env.int("LTI_AGS_DISPATCH_LOCK_SECONDS", 15, minimum=2)
 LTI_NRPS_SYNC_HOURS = env.float("LTI_NRPS_SYNC_HOURS", 6.0)
 CELERY_BEAT_SCHEDULE["lti-ags-sweep-outbox"] = {
     "task": "lti_advantage.sweep_score_outbox",

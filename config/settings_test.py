@@ -42,3 +42,9 @@ if CELERY_BROKER_URL == "filesystem://":
         "control_folder": str(_broker / "control"),
         "store_processed": False,
     }
+
+# A file, not SQLite's shared-cache memory database: tests that write from several
+# threads (the AGS dispatcher's senders) need SQLite's file locks, which wait for
+# the busy timeout, where the memory database fails at once ("table is locked").
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}

@@ -47,9 +47,59 @@ def _new_submission(source: str) -> bool:
 
 
 def score_deliver(*, entry_id: uuid.UUID) -> Outcome:
+    """Claim one entry and send it, within the platform's limits (deferred when the
+    platform is paused or over its rate). The dispatcher (dispatcher.py) is the
+    production path; this one serves the admin's and tests' one-off sends."""
     item = progress.outbox_claim(entry_id=entry_id, lease_seconds=settings.LTI_AGS_LEASE_SECONDS)
     if item is None:
         return Outcome("skipped")
+    target = _target(item)
+    if isinstance(target, Outcome):
+        return target
+    line_item, access = target
+    registration = access.registration_id
+
+    paused = throttle.paused_for(registration)
+    if paused > 0:
+        return _defer(item, paused + random.uniform(0, min(2.0, paused)))
+    if not throttle.acquire_rate(registration, per_second=settings.LTI_AGS_RATE_LIMIT_PER_SECOND):
+        return _defer(item, random.uniform(0.05, 1.0))
+    slot = concurrency_slot(registration)
+    if not slot.acquire():
+        return _defer(item, random.uniform(0.05, 1.0))
+    try:
+        return _post(item, line_item, access)
+    finally:
+        slot.release()
+
+
+def concurrency_slot(registration_id: str) -> throttle.ConcurrencySlot:
+    return throttle.ConcurrencySlot(
+        registration_id,
+        limit=settings.LTI_AGS_MAX_CONCURRENCY,
+        hold_seconds=settings.LTI_ADVANTAGE_CONNECT_TIMEOUT + settings.LTI_ADVANTAGE_READ_TIMEOUT + 10,
+    )
+
+
+def deliver_leased(item: progress.OutboxItem) -> Outcome:
+    """Send an entry a dispatcher leased and paced (it holds a rate permit and a
+    concurrency slot for it)."""
+    target = _target(item)
+    if isinstance(target, Outcome):
+        return target
+    line_item, access = target
+    return _post(item, line_item, access)
+
+
+def release(item: progress.OutboxItem) -> Outcome:
+    """Hand back a leased entry that was not sent (paused platform, end of a run)."""
+    progress.outbox_release(item=item)
+    return Outcome("deferred")
+
+
+def _target(item: progress.OutboxItem) -> tuple[LineItem, PlatformAccess] | Outcome:
+    """The column and platform an entry goes to, setting the column up on the
+    platform first if needed; an Outcome when the entry cannot go now."""
     key = _uuid(item.destination_key)
     line_item = LineItem.objects.filter(pk=key, tenant_id=item.tenant_id).first() if key else None
     if line_item is None:
@@ -79,24 +129,7 @@ def score_deliver(*, entry_id: uuid.UUID) -> Outcome:
         access = platform_access(line_item.registration_id)
     except PlatformUnavailable as exc:
         return _fail(item, line_item, f"The platform registration cannot be used: {exc}", None)
-    registration = access.registration_id
-
-    paused = throttle.paused_for(registration)
-    if paused > 0:
-        return _defer(item, paused + random.uniform(0, min(2.0, paused)))
-    if not throttle.acquire_rate(registration, per_second=settings.LTI_AGS_RATE_LIMIT_PER_SECOND):
-        return _defer(item, random.uniform(0.05, 1.0))
-    slot = throttle.ConcurrencySlot(
-        registration,
-        limit=settings.LTI_AGS_MAX_CONCURRENCY,
-        hold_seconds=settings.LTI_ADVANTAGE_READ_TIMEOUT + 10,
-    )
-    if not slot.acquire():
-        return _defer(item, random.uniform(0.05, 1.0))
-    try:
-        return _post(item, line_item, access)
-    finally:
-        slot.release()
+    return line_item, access
 
 
 def _post(item: progress.OutboxItem, line_item: LineItem, access: PlatformAccess) -> Outcome:
@@ -174,6 +207,7 @@ def _post(item: progress.OutboxItem, line_item: LineItem, access: PlatformAccess
         return _transient(
             item, line_item, access, f"The platform answered {status}: {text}", status, retry_after
         )
+    throttle.record_success(access.registration_id)  # up and answering, if not pleased with this score
     return _fail(item, line_item, f"The platform refused the score ({status}): {text}", status)
 
 

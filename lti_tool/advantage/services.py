@@ -208,7 +208,11 @@ def placement_register(
             if changed:
                 line_item.save(update_fields=[*changed, "updated_at"])
         progress.destination_attach(
-            tenant=tenant, activity_id=activity.id, kind=AGS_DESTINATION, key=str(line_item.pk)
+            tenant=tenant,
+            activity_id=activity.id,
+            kind=AGS_DESTINATION,
+            key=str(line_item.pk),
+            channel=str(registration_id),  # one dispatcher and one rate limit per platform
         )
     return line_item
 

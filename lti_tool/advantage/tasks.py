@@ -12,46 +12,85 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from lti_tool.advantage import delivery, selectors, services
-from lti_tool.advantage.models import AGS_DESTINATION
+from lti_tool.advantage import dispatcher, selectors, services
+from lti_tool.advantage.models import AGS_DESTINATION, LineItem
 from lti_tool.advantage.platforms import classes_with_memberships
 from tutoring_core.progress import api as progress
 
 logger = logging.getLogger(__name__)
 
-# Longer waits are left to the sweeper: a countdown task sits unacknowledged in a
-# worker, and Redis would redeliver it after the broker's visibility timeout.
-MAX_COUNTDOWN = 600.0
-# The sweeper leaves entries alone for this long after they fall due, since their
-# own countdown task normally picks them up; it exists for tasks that were lost
-# (and, measured in bench/ags.py, it also carries retries whose countdown task is
-# slow to fire under a large backlog). A re-enqueued entry whose task is still
-# queued costs one claim that finds nothing.
-SWEEP_GRACE_SECONDS = 30.0
 NRPS_MAX_RETRIES = 6
+
+
+@shared_task(name="lti_advantage.dispatch_scores", ignore_result=True)
+def dispatch_scores(registration_id: str) -> str:
+    """Deliver a platform's due scores for one time slice (dispatcher.py); hands
+    over to a fresh run while entries remain due."""
+    report = dispatcher.dispatch(registration_id, handoff=partial(_hand_over, registration_id))
+    return report.reason
+
+
+def _hand_over(registration_id: str, delay: float) -> None:
+    dispatch_scores.apply_async(args=[registration_id], countdown=delay if delay > 0 else None)
+
+
+def kick_dispatcher(registration_id: str) -> bool:
+    """Make sure a dispatcher will look at the registration's outbox soon."""
+    if not dispatcher.claim_kick(registration_id):
+        return False
+    dispatch_scores.delay(registration_id)
+    return True
+
+
+def enqueue_deliveries(entry_ids: list[uuid.UUID]) -> None:
+    """The progress outbox's notifier for AGS entries (runs after commit): wake the
+    dispatcher of each platform the entries go to."""
+    channels = progress.outbox_channels_of(entry_ids=entry_ids)
+    if "" in channels:
+        channels = sorted(set(channels) - {""} | set(_route_unrouted()))
+    for channel in channels:
+        kick_dispatcher(channel)
+
+
+def _route_unrouted() -> list[str]:
+    """Entries written before destinations named their platform (or by a caller
+    that did not say): route them through their line item's registration."""
+    channels = []
+    for key in progress.outbox_unrouted_keys(kind=AGS_DESTINATION):
+        line_item = LineItem.objects.filter(pk=key).only("registration_id").first() if _is_uuid(key) else None
+        if line_item is None:
+            continue
+        channel = str(line_item.registration_id)
+        progress.outbox_set_channel(kind=AGS_DESTINATION, key=key, channel=channel)
+        channels.append(channel)
+    return channels
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 @shared_task(name="lti_advantage.deliver_score", ignore_result=True)
 def deliver_score(entry_id: str) -> str:
-    outcome = delivery.score_deliver(entry_id=uuid.UUID(entry_id))
-    if outcome.kind in ("retry", "deferred") and outcome.delay <= MAX_COUNTDOWN:
-        deliver_score.apply_async(args=[entry_id], countdown=outcome.delay)
-    return outcome.kind
-
-
-def enqueue_deliveries(entry_ids: list[uuid.UUID]) -> None:
-    """The progress outbox's notifier for AGS entries (runs after commit)."""
-    for entry_id in entry_ids:
-        deliver_score.delay(str(entry_id))
+    """The one-task-per-score entry point of earlier releases (messages may still be
+    queued under this name): the entry's platform dispatcher delivers it now."""
+    enqueue_deliveries([uuid.UUID(entry_id)])
+    return "dispatched"
 
 
 @shared_task(name="lti_advantage.sweep_score_outbox", ignore_result=True)
-def sweep_score_outbox(limit: int = 2000, grace_seconds: float = SWEEP_GRACE_SECONDS) -> int:
-    """Re-enqueue deliveries that are due but have no live task: their task was lost
-    with a broker, or their worker died mid-delivery (the lease ran out)."""
-    due = progress.outbox_due(kind=AGS_DESTINATION, limit=limit, grace_seconds=grace_seconds)
-    enqueue_deliveries(due)
-    return len(due)
+def sweep_score_outbox() -> int:
+    """Beat: wake the dispatcher of every platform with due deliveries, including
+    ones whose worker died mid-delivery (their lease ran out) and retries that fell
+    due after their dispatcher stopped. Returns how many were woken."""
+    channels = set(progress.outbox_due_channels(kind=AGS_DESTINATION))
+    if "" in channels:
+        channels = channels - {""} | set(_route_unrouted())
+    return sum(kick_dispatcher(channel) for channel in sorted(channels))
 
 
 @shared_task(

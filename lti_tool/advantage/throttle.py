@@ -9,12 +9,15 @@ retry, never a lost score.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
 
 from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 def _prefix(registration_id: str) -> str:
@@ -45,25 +48,36 @@ def pause(registration_id: str, seconds: float) -> None:
 
 
 def record_success(registration_id: str) -> None:
-    key = f"{_prefix(registration_id)}:failures"
-    if cache.get(key):
-        cache.delete(key)
-        cache.delete(f"{_prefix(registration_id)}:opens")
+    """The platform answered: close the circuit (and end probing) if it was open."""
+    prefix = _prefix(registration_id)
+    keys = [f"{prefix}:failures", f"{prefix}:probe"]
+    if any(cache.get_many(keys).values()):
+        cache.delete_many([*keys, f"{prefix}:opens"])
+
+
+def probing(registration_id: str) -> bool:
+    """True after the circuit opened and until a request succeeds again ("half
+    open"): a dispatcher then sends one request at a time, so a platform that is
+    still down costs one try per pause, not a burst of them."""
+    return bool(cache.get(f"{_prefix(registration_id)}:probe"))
 
 
 def record_transient_failure(registration_id: str) -> float:
-    """Count a failure in a row; when there are enough, open the circuit (pause the
-    platform, longer each time it opens again). Returns the pause set, or 0."""
-    key = f"{_prefix(registration_id)}:failures"
+    """Count a failure in a row; when there are enough (or the failure was a probe
+    of an open circuit), open the circuit: pause the platform, longer each time it
+    opens again. Returns the pause set, or 0."""
+    prefix = _prefix(registration_id)
+    key = f"{prefix}:failures"
     cache.add(key, 0, timeout=600)
     try:
         failures = cache.incr(key)
     except ValueError:  # expired between add and incr
         cache.set(key, 1, timeout=600)
         failures = 1
-    if failures < settings.LTI_AGS_CIRCUIT_FAILURES:
+    if failures < settings.LTI_AGS_CIRCUIT_FAILURES and not probing(registration_id):
         return 0.0
     cache.set(key, 0, timeout=600)
+    cache.set(f"{prefix}:probe", 1, timeout=3600)
     opens_key = f"{_prefix(registration_id)}:opens"
     cache.add(opens_key, 0, timeout=3600)
     try:
@@ -74,6 +88,9 @@ def record_transient_failure(registration_id: str) -> float:
         settings.LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS, settings.LTI_AGS_CIRCUIT_PAUSE_SECONDS * 2 ** (opens - 1)
     )
     pause(registration_id, seconds)
+    logger.warning(
+        "Platform %s looks down (%d failures in a row): paused for %.1f s", registration_id, failures, seconds
+    )
     return seconds
 
 
@@ -97,10 +114,25 @@ def record_rate_limited(registration_id: str, retry_after: float | None) -> floa
         return 0.0
     seconds = retry_after if retry_after is not None else 1.0
     pause(registration_id, seconds)
+    logger.warning(
+        "Platform %s refused %d of our last %d requests as over its rate: paused for %.1f s",
+        registration_id,
+        limited,
+        sent,
+        seconds,
+    )
     return seconds
 
 
 # --- rate limit ---------------------------------------------------------------------
+
+
+# Platforms count requests per wall-clock second as they arrive. A request taken
+# from one second's budget in that second's last moments could arrive in the next
+# one and push it over the limit, so the budget is only handed out from a little
+# after a second starts until a little before it ends.
+_SECOND_START = 0.003
+_SECOND_END = 0.975
 
 
 def acquire_rate(registration_id: str, *, per_second: int, max_wait: float = 2.0) -> bool:
@@ -110,15 +142,16 @@ def acquire_rate(registration_id: str, *, per_second: int, max_wait: float = 2.0
     while True:
         now = time.time()
         second = int(now)
-        key = f"{_prefix(registration_id)}:rate:{second}"
-        cache.add(key, 0, timeout=5)
-        try:
-            used = cache.incr(key)
-        except ValueError:
-            continue
-        if used <= per_second:
-            return True
-        wait = (second + 1) - now + random.uniform(0, 0.01)
+        if now - second < _SECOND_END:
+            key = f"{_prefix(registration_id)}:rate:{second}"
+            cache.add(key, 0, timeout=5)
+            try:
+                used = cache.incr(key)
+            except ValueError:
+                continue
+            if used <= per_second:
+                return True
+        wait = (second + 1 + _SECOND_START) - now + random.uniform(0, 0.005)
         if now + wait > deadline:
             return False
         time.sleep(wait)

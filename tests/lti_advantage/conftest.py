@@ -3,6 +3,7 @@ registration of that LMS, and a gradable placement whose line item lives there."
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,6 +137,27 @@ def world(db: Any, lms: AdvantagePlatform) -> World:
     return make_world(lms)
 
 
+@contextlib.contextmanager
+def notifier_off() -> Iterator[None]:
+    """Record results without telling the AGS integration (as if its notifier had
+    been lost with a broker): only the sweeper or a dispatcher run finds them."""
+    from lti_tool.advantage.models import AGS_DESTINATION
+    from tutoring_core.progress import services
+
+    saved = services._NOTIFIERS.pop(AGS_DESTINATION)
+    try:
+        yield
+    finally:
+        services._NOTIFIERS[AGS_DESTINATION] = saved
+
+
+@pytest.fixture
+def tworld(transactional_db: Any, lms: AdvantagePlatform) -> World:
+    """The same world, committed: for the dispatcher, whose sender threads read it
+    through their own database connections."""
+    return make_world(lms)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_platform_cache() -> Iterator[None]:
     platform_access_forget()
@@ -143,4 +165,14 @@ def _fresh_platform_cache() -> Iterator[None]:
     platform_access_forget()
 
 
-__all__ = ["CONTEXT", "INSTRUCTOR", "LEARNER", "Faults", "World", "add_student", "cache", "make_world"]
+__all__ = [
+    "CONTEXT",
+    "INSTRUCTOR",
+    "LEARNER",
+    "Faults",
+    "World",
+    "add_student",
+    "cache",
+    "make_world",
+    "notifier_off",
+]

@@ -1,4 +1,5 @@
-"""The Celery tasks' own logic: the sweeper, rescheduling, the NRPS schedule."""
+"""The Celery tasks' own logic: waking dispatchers (notifier, sweeper, the old task
+name), and the NRPS schedule."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 import pytest
 
 from config.celery import app
-from lti_tool.advantage import tasks
+from lti_tool.advantage import dispatcher, tasks
 from lti_tool.advantage.models import MembershipSync
-from tests.lti_advantage.conftest import World
+from tests.lti_advantage.conftest import World, notifier_off
 from tutoring_core.progress import api as progress
 from tutoring_core.progress.models import OutboxEntry, OutboxStatus
 
@@ -39,30 +40,69 @@ def _record(world: World, index: int = 0) -> OutboxEntry:
     return OutboxEntry.objects.get(pk=recorded.outbox_entry_ids[0])
 
 
-def test_sweeper_sends_deliveries_whose_task_was_lost(world: World, eager: None) -> None:
-    entry = _record(world)  # never enqueued: the on-commit hook does not run in this test
-    assert tasks.sweep_score_outbox(grace_seconds=0) == 1
+def test_sweeper_wakes_the_dispatcher_of_a_platform_with_due_deliveries(tworld: World, eager: None) -> None:
+    with notifier_off():
+        entry = _record(tworld)
+    assert entry.channel == str(tworld.registration.pk)
+    # Nobody was told (the notifier did not run): the sweeper finds it.
+    assert tasks.sweep_score_outbox() == 1
     entry.refresh_from_db()
-    assert entry.status == OutboxStatus.DELIVERED
-    assert len(world.lms.score_log) == 1
-    assert tasks.sweep_score_outbox(grace_seconds=0) == 0
+    assert (entry.status, entry.attempts) == (OutboxStatus.DELIVERED, 1)
+    assert len(tworld.lms.score_log) == 1
+    assert tasks.sweep_score_outbox() == 0  # nothing due any more
 
 
-def test_sweeper_leaves_fresh_entries_to_their_own_task(world: World, eager: None) -> None:
-    _record(world)
-    assert tasks.sweep_score_outbox() == 0  # due for less than the grace period
-    assert world.lms.score_log == []
+def test_the_sweeper_routes_entries_that_name_no_platform(tworld: World, eager: None) -> None:
+    with notifier_off():
+        entry = _record(tworld)
+    # As written before destinations named their platform.
+    OutboxEntry.objects.filter(pk=entry.pk).update(channel="")
 
+    assert tasks.sweep_score_outbox() == 1
 
-def test_a_failed_attempt_is_rescheduled_not_repeated_at_once(world: World, eager: None) -> None:
-    world.lms.faults.share_500 = 1.0
-    entry = _record(world)
-    assert tasks.deliver_score.delay(str(entry.pk)).get() == "retry"
     entry.refresh_from_db()
-    # The rescheduled run came too early (eager mode ignores the countdown) and
-    # found the entry not yet due: one attempt only.
-    assert (entry.status, entry.attempts) == (OutboxStatus.PENDING, 1)
-    assert world.lms.stats.injected_500 == 1
+    assert (entry.channel, entry.status) == (str(tworld.registration.pk), OutboxStatus.DELIVERED)
+    assert len(tworld.lms.score_log) == 1
+
+
+def test_the_old_task_name_still_delivers(tworld: World, eager: None) -> None:
+    with notifier_off():
+        entry = _record(tworld)
+
+    assert tasks.deliver_score.delay(str(entry.pk)).get() == "dispatched"
+
+    entry.refresh_from_db()
+    assert (entry.status, entry.attempts, entry.last_status_code) == (OutboxStatus.DELIVERED, 1, 200)
+    assert [s["scoreGiven"] for s in tworld.lms.score_log] == [6]
+
+
+def test_a_new_score_wakes_its_platforms_dispatcher_once(world: World, monkeypatch: Any) -> None:
+    queued: list[str] = []
+    monkeypatch.setattr(tasks.dispatch_scores, "delay", queued.append)
+    entries = [_record(world, i).pk for i in range(3)]
+
+    tasks.enqueue_deliveries(entries[:1])
+    tasks.enqueue_deliveries(entries[1:])  # a burst: the dispatcher already queued sees them all
+
+    assert queued == [str(world.registration.pk)]
+
+
+def test_a_failed_attempt_waits_for_its_backoff(tworld: World, settings: Any) -> None:
+    settings.LTI_AGS_BACKOFF_BASE_SECONDS = 600.0
+    tworld.lms.faults.share_500 = 1.0
+    with notifier_off():
+        entry = _record(tworld)
+    handed_over: list[float] = []
+
+    report = dispatcher.dispatch(str(tworld.registration.pk), handoff=handed_over.append)
+
+    entry.refresh_from_db()
+    # One attempt, then the dispatcher stops: the retry is not due for minutes, so no
+    # successor is scheduled now (the beat sweep wakes one when it falls due).
+    assert (report.reason, report.sent, dict(report.outcomes)) == ("idle", 1, {"retry": 1})
+    assert (entry.status, entry.attempts, entry.last_status_code) == (OutboxStatus.PENDING, 1, 500)
+    assert handed_over == []
+    assert tworld.lms.stats.injected_500 == 1
 
 
 def test_scheduled_class_list_sync_covers_served_classes(

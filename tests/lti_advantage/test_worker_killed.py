@@ -44,7 +44,14 @@ def _env(tmp: Path, broker: str) -> dict[str, str]:
         CELERY_TASK_DEFAULT_QUEUE=f"ags-kill-{uuid.uuid4().hex[:8]}",
         LTI_AGS_LEASE_SECONDS="3",
         LTI_AGS_SWEEP_SECONDS="1",
-        LTI_ADVANTAGE_READ_TIMEOUT="60",
+        # The killed worker's dispatcher lock runs out after this; and one score in
+        # flight at a time, so exactly one is inside its HTTP call when it dies.
+        LTI_AGS_DISPATCH_LOCK_SECONDS="3",
+        LTI_AGS_MAX_CONCURRENCY="1",
+        # Long enough for the parked request to outlive its worker; short enough that
+        # the dead worker's concurrency slot (held for connect + read timeout + 10 s)
+        # frees well within the test's deadline.
+        LTI_ADVANTAGE_READ_TIMEOUT="10",
         LOG_LEVEL="WARNING",
     )
     return env

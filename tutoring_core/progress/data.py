@@ -47,6 +47,8 @@ class OutboxItem:
     recorded_at: dt.datetime
     # When this claim's lease ends; a worker that outlives it must not record an outcome.
     lease_expires_at: dt.datetime
+    # The integration's pipe the entry travels through (see ResultDestination.channel).
+    channel: str = ""
 
 
 @dataclass(frozen=True)

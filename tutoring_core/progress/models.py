@@ -114,6 +114,10 @@ class ResultDestination(TimeStamped):
     activity = models.ForeignKey(Activity, on_delete=models.CASCADE, related_name="destinations")
     kind = models.CharField(max_length=40)
     key = models.CharField(max_length=255)
+    # The pipe the destination's entries travel through, in the integration's own
+    # terms (for AGS, the platform registration): one channel shares one rate limit,
+    # so its entries are worked by one dispatcher. Copied onto each outbox entry.
+    channel = models.CharField(max_length=64, blank=True, default="")
     is_active = models.BooleanField(default=True)
 
     class Meta:
@@ -146,10 +150,14 @@ class OutboxEntry(TimeStamped):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
     destination_kind = models.CharField(max_length=40)
     destination_key = models.CharField(max_length=255)
+    channel = models.CharField(max_length=64, blank=True, default="")
     status = models.CharField(max_length=12, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Names the batch a dispatcher leased in one statement, so it reads back exactly
+    # the rows it won (on SQLite, which has no SELECT ... FOR UPDATE SKIP LOCKED).
+    lease_token = models.UUIDField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -164,6 +172,13 @@ class OutboxEntry(TimeStamped):
         indexes = [
             models.Index(fields=["destination_kind", "status", "next_attempt_at"], name="outbox_due"),
             models.Index(fields=["destination_kind", "destination_key", "user", "status"], name="outbox_key"),
+            # A channel's dispatcher: due entries oldest first, and when the next falls due.
+            models.Index(
+                fields=["destination_kind", "channel", "status", "created_at"], name="outbox_channel"
+            ),
+            models.Index(
+                fields=["destination_kind", "channel", "status", "next_attempt_at"], name="outbox_channel_due"
+            ),
         ]
 
     def __str__(self) -> str:

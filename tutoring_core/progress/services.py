@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
@@ -113,17 +114,28 @@ def _activity_ref(activity: Activity, *, created: bool) -> ActivityRef:
     )
 
 
-def destination_attach(*, tenant: Tenant, activity_id: uuid.UUID, kind: str, key: str) -> bool:
-    """Send the activity's future results to (kind, key) too. Returns True if new."""
+def destination_attach(
+    *, tenant: Tenant, activity_id: uuid.UUID, kind: str, key: str, channel: str = ""
+) -> bool:
+    """Send the activity's future results to (kind, key) too, through ``channel``
+    (the integration's rate-limited pipe, e.g. a platform registration). Returns
+    True if new."""
     activity = Activity.objects.filter(tenant=tenant, pk=activity_id).first()
     if activity is None:
         raise ProgressError("No such activity in this tenant.")
     destination, created = ResultDestination.objects.get_or_create(
-        activity=activity, kind=kind, key=key, defaults={"tenant": tenant}
+        activity=activity, kind=kind, key=key, defaults={"tenant": tenant, "channel": channel}
     )
-    if not created and not destination.is_active:
-        destination.is_active = True
-        destination.save(update_fields=["is_active", "updated_at"])
+    if not created:
+        changed = []
+        if not destination.is_active:
+            destination.is_active = True
+            changed.append("is_active")
+        if channel and destination.channel != channel:
+            destination.channel = channel
+            changed.append("channel")
+        if changed:
+            destination.save(update_fields=[*changed, "updated_at"])
     return created
 
 
@@ -216,6 +228,7 @@ def result_record(
             user_id=user_id,
             destination_kind=destination.kind,
             destination_key=destination.key,
+            channel=destination.channel,
             status=OutboxStatus.SUPERSEDED if newer else OutboxStatus.PENDING,
             superseded_by=newer,
             next_attempt_at=now,
@@ -263,23 +276,19 @@ def outbox_claim(*, entry_id: uuid.UUID, lease_seconds: float) -> OutboxItem | N
     """
     now = timezone.now()
     lease = now + dt.timedelta(seconds=lease_seconds)
-    busy_sibling = OutboxEntry.objects.filter(
-        destination_kind=OuterRef("destination_kind"),
-        destination_key=OuterRef("destination_key"),
-        user_id=OuterRef("user_id"),
-        status=OutboxStatus.IN_FLIGHT,
-        lease_expires_at__gte=now,
-    ).exclude(pk=OuterRef("pk"))
     claimed = (
         OutboxEntry.objects.filter(_claimable(now), pk=entry_id)
-        .exclude(Exists(busy_sibling))
+        .exclude(_busy_sibling(now))
         .update(
             status=OutboxStatus.IN_FLIGHT, attempts=F("attempts") + 1, lease_expires_at=lease, updated_at=now
         )
     )
     if claimed != 1:
         return None
-    entry = OutboxEntry.objects.select_related("result").get(pk=entry_id)
+    return _item(OutboxEntry.objects.select_related("result").get(pk=entry_id))
+
+
+def _item(entry: OutboxEntry) -> OutboxItem:
     result = entry.result
     assert entry.lease_expires_at is not None
     return OutboxItem(
@@ -299,6 +308,140 @@ def outbox_claim(*, entry_id: uuid.UUID, lease_seconds: float) -> OutboxItem | N
         source=result.source,
         recorded_at=result.recorded_at,
         lease_expires_at=entry.lease_expires_at,
+        channel=entry.channel,
+    )
+
+
+def _busy_sibling(now: dt.datetime) -> Exists:
+    # Another entry for the same destination and person is being sent (live lease).
+    return Exists(
+        OutboxEntry.objects.filter(
+            destination_kind=OuterRef("destination_kind"),
+            destination_key=OuterRef("destination_key"),
+            user_id=OuterRef("user_id"),
+            status=OutboxStatus.IN_FLIGHT,
+            lease_expires_at__gte=now,
+        ).exclude(pk=OuterRef("pk"))
+    )
+
+
+def outbox_lease(*, kind: str, channel: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
+    """Lease up to ``limit`` entries of one channel for delivery: entries whose lease
+    ran out (their worker died) first, then due pending entries, oldest score first.
+
+    Two dispatchers never lease the same entry. On PostgreSQL the candidates are
+    locked with ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent dispatchers
+    pick disjoint rows without waiting on each other; everywhere, the UPDATE
+    re-checks that each row is still claimable and stamps the batch with a token,
+    and only the rows carrying that token are returned (SQLite serialises the
+    writes). As with :func:`outbox_claim`, one destination and person has one
+    delivery in flight at a time, so scores land in order.
+    """
+    if limit <= 0:
+        return []
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=lease_seconds)
+    token = uuid.uuid4()
+    base = OutboxEntry.objects.filter(destination_kind=kind, channel=channel).exclude(_busy_sibling(now))
+    pools = (
+        base.filter(status=OutboxStatus.IN_FLIGHT, lease_expires_at__lt=now),
+        base.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now),
+    )
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    # Without row locks (SQLite) there is nothing to hold across the two statements,
+    # and a read transaction that later writes would fail rather than wait for
+    # SQLite's write lock: run them as two autocommit statements there.
+    with transaction.atomic() if skip_locked else contextlib.nullcontext():
+        chosen: list[uuid.UUID] = []
+        keys: set[tuple[str, uuid.UUID]] = set()
+        for pool in pools:
+            if len(chosen) >= limit:
+                break
+            rows = pool.order_by("created_at")
+            if skip_locked:
+                rows = rows.select_for_update(skip_locked=True, of=("self",))
+            for pk, key, user_id in rows.values_list("pk", "destination_key", "user_id")[
+                : limit - len(chosen)
+            ]:
+                if (key, user_id) not in keys:  # never two of one person's scores at once
+                    keys.add((key, user_id))
+                    chosen.append(pk)
+        if not chosen:
+            return []
+        OutboxEntry.objects.filter(_claimable(now), pk__in=chosen).update(
+            status=OutboxStatus.IN_FLIGHT,
+            attempts=F("attempts") + 1,
+            lease_expires_at=lease,
+            lease_token=token,
+            updated_at=now,
+        )
+    won = OutboxEntry.objects.select_related("result").filter(
+        lease_token=token, status=OutboxStatus.IN_FLIGHT
+    )
+    return [_item(entry) for entry in sorted(won, key=lambda e: (e.created_at, str(e.pk)))]
+
+
+def outbox_release(*, item: OutboxItem) -> bool:
+    """Give back a leased entry that was never sent (its attempt does not count)."""
+    return outbox_mark_retry(item=item, error="", status_code=None, delay_seconds=0.0, count_attempt=False)
+
+
+def outbox_next_due(*, kind: str, channel: str) -> dt.datetime | None:
+    """When the channel's next entry falls due (a pending entry's next attempt, or an
+    in-flight entry's lease running out); None when the channel has no open entries."""
+    base = OutboxEntry.objects.filter(destination_kind=kind, channel=channel)
+    moments = [
+        base.filter(status=OutboxStatus.PENDING)
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first(),
+        base.filter(status=OutboxStatus.IN_FLIGHT)
+        .order_by("lease_expires_at")
+        .values_list("lease_expires_at", flat=True)
+        .first(),
+    ]
+    found = [moment for moment in moments if moment is not None]
+    return min(found) if found else None
+
+
+def outbox_due_channels(*, kind: str, within_seconds: float = 0.0) -> list[str]:
+    """Channels of ``kind`` with entries due now (or within ``within_seconds``),
+    including entries whose lease ran out: the ones whose dispatcher should run."""
+    moment = timezone.now()
+    soon = moment + dt.timedelta(seconds=within_seconds)
+    ready = Q(status=OutboxStatus.PENDING, next_attempt_at__lte=soon) | Q(
+        status=OutboxStatus.IN_FLIGHT, lease_expires_at__lt=soon
+    )
+    return sorted(
+        set(OutboxEntry.objects.filter(ready, destination_kind=kind).values_list("channel", flat=True))
+    )
+
+
+def outbox_channels_of(*, entry_ids: Iterable[uuid.UUID]) -> list[str]:
+    return sorted(set(OutboxEntry.objects.filter(pk__in=list(entry_ids)).values_list("channel", flat=True)))
+
+
+def outbox_unrouted_keys(*, kind: str) -> list[str]:
+    """Destination keys of ``kind`` with open entries that name no channel."""
+    open_states = (OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT)
+    return sorted(
+        set(
+            OutboxEntry.objects.filter(destination_kind=kind, channel="", status__in=open_states).values_list(
+                "destination_key", flat=True
+            )
+        )
+    )
+
+
+def outbox_set_channel(*, kind: str, key: str, channel: str) -> int:
+    """Route a destination's future and open entries through ``channel``."""
+    ResultDestination.objects.filter(kind=kind, key=key).exclude(channel=channel).update(
+        channel=channel, updated_at=timezone.now()
+    )
+    return (
+        OutboxEntry.objects.filter(destination_kind=kind, destination_key=key)
+        .exclude(channel=channel)
+        .update(channel=channel, updated_at=timezone.now())
     )
 
 
