@@ -16,9 +16,12 @@ last line.
 What is measured, and changes to the harness (issue #3):
 - A launch round trip is three HTTP requests (tool login, platform auth, tool
   launch) against one request for the baseline; both are driven by the same
-  client threads of this process, with ``requests``. The platform peer runs in a
-  process of its own. All of it shares the machine's cores with gunicorn,
-  PostgreSQL and Redis.
+  clients, with ``requests``. Each client (one browser, its own cookies) runs in
+  a process of its own (they were threads of this process, serialised by its
+  GIL), and the platform peer in another. All of it shares the machine's cores
+  with gunicorn, PostgreSQL and Redis, so the clients' and the platform's CPU
+  (about a fifth of a launch round trip's) counts against the launch, three
+  requests' worth, and against the baseline, one request's worth.
 - Every timed launch is a repeat launch of a person the warm-up already
   provisioned. Quick runs used to warm 40 people and then launch 200, so most
   of their "repeat" launches were first launches; they now launch the 40 they warmed.
@@ -40,8 +43,8 @@ import tempfile
 import textwrap
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -156,22 +159,51 @@ def serve_platform(port: int, tool: str) -> None:
     threading.Event().wait()
 
 
-def measure(clients: list[Client], kind: str, duration: float) -> dict[str, float]:
+def _client_process(
+    tool: str,
+    platform: dict[str, str],
+    subs: list[str],
+    kind: str,
+    start_at: float,
+    stop_at: float,
+    conn: Any,
+) -> None:
+    """One client (one browser) in a process of its own, so 16 of them are not
+    serialised by one GIL; requests start from ``start_at`` and stop at ``stop_at``."""
+    client = Client(tool, platform, subs)
+    latencies = []
+    time.sleep(max(0.0, start_at - time.time()))
+    while time.time() < stop_at:
+        latencies.append(client.launch() if kind == "launch" else client.baseline())
+    conn.send((latencies, time.time()))
+    conn.close()
+
+
+def measure(
+    tool: str, platform: dict[str, str], subs: list[str], clients: int, kind: str, duration: float
+) -> dict[str, float]:
+    context = multiprocessing.get_context("fork")
+    start_at = time.time() + 0.5  # every client forked and waiting before the clock starts
+    stop_at = start_at + duration
+    pipes, processes = [], []
+    for _ in range(clients):
+        receiver, sender = context.Pipe(duplex=False)
+        process = context.Process(
+            target=_client_process, args=(tool, platform, subs, kind, start_at, stop_at, sender), daemon=True
+        )
+        process.start()
+        sender.close()
+        pipes.append(receiver)
+        processes.append(process)
     latencies: list[float] = []
-    lock = threading.Lock()
-    stop = time.perf_counter() + duration
-
-    def loop(client: Client) -> None:
-        mine = []
-        while time.perf_counter() < stop:
-            mine.append(client.launch() if kind == "launch" else client.baseline())
-        with lock:
-            latencies.extend(mine)
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(len(clients)) as pool:
-        list(pool.map(loop, clients))
-    wall = time.perf_counter() - started
+    finished = start_at
+    for receiver in pipes:
+        mine, done_at = receiver.recv()
+        latencies.extend(mine)
+        finished = max(finished, done_at)
+    for process in processes:
+        process.join()
+    wall = finished - start_at
     latencies.sort()
     return {
         "per_second": len(latencies) / wall,
@@ -266,10 +298,9 @@ def main() -> None:
             warm.launch()
         results: dict[int, dict[str, dict[str, float]]] = {}
         for clients in CONCURRENCY:
-            pool = [Client(tool, platform, subs) for _ in range(clients)]
             results[clients] = {
-                "baseline": measure(pool, "baseline", duration),
-                "launch": measure(pool, "launch", duration),
+                "baseline": measure(tool, platform, subs, clients, "baseline", duration),
+                "launch": measure(tool, platform, subs, clients, "launch", duration),
             }
         jwks_fetches = requests.get(base + "/stats", timeout=5).json()["jwks"]
         peer.terminate()
