@@ -107,6 +107,21 @@ def test_platform_jwks_is_fetched_once_per_ttl(client: Any, platform: LtiPlatfor
 
 
 @pytest.mark.peer
+def test_another_process_uses_the_jwks_in_the_shared_cache(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    """Each process keeps its own copy of the cached JWKS; a process without one (a
+    fresh gunicorn worker) reads the shared cache and does not fetch again."""
+    from lti_tool import launch
+
+    assert run_launch(client, platform, platform.launch(sub="a")).response.status_code == 302
+    launch._local_keys.clear()
+    assert run_launch(client, platform, platform.launch(sub="b")).response.status_code == 302
+    assert platform.jwks_requests == 1
+    assert list(launch._local_keys) == [registration.key_set_url]
+
+
+@pytest.mark.peer
 def test_platform_key_rotation_is_picked_up_and_unknown_kids_refetch_at_most_once(
     client: Any, platform: LtiPlatform, registration: Any
 ) -> None:
