@@ -201,7 +201,10 @@ class SourceRecord(models.Model):
     row it maps to and the content hash that makes the next diff cheap."""
 
     id = models.BigAutoField(primary_key=True)
-    connection = models.ForeignKey(RosterConnection, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique key starts with it (see Meta.indexes for why that matters).
+    connection = models.ForeignKey(
+        RosterConnection, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     entity = models.CharField(max_length=20)
     sourced_id = models.CharField(max_length=255)
     core_id = models.CharField(max_length=64, blank=True)
@@ -221,9 +224,14 @@ class SourceRecord(models.Model):
                 fields=["connection", "entity", "sourced_id"], name="source_record_unique"
             )
         ]
+        # The secondary indexes lead with their own column on purpose: an index that
+        # starts with the connection competes with the unique key for the per-row lookup
+        # (connection, entity, sourcedId), and while a large import grows an entity
+        # faster than the statistics follow, the planner took it and filtered a whole
+        # entity per row (seconds per chunk). Natural keys and core ids are selective.
         indexes = [
-            models.Index(fields=["connection", "entity", "natural_key"]),
-            models.Index(fields=["connection", "entity", "core_id"]),
+            models.Index(fields=["natural_key", "connection"], name="source_record_natural_key"),
+            models.Index(fields=["core_id", "connection"], name="source_record_core_id"),
         ]
 
     def __str__(self) -> str:

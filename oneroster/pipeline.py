@@ -43,6 +43,10 @@ from tutoring_core.classes import api as classes
 logger = logging.getLogger(__name__)
 
 CHUNK = 2000
+# Rows per transaction where apply is set-based (PostgreSQL): the rows never reach
+# Python, so a chunk costs the server's memory for one statement's sort or hash, not
+# ours; larger chunks mean fewer statements and commits.
+SQL_CHUNK = 20_000
 STAGE_BATCH = 5000
 MAX_STORED_ERRORS = 1000
 ProgressFn = Callable[[str, int, int], None]
@@ -570,6 +574,9 @@ class Applier:
             self._deactivations(entity)
 
     def _upserts(self, entity: str) -> None:
+        if db.vendor == "postgresql" and entity in _SQL_APPLY:
+            self._upserts_sql(entity)
+            return
         rp = _run_param(self.run)
         last = 0
         handler = getattr(self, f"_apply_{entity if entity != 'class' else 'klass'}")
@@ -605,6 +612,148 @@ class Applier:
                 if entity == "user":
                     self._retire_rekeyed([sid for _, sid, *_ in rows])
             self._tick(len(rows))
+
+    def _upserts_sql(self, entity: str) -> None:
+        """PostgreSQL: apply ``entity`` set-based, a range of staged ids per transaction.
+
+        Each chunk selects its new or changed rows into a temporary table (the diff),
+        hands them to the core's ``*_bulk_upsert_query`` function as a query over that
+        table joined to the mapping (references become core ids in the join), and
+        upserts the mapping rows from what the core wrote: rows go from table to table
+        inside the server. Same rules and results as the Python handlers (``_apply_*``),
+        which SQLite uses."""
+        rp, conn_id = _run_param(self.run), _conn_param(self.conn)
+        last = 0
+        while True:
+            # The chunk's upper bound: the SQL_CHUNK-th live staged row after ``last``.
+            bound = _q(
+                f"""SELECT id FROM {ST} WHERE run_id = %s AND entity = %s AND rejected = %s AND deleted = %s
+                    AND id > %s ORDER BY id OFFSET {SQL_CHUNK - 1} LIMIT 1""",
+                [rp, entity, False, False, last],
+            )
+            upper = bound[0][0] if bound else None
+            with transaction.atomic(), db.cursor() as cursor:
+                for table, columns in _SQL_TEMP_TABLES:
+                    cursor.execute(
+                        f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
+                    )
+                    cursor.execute(f"DELETE FROM {table}")  # an earlier chunk in an outer transaction
+                cursor.execute(
+                    f"""INSERT INTO {TODO} (staged_id, sourced_id, hash, natural_key, data)
+                        SELECT s.id, s.sourced_id, s.hash, s.natural_key, s.data::jsonb FROM {ST} s
+                        LEFT JOIN LATERAL (SELECT m.hash, m.is_active FROM {SR} m WHERE m.connection_id = %s
+                                           AND m.entity = %s AND m.sourced_id = s.sourced_id LIMIT 1) m ON TRUE
+                        WHERE s.run_id = %s AND s.entity = %s AND s.rejected = %s AND s.deleted = %s
+                          AND s.id > %s AND s.id <= %s
+                          AND (m.hash IS NULL OR m.hash <> s.hash OR NOT m.is_active)""",
+                    [
+                        conn_id,
+                        entity,
+                        rp,
+                        entity,
+                        False,
+                        False,
+                        last,
+                        upper if upper is not None else 2**63 - 1,
+                    ],
+                )
+                n = cursor.rowcount
+                if n:
+                    getattr(self, f"_sql_{entity}")(cursor)
+                    cursor.execute(
+                        f"""INSERT INTO {SR} (connection_id, entity, sourced_id, core_id, hash, natural_key,
+                                              is_active, hint, replaced_by, updated_at)
+                            SELECT %s, %s, t.sourced_id, COALESCE(a.core_id, ''), t.hash, t.natural_key, TRUE,
+                                   '', '', %s
+                            FROM {TODO} t LEFT JOIN {APPLIED} a ON a.key = t.staged_id
+                            ON CONFLICT (connection_id, entity, sourced_id) DO UPDATE SET
+                                core_id = EXCLUDED.core_id, hash = EXCLUDED.hash,
+                                natural_key = EXCLUDED.natural_key, is_active = TRUE, replaced_by = '',
+                                updated_at = EXCLUDED.updated_at""",
+                        [conn_id, entity, timezone.now()],
+                    )
+                    if entity == "user" and self.rekeyed:
+                        cursor.execute(f"SELECT sourced_id FROM {TODO}")
+                        self._retire_rekeyed([r[0] for r in cursor.fetchall() if r[0] in self.rekeyed])
+            if n:
+                self._tick(n)
+            if upper is None:
+                return
+            last = upper
+
+    def _mapped(self, alias: str, entity: str, ref: str, *, outer: bool = False) -> tuple[str, list[Any]]:
+        """A join from the chunk's rows to the live mapping row ``ref`` names (as core_ids())."""
+        join = "LEFT JOIN" if outer else "JOIN"
+        # LATERAL ... LIMIT 1 (the key is unique) pins the plan to one index lookup per
+        # row: the mapping table grows by the chunk under this loop, and a join planned
+        # on statistics from before it turned into a nested loop over whole entities.
+        return (
+            f"""{join} LATERAL (SELECT {alias}.core_id FROM {SR} {alias} WHERE {alias}.connection_id = %s
+                  AND {alias}.entity = %s AND {alias}.sourced_id = {ref} AND {alias}.is_active
+                  AND {alias}.core_id <> '' LIMIT 1) {alias} ON TRUE""",
+            [_conn_param(self.conn), entity],
+        )
+
+    def _sql_user(self, cursor: Any) -> None:
+        accounts.people_bulk_upsert_query(
+            tenant=self.tenant,
+            kind=self.identity_kind,
+            issuer=self.conn.issuer,
+            rows=accounts.RowsQuery(
+                f"""SELECT t.staged_id AS key, t.sourced_id AS subject, t.data->>'givenName' AS given_name,
+                           t.data->>'familyName' AS family_name, t.data->>'email' AS email,
+                           (t.data->'enabledUser') IS DISTINCT FROM 'false'::jsonb AS is_active,
+                           COALESCE(rk.old, '') AS previous_subject
+                    FROM {TODO} t LEFT JOIN unnest(%s::text[], %s::text[]) rk(new, old) ON rk.new = t.sourced_id""",
+                (list(self.rekeyed), list(self.rekeyed.values())),
+            ),
+            into=APPLIED,
+        )
+
+    def _sql_enrollment(self, cursor: Any) -> None:
+        klass, klass_params = self._mapped("mc", "class", "t.data->>'class'")
+        user, user_params = self._mapped("mu", "user", "t.data->>'user'")
+        hub, hub_params = _hub_roles()
+        classes.enrollments_bulk_upsert_query(
+            tenant=self.tenant,
+            rows=accounts.RowsQuery(
+                f"""SELECT t.staged_id AS key, mc.core_id::uuid AS class_id, mu.core_id::uuid AS user_id,
+                           hr.hub AS role, COALESCE((t.data->'primary')::boolean, FALSE) AS is_primary,
+                           NULLIF(t.data->>'beginDate', '')::date AS begin_date,
+                           NULLIF(t.data->>'endDate', '')::date AS end_date
+                    FROM {TODO} t JOIN {hub} ON hr.src = t.data->>'role' {klass} {user}""",
+                (*hub_params, *klass_params, *user_params),
+            ),
+            source=self.source,
+            into=APPLIED,
+        )
+
+    def _sql_role(self, cursor: Any) -> None:
+        user, user_params = self._mapped("mu", "user", "t.data->>'user'")
+        org, org_params = self._mapped("mo", "org", "t.data->>'org'", outer=True)
+        hub, hub_params = _hub_roles()
+        accounts.roles_bulk_assign_query(
+            tenant=self.tenant,
+            rows=accounts.RowsQuery(
+                f"""SELECT t.staged_id AS key, mu.core_id::uuid AS user_id, hr.hub AS role,
+                           mo.core_id::uuid AS school_id
+                    FROM {TODO} t JOIN {hub} ON hr.src = t.data->>'role' {user} {org}""",
+                (*hub_params, *user_params, *org_params),
+            ),
+            source=self.source,
+            into=APPLIED,
+        )
+        # A person's primary OneRoster role decides the direction of their agent links
+        # (the last primary row of the chunk wins, as in _apply_role).
+        cursor.execute(
+            f"""UPDATE {SR} m SET hint = h.role FROM (
+                    SELECT DISTINCT ON (t.data->>'user') t.data->>'user' AS user_sid, t.data->>'role' AS role
+                    FROM {TODO} t {user}
+                    WHERE COALESCE(t.data->>'roleType', 'primary') = 'primary'
+                    ORDER BY t.data->>'user', t.staged_id DESC) h
+                WHERE m.connection_id = %s AND m.entity = %s AND m.sourced_id = h.user_sid AND m.hint <> h.role""",
+            [*user_params, _conn_param(self.conn), "user"],
+        )
 
     def _retire_rekeyed(self, sids: list[str]) -> None:
         for new in sids:
@@ -850,6 +999,23 @@ class Applier:
             else {}
         )
         return {sid: links[pair] for sid, pair in pairs.items() if pair in links}
+
+
+# Entities apply writes set-based on PostgreSQL (see Applier._upserts_sql); the small
+# ones (orgs, sessions, courses) stay on the Python path everywhere.
+_SQL_APPLY = frozenset({"user", "role", "enrollment"})
+TODO = "oneroster_apply_todo"
+APPLIED = "oneroster_apply_done"
+_SQL_TEMP_TABLES = (
+    (TODO, "staged_id bigint PRIMARY KEY, sourced_id text, hash text, natural_key text, data jsonb"),
+    (APPLIED, "key bigint, core_id text"),
+)
+
+
+def _hub_roles() -> tuple[str, list[str]]:
+    """HUB_ROLE as an inline table ``hr(src, hub)`` for a join."""
+    values = ", ".join(["(%s, %s)"] * len(HUB_ROLE))
+    return f"(VALUES {values}) hr(src, hub)", [v for pair in HUB_ROLE.items() for v in pair]
 
 
 def _source_records_upsert(

@@ -116,6 +116,7 @@ def session_login(request: HttpRequest, user: User, *, method: str) -> None:
 
 
 # Bulk writes for roster sync at district scale (see the end of services.py).
+from tutoring_core.accounts.data import RowsQuery  # noqa: E402
 from tutoring_core.accounts.services import (  # noqa: E402
     PersonBulkResult,
     PersonRow,
@@ -123,7 +124,9 @@ from tutoring_core.accounts.services import (  # noqa: E402
     guardian_links_bulk_deactivate,
     guardian_links_bulk_upsert,
     people_bulk_upsert,
+    people_bulk_upsert_query,
     roles_bulk_assign,
+    roles_bulk_assign_query,
     roles_bulk_deactivate,
     users_bulk_set_active,
 )
@@ -132,10 +135,13 @@ __all__ += [
     "PersonBulkResult",
     "PersonRow",
     "RoleRow",
+    "RowsQuery",
     "guardian_links_bulk_deactivate",
     "guardian_links_bulk_upsert",
     "people_bulk_upsert",
+    "people_bulk_upsert_query",
     "roles_bulk_assign",
+    "roles_bulk_assign_query",
     "roles_bulk_deactivate",
     "users_bulk_set_active",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,15 @@ class TenantInfo:
     slug: str
     name: str
     time_zone: str
+
+
+@dataclass(frozen=True)
+class RowsQuery:
+    """Rows a caller selects in SQL, for the set-based bulk writes on PostgreSQL
+    (``*_bulk_upsert_query``): ``sql`` is one SELECT with the named columns the
+    function documents, ``params`` its bound parameters. The rows never pass
+    through Python; each carries a caller's ``key`` (bigint) that the function
+    pairs with the core id it wrote, in the caller's result table."""
+
+    sql: str
+    params: tuple[Any, ...] = ()

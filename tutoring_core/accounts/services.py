@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
-from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult
+from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, RowsQuery
 from tutoring_core.accounts.errors import MergeRefused, ProvisioningRefused
 from tutoring_core.accounts.models import (
     AuditLog,
@@ -453,14 +454,17 @@ def people_bulk_upsert(
             .values_list("pk", "email")
         ):
             others.setdefault(email, []).append(pk)
-        LinkCandidate.objects.bulk_create(
-            [
+        # Candidates are the people who were there before: earlier rows of this chunk
+        # too, so the result does not depend on where a caller cuts its chunks.
+        found = []
+        for u in new_users:
+            found += [
                 LinkCandidate(tenant=tenant, user=u, candidate_id=c, reason="email")
-                for u in new_users
                 for c in others.get(u.email, ())
-            ],
-            ignore_conflicts=True,
-        )
+            ]
+            if u.email:
+                others.setdefault(u.email, []).append(u.pk)
+        LinkCandidate.objects.bulk_create(found, ignore_conflicts=True)
     return results
 
 
@@ -634,3 +638,191 @@ def guardian_links_bulk_deactivate(*, tenant: Tenant, link_ids: Sequence[int]) -
     return GuardianLink.objects.filter(tenant=tenant, pk__in=list(link_ids), is_active=True).update(
         is_active=False, updated_at=timezone.now()
     )
+
+
+# --- Set-based bulk writes (PostgreSQL) -------------------------------------------------
+# The same upserts as above for rows a caller selects in SQL (a staging table joined to
+# its own mapping): the rows go from one table to the next inside the server instead of
+# round-tripping through Python, which was most of a district import. The rules are the
+# Python functions' (same normalisation, same checks, same results); each function writes
+# (key, core id) pairs into the caller's result table ``into`` (columns key bigint, core_id
+# text) and must run inside the caller's transaction (its temporary table empties itself
+# at commit).
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def _result_table(into: str) -> str:
+    if connection.vendor != "postgresql":
+        raise NotImplementedError("The set-based bulk writes need PostgreSQL; use the row functions.")
+    if not _IDENTIFIER.fullmatch(into):
+        raise ValueError(f"{into!r} is not a plain table name.")
+    return into
+
+
+def _rows_table(cursor: Any, name: str, columns: str, rows: RowsQuery) -> int:
+    """Materialise the caller's rows in a temporary table of ours (checked, then read
+    by several statements); returns their number."""
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DELETE ROWS")
+    cursor.execute(f"DELETE FROM {name}")  # noqa: S608 - an earlier call in this transaction
+    names = ", ".join(c.split()[0] for c in columns.split(", "))
+    cursor.execute(f"INSERT INTO {name} ({names}) SELECT {names} FROM ({rows.sql}) q", list(rows.params))  # noqa: S608
+    return int(cursor.rowcount)
+
+
+def _check_tenant_users(cursor: Any, *, tenant: Tenant, table: str, columns: Sequence[str]) -> None:
+    users = User._meta.db_table
+    for column in columns:
+        cursor.execute(
+            f"""SELECT EXISTS (SELECT 1 FROM {table} r WHERE r.{column} IS NOT NULL AND NOT EXISTS
+                    (SELECT 1 FROM {users} u WHERE u.id = r.{column} AND u.tenant_id = %s))""",  # noqa: S608
+            [tenant.pk],
+        )
+        if cursor.fetchone()[0]:
+            raise ValueError("Every person must belong to this tenant.")
+
+
+def _check_roles(cursor: Any, table: str) -> None:
+    cursor.execute(f"SELECT DISTINCT role FROM {table} WHERE NOT (role = ANY(%s))", [list(Role.values)])  # noqa: S608
+    unknown = sorted(r[0] for r in cursor.fetchall())
+    if unknown:
+        raise ValueError(f"Unknown role {unknown[0]!r}.")
+
+
+def roles_bulk_assign_query(*, tenant: Tenant, rows: RowsQuery, source: str, into: str) -> int:
+    """The set-based roles_bulk_assign: ``rows`` selects (key, user_id, role, school_id).
+    Grants tenant- or school-wide roles, reactivating old grants; writes (key, assignment
+    id) into ``into``. Returns the number of rows."""
+    into = _result_table(into)
+    now = timezone.now()
+    table = RoleAssignment._meta.db_table
+    with connection.cursor() as cursor:
+        n = _rows_table(
+            cursor, "accounts_role_rows", "key bigint, user_id uuid, role text, school_id uuid", rows
+        )
+        if not n:
+            return 0
+        _check_roles(cursor, "accounts_role_rows")
+        _check_tenant_users(cursor, tenant=tenant, table="accounts_role_rows", columns=["user_id"])
+        # Any unique constraint may already hold the grant (a concurrent writer too): skip it.
+        cursor.execute(
+            f"""INSERT INTO {table} (tenant_id, user_id, role, school_id, klass_id, source, is_active,
+                                     created_at, updated_at)
+                SELECT DISTINCT %s::uuid, r.user_id, r.role, r.school_id, NULL::uuid, %s, TRUE, %s::timestamptz,
+                       %s::timestamptz
+                FROM accounts_role_rows r
+                ON CONFLICT DO NOTHING""",  # noqa: S608
+            [tenant.pk, source, now, now],
+        )
+        cursor.execute(
+            f"""UPDATE {table} a SET is_active = TRUE, updated_at = %s
+                FROM accounts_role_rows r
+                WHERE a.tenant_id = %s AND a.user_id = r.user_id AND a.role = r.role AND a.klass_id IS NULL
+                  AND a.school_id IS NOT DISTINCT FROM r.school_id AND NOT a.is_active""",  # noqa: S608
+            [now, tenant.pk],
+        )
+        cursor.execute(
+            f"""INSERT INTO {into} (key, core_id)
+                SELECT r.key, a.id FROM accounts_role_rows r
+                JOIN {table} a ON a.user_id = r.user_id AND a.role = r.role AND a.klass_id IS NULL
+                     AND a.school_id IS NOT DISTINCT FROM r.school_id AND a.tenant_id = %s""",  # noqa: S608
+            [tenant.pk],
+        )
+    return n
+
+
+def _sql_profile_value(column: str, expression: str, *, lower: bool = False) -> str:
+    """_profile_values() in SQL: trimmed (Python's str.strip), lowercased for email,
+    cut to the column's length; '' means "keep what we know"."""
+    length: int = User._meta.get_field(column).max_length  # type: ignore[union-attr,assignment]
+    trim = "regexp_replace({}, '^[[:space:]]+|[[:space:]]+$', '', 'g')"
+    value = trim.format(f"COALESCE({expression}, '')")
+    if lower:
+        value = trim.format(f"lower({value})")
+    return f"left({value}, {length:d})"
+
+
+def people_bulk_upsert_query(*, tenant: Tenant, kind: str, issuer: str, rows: RowsQuery, into: str) -> int:
+    """The set-based people_bulk_upsert: ``rows`` selects (key, subject, given_name,
+    family_name, email, is_active, previous_subject), subjects unique. Same rules: keyed
+    on the external identity, a re-keyed subject joins its previous person, empty values
+    never blank what we know, an email match is only a candidate. Writes (key, user id)
+    into ``into``; returns the number of rows."""
+    into = _result_table(into)
+    now = timezone.now()
+    users, identities = User._meta.db_table, ExternalIdentity._meta.db_table
+    candidates = LinkCandidate._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS accounts_person_rows (key bigint, subject text,"
+            " first_name text, last_name text, email text, is_active boolean, user_id uuid, relinked boolean,"
+            " created boolean) ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("DELETE FROM accounts_person_rows")  # an earlier call in this transaction
+        identity = f"""SELECT i.user_id FROM {identities} i WHERE i.tenant_id = %s AND i.kind = %s
+                       AND i.issuer = %s AND i.subject = {{}} LIMIT 1"""  # noqa: S608
+        cursor.execute(
+            f"""INSERT INTO accounts_person_rows (key, subject, first_name, last_name, email, is_active, user_id,
+                                                  relinked, created)
+                SELECT q.key, q.subject, {_sql_profile_value("first_name", "q.given_name")},
+                       {_sql_profile_value("last_name", "q.family_name")},
+                       {_sql_profile_value("email", "q.email", lower=True)}, q.is_active,
+                       COALESCE(cur.user_id, prev.user_id, gen_random_uuid()),
+                       cur.user_id IS NULL AND prev.user_id IS NOT NULL, cur.user_id IS NULL AND prev.user_id IS NULL
+                FROM ({rows.sql}) q
+                LEFT JOIN LATERAL ({identity.format("q.subject")}) cur ON TRUE
+                LEFT JOIN LATERAL ({identity.format("q.previous_subject")}) prev ON q.previous_subject <> ''""",  # noqa: S608
+            [*rows.params, tenant.pk, kind, issuer, tenant.pk, kind, issuer],
+        )
+        n = int(cursor.rowcount)
+        if not n:
+            return 0
+        cursor.execute(
+            f"""INSERT INTO {users} (id, password, last_login, is_superuser, username, first_name, last_name, email,
+                                     is_staff, is_active, date_joined, tenant_id, display_name,
+                                     preferred_time_zone, email_verified, updated_at)
+                SELECT r.user_id, %s || replace(gen_random_uuid()::text || gen_random_uuid()::text, '-', ''), NULL,
+                       FALSE, %s || left(replace(gen_random_uuid()::text, '-', ''), 16), r.first_name,
+                       r.last_name, r.email, FALSE, r.is_active, %s, %s, '', '', FALSE, %s
+                FROM accounts_person_rows r WHERE r.created ORDER BY r.key""",  # noqa: S608
+            [UNUSABLE_PASSWORD_PREFIX, f"{tenant.slug}.", now, tenant.pk, now],
+        )
+        cursor.execute(
+            f"""INSERT INTO {identities} (tenant_id, kind, issuer, subject, user_id, last_seen_at, created_at,
+                                          updated_at)
+                SELECT %s, %s, %s, r.subject, r.user_id, %s, %s, %s FROM accounts_person_rows r
+                WHERE r.created OR r.relinked ORDER BY r.key""",  # noqa: S608
+            [tenant.pk, kind, issuer, now, now, now],
+        )
+        # Known people: only what changed, and only non-empty values (the last row of a
+        # person named twice wins, as row by row).
+        cursor.execute(
+            f"""UPDATE {users} u SET
+                    first_name = CASE WHEN r.first_name <> '' THEN r.first_name ELSE u.first_name END,
+                    last_name = CASE WHEN r.last_name <> '' THEN r.last_name ELSE u.last_name END,
+                    email = CASE WHEN r.email <> '' THEN r.email ELSE u.email END,
+                    is_active = r.is_active, updated_at = %s
+                FROM (SELECT DISTINCT ON (user_id) * FROM accounts_person_rows WHERE NOT created
+                      ORDER BY user_id, key DESC) r
+                WHERE u.id = r.user_id AND u.tenant_id = %s
+                  AND (u.is_active <> r.is_active OR (r.first_name <> '' AND u.first_name <> r.first_name)
+                       OR (r.last_name <> '' AND u.last_name <> r.last_name)
+                       OR (r.email <> '' AND u.email <> r.email))""",  # noqa: S608
+            [now, tenant.pk],
+        )
+        # ARCHITECTURE.md: an email match is a candidate for an admin, never a merge.
+        # Candidates are the tenant's people who were there before this one.
+        cursor.execute(
+            f"""INSERT INTO {candidates} (tenant_id, user_id, candidate_id, reason, status, created_at, updated_at)
+                SELECT %s, r.user_id, u.id, 'email', %s, %s, %s FROM accounts_person_rows r
+                JOIN {users} u ON u.tenant_id = %s AND u.email = r.email AND u.id <> r.user_id
+                WHERE r.created AND r.email <> ''
+                  AND NOT EXISTS (SELECT 1 FROM accounts_person_rows n WHERE n.created AND n.user_id = u.id
+                                  AND n.key > r.key)
+                ON CONFLICT DO NOTHING""",  # noqa: S608
+            [tenant.pk, LinkCandidate.Status.OPEN, now, now, tenant.pk],
+        )
+        cursor.execute(
+            f"INSERT INTO {into} (key, core_id) SELECT key, user_id FROM accounts_person_rows"  # noqa: S608
+        )
+    return n

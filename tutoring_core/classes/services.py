@@ -11,7 +11,11 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from tutoring_core.accounts.data import RowsQuery
 from tutoring_core.accounts.models import Role, Tenant, User
+
+# The set-based writes share their plumbing (temporary row table, checks) with accounts'.
+from tutoring_core.accounts.services import _check_roles, _check_tenant_users, _result_table, _rows_table
 from tutoring_core.classes.data import ClassKeyRef, UpsertResult
 from tutoring_core.classes.models import Class, ClassKey, Course, Enrollment, School, Source, Term
 
@@ -468,3 +472,56 @@ def enrollments_bulk_deactivate(*, tenant: Tenant, ids: Sequence[uuid.UUID]) -> 
     return Enrollment.objects.filter(tenant=tenant, pk__in=list(ids), status=Enrollment.Status.ACTIVE).update(
         status=Enrollment.Status.INACTIVE, updated_at=timezone.now()
     )
+
+
+# --- Set-based bulk writes (PostgreSQL); see the same section of accounts/services.py ----
+
+
+def enrollments_bulk_upsert_query(*, tenant: Tenant, rows: RowsQuery, source: str, into: str) -> int:
+    """The set-based enrollments_bulk_upsert: ``rows`` selects (key, class_id, user_id,
+    role, is_primary, begin_date, end_date). Each becomes an active enrollment (one per
+    class, user, role; an existing row keeps its id and history); writes (key,
+    enrollment id) into ``into``. Rows naming the same enrollment all get its id, and
+    the last of them (highest key) gives its values, as a row-by-row upsert would.
+    Returns the number of rows."""
+    into = _result_table(into)
+    now = timezone.now()
+    table = Enrollment._meta.db_table
+    with connection.cursor() as cursor:
+        n = _rows_table(
+            cursor,
+            "classes_enrollment_rows",
+            "key bigint, class_id uuid, user_id uuid, role text, is_primary boolean, begin_date date, end_date date",
+            rows,
+        )
+        if not n:
+            return 0
+        _check_roles(cursor, "classes_enrollment_rows")
+        cursor.execute(
+            f"""SELECT EXISTS (SELECT 1 FROM classes_enrollment_rows r WHERE NOT EXISTS
+                    (SELECT 1 FROM {Class._meta.db_table} c WHERE c.id = r.class_id AND c.tenant_id = %s))""",  # noqa: S608
+            [tenant.pk],
+        )
+        if cursor.fetchone()[0]:
+            raise ValueError("Every class must belong to this tenant.")
+        _check_tenant_users(cursor, tenant=tenant, table="classes_enrollment_rows", columns=["user_id"])
+        cursor.execute(
+            f"""WITH written AS (
+                    INSERT INTO {table} (id, tenant_id, klass_id, user_id, role, status, source, is_primary,
+                                         begin_date, end_date, created_at, updated_at)
+                    SELECT DISTINCT ON (r.class_id, r.user_id, r.role)
+                           gen_random_uuid(), %s::uuid, r.class_id, r.user_id, r.role, %s, %s, r.is_primary,
+                           r.begin_date, r.end_date, %s::timestamptz, %s::timestamptz
+                    FROM classes_enrollment_rows r
+                    ORDER BY r.class_id, r.user_id, r.role, r.key DESC
+                    ON CONFLICT (klass_id, user_id, role) DO UPDATE SET
+                        status = EXCLUDED.status, source = EXCLUDED.source, is_primary = EXCLUDED.is_primary,
+                        begin_date = EXCLUDED.begin_date, end_date = EXCLUDED.end_date,
+                        updated_at = EXCLUDED.updated_at
+                    RETURNING id, klass_id, user_id, role)
+                INSERT INTO {into} (key, core_id)
+                SELECT r.key, w.id FROM classes_enrollment_rows r
+                JOIN written w ON w.klass_id = r.class_id AND w.user_id = r.user_id AND w.role = r.role""",  # noqa: S608
+            [tenant.pk, Enrollment.Status.ACTIVE, source, now, now],
+        )
+    return n
