@@ -276,7 +276,8 @@ def launch_provision(
     now = timezone.now()
     # A repeat launch of a known person, class and link reads one row of each and
     # writes nothing here (the *_current reads); anything new or changed goes
-    # through the core's upserts.
+    # through the core's upserts. So the identity's last_seen_at, like the link's
+    # last_launch_at, is refreshed at most every LAST_LAUNCH_RESOLUTION.
     key = IdentityKey(kind=IdentityKind.LTI, issuer=registration.issuer, subject=claims.subject)
     profile = _profile(claims)
     user = person_current(tenant=tenant, key=key, profile=profile, seen_within=LAST_LAUNCH_RESOLUTION)
