@@ -266,7 +266,10 @@ def _seen(
     return row
 
 
-@transaction.atomic
+# No savepoint of its own: the launch view already runs this in its transaction
+# (with the sign-in), and any error here rolls all of it back; a savepoint would
+# only add two round trips to every launch.
+@transaction.atomic(savepoint=False)
 def launch_provision(
     *, registration: PlatformRegistration, deployment: Deployment, claims: LaunchClaims
 ) -> LaunchOutcome:
