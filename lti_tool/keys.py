@@ -54,6 +54,7 @@ def tool_key_rotate(*, overlap: dt.timedelta | None = None) -> ToolKey:
 def key_cache_clear() -> None:
     global _current
     _current = None
+    _loaded.clear()
 
 
 def tool_keys_retire_expired() -> int:
@@ -84,6 +85,29 @@ def tool_key_current() -> ToolKey:
     except IntegrityError:
         # Another process created the first key at the same moment: use theirs.
         return ToolKey.objects.get(status=ToolKey.Status.ACTIVE)
+
+
+# Loaded private keys by kid. Parsing the PEM costs ~30 ms (cryptography checks
+# the RSA key's consistency on every load); per process, each key is loaded once.
+_loaded: dict[str, rsa.RSAPrivateKey] = {}
+
+
+def tool_private_key(key: ToolKey) -> rsa.RSAPrivateKey:
+    """The key object for signing (deep-linking responses, client assertions).
+
+    The consistency check is skipped: the key was generated here (see
+    ``_new_key_material``) and comes back through authenticated encryption, so it
+    is the key we made; the check guards against keys from untrusted sources.
+    """
+    loaded = _loaded.get(key.kid)
+    if loaded is None:
+        private = serialization.load_pem_private_key(
+            key.private_key_pem.encode(), password=None, unsafe_skip_rsa_key_validation=True
+        )
+        if not isinstance(private, rsa.RSAPrivateKey):
+            raise TypeError(f"Tool key {key.kid} is not an RSA key.")
+        loaded = _loaded[key.kid] = private
+    return loaded
 
 
 def tool_jwks() -> dict[str, list[dict[str, Any]]]:

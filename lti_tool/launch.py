@@ -45,7 +45,7 @@ from pylti1p3.registration import Registration
 from pylti1p3.session import SessionService
 from pylti1p3.tool_config import ToolConfAbstract
 
-from lti_tool.keys import tool_key_current
+from lti_tool.keys import tool_key_current, tool_private_key
 from lti_tool.models import Deployment, PlatformRegistration
 from lti_tool.protocol import claims as C
 from lti_tool.protocol import migration
@@ -79,7 +79,9 @@ class HubRegistration(Registration):
         self._kid = key.kid
         self.set_issuer(model.issuer).set_client_id(model.client_id)
         self.set_auth_login_url(model.auth_login_url).set_auth_token_url(model.auth_token_url)
-        self.set_key_set_url(model.key_set_url).set_tool_private_key(key.private_key_pem)
+        # A loaded key object (PyJWT signs with it as with a PEM) saves pylti1p3's
+        # jwt.encode a ~30 ms PEM parse per deep-linking response.
+        self.set_key_set_url(model.key_set_url).set_tool_private_key(tool_private_key(key))  # type: ignore[arg-type]
         if model.auth_audience:
             self.set_auth_audience(model.auth_audience)
 

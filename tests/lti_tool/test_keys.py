@@ -29,6 +29,20 @@ def test_private_key_is_encrypted_at_rest(db: Any) -> None:
     assert key.private_key_pem.startswith("-----BEGIN PRIVATE KEY-----")
 
 
+def test_loaded_signing_key_is_the_stored_key_and_loaded_once_per_kid(db: Any) -> None:
+    from lti_tool import keys
+
+    key = keys.tool_key_current()
+    loaded = keys.tool_private_key(key)
+    assert keys.tool_private_key(ToolKey.objects.get(kid=key.kid)) is loaded
+    token = jwt.encode({"sub": "x"}, loaded, algorithm="RS256", headers={"kid": key.kid})
+    public = jwt.PyJWK(key.public_jwk, algorithm="RS256").key
+    assert jwt.decode(token, public, algorithms=["RS256"]) == {"sub": "x"}
+    rotated = keys.tool_key_rotate()
+    assert rotated.kid != key.kid
+    assert keys.tool_private_key(rotated) is not loaded
+
+
 def test_jwks_publishes_active_and_retiring_keys_until_overlap_ends(client: Any, db: Any) -> None:
     with time_machine.travel(dt.datetime(2026, 2, 1, 12, tzinfo=dt.UTC), tick=False):
         first = api.tool_signing_key().kid
