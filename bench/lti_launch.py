@@ -22,6 +22,10 @@ What is measured, and changes to the harness (issue #3):
   with gunicorn, PostgreSQL and Redis, so the clients' and the platform's CPU
   (about a fifth of a launch round trip's) counts against the launch, three
   requests' worth, and against the baseline, one request's worth.
+- "cpu ms" is the CPU gunicorn's processes (the server under test) spent per
+  baseline request / per launch round trip (its login and launch requests),
+  read from /proc: a figure the other processes on the machine disturb less
+  than throughput.
 - Every timed launch is a repeat launch of a person the warm-up already
   provisioned. Quick runs used to warm 40 people and then launch 200, so most
   of their "repeat" launches were first launches; they now launch the 40 they warmed.
@@ -179,6 +183,20 @@ def _client_process(
     conn.close()
 
 
+def server_cpu_seconds(master_pid: int) -> float:
+    """CPU (user + system) gunicorn's master and workers used so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(proc.name) == master_pid or int(fields[1]) == master_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def measure(
     tool: str, platform: dict[str, str], subs: list[str], clients: int, kind: str, duration: float
 ) -> dict[str, float]:
@@ -298,10 +316,14 @@ def main() -> None:
             warm.launch()
         results: dict[int, dict[str, dict[str, float]]] = {}
         for clients in CONCURRENCY:
-            results[clients] = {
-                "baseline": measure(tool, platform, subs, clients, "baseline", duration),
-                "launch": measure(tool, platform, subs, clients, "launch", duration),
-            }
+            results[clients] = {}
+            for kind in ("baseline", "launch"):
+                cpu_before = server_cpu_seconds(server.pid)
+                result = measure(tool, platform, subs, clients, kind, duration)
+                result["server_cpu_ms"] = (
+                    (server_cpu_seconds(server.pid) - cpu_before) / result["count"] * 1000
+                )
+                results[clients][kind] = result
         jwks_fetches = requests.get(base + "/stats", timeout=5).json()["jwks"]
         peer.terminate()
     finally:
@@ -315,24 +337,28 @@ def main() -> None:
         f"LTI 1.3 login+launch vs a bare session-writing view; gunicorn ({args.workers} sync workers), PostgreSQL, Redis cache"
     )
     print(
-        f"{'clients':>7} | {'baseline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} | {'launch rt/s':>11} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>6}"
+        f"{'clients':>7} | {'baseline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} | "
+        f"{'launch rt/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} | {'ratio':>6}"
     )
-    print("-" * 86)
+    print("-" * 102)
     figures: dict[str, object] = {"benchmark": "lti_launch", "quick": args.quick, "workers": args.workers}
     for clients, result in results.items():
         bl, ln = result["baseline"], result["launch"]
         ratio = ln["per_second"] / bl["per_second"]
         print(
-            f"{clients:>7} | {bl['per_second']:>14.1f} {bl['p50_ms']:>7.1f} {bl['p99_ms']:>7.1f} | "
-            f"{ln['per_second']:>11.1f} {ln['p50_ms']:>7.1f} {ln['p99_ms']:>7.1f} | {ratio:>6.2f}"
+            f"{clients:>7} | {bl['per_second']:>14.1f} {bl['p50_ms']:>7.1f} {bl['p99_ms']:>7.1f} "
+            f"{bl['server_cpu_ms']:>7.2f} | {ln['per_second']:>11.1f} {ln['p50_ms']:>7.1f} "
+            f"{ln['p99_ms']:>7.1f} {ln['server_cpu_ms']:>7.2f} | {ratio:>6.2f}"
         )
         figures[f"c{clients}"] = {
             "baseline_per_s": round(bl["per_second"], 1),
             "baseline_p50_ms": round(bl["p50_ms"], 2),
             "baseline_p99_ms": round(bl["p99_ms"], 2),
+            "baseline_server_cpu_ms": round(bl["server_cpu_ms"], 2),
             "launch_per_s": round(ln["per_second"], 1),
             "launch_p50_ms": round(ln["p50_ms"], 2),
             "launch_p99_ms": round(ln["p99_ms"], 2),
+            "launch_server_cpu_ms": round(ln["server_cpu_ms"], 2),
             "ratio": round(ratio, 3),
         }
     print(f"platform JWKS fetched {jwks_fetches} time(s) over the whole run (TTL {3600}s)")
