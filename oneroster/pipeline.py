@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -415,7 +416,7 @@ def rekeys(run: SyncRun) -> dict[str, str]:
     rows = _q(
         f"""SELECT s.sourced_id, m2.sourced_id FROM {ST} s
             JOIN {SR} m2 ON m2.connection_id = %s AND m2.entity = 'user' AND m2.natural_key = s.natural_key
-                         AND m2.is_active = %s
+                         AND m2.natural_key <> '' AND m2.is_active = %s
             WHERE s.run_id = %s AND s.entity = 'user' AND s.rejected = %s AND s.deleted = %s AND s.natural_key <> ''
             AND NOT EXISTS (SELECT 1 FROM {SR} m WHERE m.connection_id = %s AND m.entity = 'user'
                             AND m.sourced_id = s.sourced_id)
@@ -501,6 +502,13 @@ class Applier:
     done: int = 0
     # Re-ANALYZE whenever the rows written since the last time double (log n times).
     _next_analyze: int = 10_000
+    # Wall seconds per step: "user" (upserts), "user.deactivate", "term_parents", ...
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def _timed(self, step: str, work: Callable[[], None]) -> None:
+        started = time.monotonic()
+        work()
+        self.timings[step] = round(self.timings.get(step, 0.0) + time.monotonic() - started, 3)
 
     @property
     def conn(self) -> RosterConnection:
@@ -565,13 +573,14 @@ class Applier:
         )
         for entity in ENTITIES:
             if counts[entity]["created"] + counts[entity]["updated"]:
-                self._upserts(entity)
+                self._timed(entity, lambda entity=entity: self._upserts(entity))  # type: ignore[misc]
             if entity == "academicSession":
-                self._term_parents()
+                self._timed("term_parents", self._term_parents)
         if self.done:
-            analyze()  # the mapping table has just grown by every created row
+            self._timed("analyze", analyze)  # the mapping table has just grown by every created row
         for entity in reversed(ENTITIES):
-            self._deactivations(entity)
+            if counts[entity]["deactivated"]:
+                self._timed(f"{entity}.deactivate", lambda entity=entity: self._deactivations(entity))  # type: ignore[misc]
 
     def _upserts(self, entity: str) -> None:
         if db.vendor == "postgresql" and entity in _SQL_APPLY:
@@ -692,6 +701,27 @@ class Applier:
                   AND {alias}.entity = %s AND {alias}.sourced_id = {ref} AND {alias}.is_active
                   AND {alias}.core_id <> '' LIMIT 1) {alias} ON TRUE""",
             [_conn_param(self.conn), entity],
+        )
+
+    def _sql_class(self, cursor: Any) -> None:
+        school, school_params = self._mapped("ms", "org", "t.data->>'school'", outer=True)
+        course, course_params = self._mapped("mk", "course", "t.data->>'course'", outer=True)
+        term, term_params = self._mapped("mt", "academicSession", "e.sid")
+        classes.classes_bulk_upsert_query(
+            tenant=self.tenant,
+            kind=self.class_kind,
+            issuer=self.conn.issuer,
+            rows=accounts.RowsQuery(
+                f"""SELECT t.staged_id AS key, t.sourced_id AS subject, t.data->>'title' AS title,
+                           t.data->>'classCode' AS code, ms.core_id::uuid AS school_id, mk.core_id::uuid AS course_id,
+                           ARRAY(SELECT mt.core_id::uuid
+                                 FROM jsonb_array_elements_text(t.data->'terms') WITH ORDINALITY e(sid, n) {term}
+                                 ORDER BY e.n) AS term_ids
+                    FROM {TODO} t {school} {course}""",
+                (*term_params, *school_params, *course_params),
+            ),
+            source=self.source,
+            into=APPLIED,
         )
 
     def _sql_user(self, cursor: Any) -> None:
@@ -1003,7 +1033,7 @@ class Applier:
 
 # Entities apply writes set-based on PostgreSQL (see Applier._upserts_sql); the small
 # ones (orgs, sessions, courses) stay on the Python path everywhere.
-_SQL_APPLY = frozenset({"user", "role", "enrollment"})
+_SQL_APPLY = frozenset({"class", "user", "role", "enrollment"})
 TODO = "oneroster_apply_todo"
 APPLIED = "oneroster_apply_done"
 _SQL_TEMP_TABLES = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -130,7 +131,37 @@ def sync_run_execute(*, run_id: uuid.UUID, progress: pipeline.ProgressFn | None 
         return _finish(run, SyncRun.Status.FAILED, f"Internal error: {exc}")
 
 
+class _Clock:
+    """Wall seconds per phase into ``run.timings`` (a resumed run keeps the times of
+    the phases it does not repeat)."""
+
+    def __init__(self, run: SyncRun) -> None:
+        self.run = run
+        self.timings: dict[str, Any] = dict(run.timings or {})
+        self.started = self.last = time.monotonic()
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.timings[phase] = round(now - self.last, 3)
+        self.last = now
+
+    def save(self, *, apply: dict[str, Any] | None = None) -> None:
+        if apply:
+            self.timings.update(apply)
+        self.timings["this_attempt"] = round(time.monotonic() - self.started, 3)
+        self.run.timings = self.timings
+        SyncRun.objects.filter(pk=self.run.pk).update(timings=self.timings)
+
+
 def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
+    clock = _Clock(run)
+    try:
+        return _execute_timed(run, progress, clock)
+    finally:
+        clock.save()
+
+
+def _execute_timed(run: SyncRun, progress: pipeline.ProgressFn | None, clock: _Clock) -> SyncRun:
     fresh_statistics = False
     if not run.staged:
         run.fetch_started_at = timezone.now()
@@ -146,8 +177,10 @@ def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
             run.entity_modes[entity] = "broken"
         run.phase = "validate"
         run.save(update_fields=["entity_modes", "phase", "updated_at"])
+        clock.lap("fetch_stage")
         errors_before = stager.errors
         pipeline.validate(run, stager)
+        clock.lap("validate")
         # validate() analyzes the staged rows first; if it rejected none, that holds for plan().
         fresh_statistics = stager.errors == errors_before
         run.error_count = stager.errors
@@ -158,6 +191,7 @@ def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
     run.counts = counts
     run.phase = "diff"
     run.save(update_fields=["counts", "phase", "updated_at"])
+    clock.lap("diff")
     if run.error_count and not run.connection.apply_valid_rows:
         pipeline.staging_clear(run)
         return _finish(
@@ -171,6 +205,7 @@ def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
         return _finish(run, SyncRun.Status.SUCCEEDED, "Dry run: nothing was applied.")
     if not run.approved:
         guard = pipeline.guard_check(run, counts)
+        clock.lap("guard")
         if guard:
             run.guard = guard
             run.status = SyncRun.Status.AWAITING_APPROVAL
@@ -190,8 +225,12 @@ def _execute(run: SyncRun, progress: pipeline.ProgressFn | None) -> SyncRun:
             )
             return run
     applier = pipeline.Applier(run=run, rekeyed=rekeyed, progress=progress)
+    clock.last = time.monotonic()
     applier.apply(counts)
+    clock.save(apply={"apply": applier.timings})
+    clock.last = time.monotonic()
     pipeline.staging_clear(run)
+    clock.lap("cleanup")
     RosterConnection.objects.filter(pk=run.connection_id).update(delta_since=run.fetch_started_at)
     message = f"Applied with {run.error_count} rejected row(s)." if run.error_count else "Applied."
     return _finish(
@@ -272,4 +311,5 @@ def run_report(run: SyncRun) -> dict[str, Any]:
         ],
         "error_count": run.error_count,
         "guard": run.guard,
+        "timings": run.timings,
     }

@@ -4,6 +4,7 @@ read its report, approve or reject a paused run. Linked from the admin."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -91,9 +92,21 @@ def run_detail_view(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
             "rows": rows,
             "errors": run.errors.all()[:500],
             "live": run.status in (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING),
+            "timings": _timing_rows(run.timings),
             "connection_url": _connection_page(run.connection_id),
         },
     )
+
+
+def _timing_rows(timings: dict[str, Any]) -> list[tuple[str, float]]:
+    """run.timings as (phase, seconds) rows, apply steps as "apply: <step>"."""
+    rows = []
+    for phase, value in timings.items():
+        if isinstance(value, dict):
+            rows += [(f"{phase}: {step}", seconds) for step, seconds in value.items()]
+        else:
+            rows.append((phase, value))
+    return rows
 
 
 def run_progress_view(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:

@@ -525,3 +525,83 @@ def enrollments_bulk_upsert_query(*, tenant: Tenant, rows: RowsQuery, source: st
             [tenant.pk, Enrollment.Status.ACTIVE, source, now, now],
         )
     return n
+
+
+def classes_bulk_upsert_query(
+    *, tenant: Tenant, kind: str, issuer: str, rows: RowsQuery, source: str, into: str
+) -> int:
+    """The set-based classes_bulk_upsert: ``rows`` selects (key, subject, title, code,
+    school_id, course_id, term_ids uuid[]), subjects unique. Creates or updates the
+    classes known by (kind, issuer, subject) with exactly those terms, reactivating
+    deactivated ones; writes (key, class id) into ``into``. Returns the number of rows."""
+    into = _result_table(into)
+    now = timezone.now()
+    klass, keys, through = Class._meta.db_table, ClassKey._meta.db_table, Class.terms.through._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS classes_class_rows (key bigint, subject text, title text,"
+            " code text, school_id uuid, course_id uuid, term_ids uuid[], class_id uuid, created boolean)"
+            " ON COMMIT DELETE ROWS"
+        )
+        cursor.execute("DELETE FROM classes_class_rows")  # an earlier call in this transaction
+        # The title as classes_bulk_upsert cuts it: trimmed, at most 255, else the subject.
+        title = "left(regexp_replace(COALESCE(q.title, ''), '^[[:space:]]+|[[:space:]]+$', '', 'g'), 255)"
+        cursor.execute(
+            f"""INSERT INTO classes_class_rows (key, subject, title, code, school_id, course_id, term_ids, class_id,
+                                                created)
+                SELECT q.key, q.subject, COALESCE(NULLIF({title}, ''), q.subject), left(COALESCE(q.code, ''), 64),
+                       q.school_id, q.course_id, COALESCE(q.term_ids, '{{}}'), COALESCE(k.klass_id, gen_random_uuid()),
+                       k.klass_id IS NULL
+                FROM ({rows.sql}) q
+                LEFT JOIN LATERAL (SELECT k.klass_id FROM {keys} k WHERE k.tenant_id = %s AND k.kind = %s
+                                   AND k.issuer = %s AND k.subject = q.subject LIMIT 1) k ON TRUE""",  # noqa: S608
+            [*rows.params, tenant.pk, kind, issuer],
+        )
+        n = int(cursor.rowcount)
+        if not n:
+            return 0
+        for model, refs in (
+            (School, "SELECT school_id AS id FROM classes_class_rows"),
+            (Course, "SELECT course_id FROM classes_class_rows"),
+            (Term, "SELECT unnest(term_ids) FROM classes_class_rows"),
+        ):
+            cursor.execute(
+                f"""SELECT EXISTS (SELECT 1 FROM ({refs}) r(id) WHERE r.id IS NOT NULL AND NOT EXISTS
+                        (SELECT 1 FROM {model._meta.db_table} x WHERE x.id = r.id AND x.tenant_id = %s))""",  # noqa: S608
+                [tenant.pk],
+            )
+            if cursor.fetchone()[0]:
+                raise ValueError(f"Every {model.__name__.lower()} must belong to this tenant.")
+        cursor.execute(
+            f"""INSERT INTO {klass} (id, tenant_id, school_id, course_id, title, code, source, is_active, created_at,
+                                     updated_at)
+                SELECT r.class_id, %s, r.school_id, r.course_id, r.title, r.code, %s, TRUE, %s, %s
+                FROM classes_class_rows r WHERE r.created ORDER BY r.key""",  # noqa: S608
+            [tenant.pk, source, now, now],
+        )
+        cursor.execute(
+            f"""INSERT INTO {keys} (tenant_id, kind, issuer, subject, klass_id, created_at, updated_at)
+                SELECT %s, %s, %s, r.subject, r.class_id, %s, %s FROM classes_class_rows r
+                WHERE r.created ORDER BY r.key""",  # noqa: S608
+            [tenant.pk, kind, issuer, now, now],
+        )
+        cursor.execute(
+            f"""UPDATE {klass} c SET title = r.title, code = r.code, school_id = r.school_id,
+                    course_id = r.course_id, is_active = TRUE, updated_at = %s
+                FROM classes_class_rows r
+                WHERE NOT r.created AND c.id = r.class_id AND c.tenant_id = %s
+                  AND (c.title <> r.title OR c.code <> r.code OR c.school_id IS DISTINCT FROM r.school_id
+                       OR c.course_id IS DISTINCT FROM r.course_id OR NOT c.is_active)""",  # noqa: S608
+            [now, tenant.pk],
+        )
+        cursor.execute(
+            f"""DELETE FROM {through} x USING classes_class_rows r
+                WHERE NOT r.created AND x.class_id = r.class_id AND NOT (x.term_id = ANY(r.term_ids))"""  # noqa: S608
+        )
+        cursor.execute(
+            f"""INSERT INTO {through} (class_id, term_id)
+                SELECT DISTINCT r.class_id, t.id FROM classes_class_rows r, unnest(r.term_ids) t(id)
+                ON CONFLICT DO NOTHING"""  # noqa: S608
+        )
+        cursor.execute(f"INSERT INTO {into} (key, core_id) SELECT key, class_id FROM classes_class_rows")  # noqa: S608
+    return n
