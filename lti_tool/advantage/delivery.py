@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -166,6 +167,7 @@ def _post(item: progress.OutboxItem, line_item: LineItem, access: PlatformAccess
             if exc.transient:
                 return _transient(item, line_item, access, str(exc), exc.status, exc.retry_after)
             return _fail(item, line_item, str(exc), exc.status)
+        sent_at = time.time()
         try:
             response = http.post(
                 scores_url(line_item.url),
@@ -181,7 +183,9 @@ def _post(item: progress.OutboxItem, line_item: LineItem, access: PlatformAccess
             )
         except http.OutboundHTTPError as exc:
             if exc.transient:
-                return _transient(item, line_item, access, str(exc), exc.status, exc.retry_after)
+                return _transient(
+                    item, line_item, access, str(exc), exc.status, exc.retry_after, sent_at=sent_at
+                )
             return _fail(item, line_item, str(exc), exc.status)
         status = response.status_code
         if status == 401 and attempt_token == 0:
@@ -205,7 +209,13 @@ def _post(item: progress.OutboxItem, line_item: LineItem, access: PlatformAccess
     retry_after = http.parse_retry_after(response.headers.get("Retry-After"))
     if is_transient(status, text):
         return _transient(
-            item, line_item, access, f"The platform answered {status}: {text}", status, retry_after
+            item,
+            line_item,
+            access,
+            f"The platform answered {status}: {text}",
+            status,
+            retry_after,
+            sent_at=sent_at,
         )
     throttle.record_success(access.registration_id)  # up and answering, if not pleased with this score
     return _fail(item, line_item, f"The platform refused the score ({status}): {text}", status)
@@ -232,13 +242,15 @@ def _transient(
     error: str,
     status: int | None,
     retry_after: float | None,
+    *,
+    sent_at: float | None = None,
 ) -> Outcome:
     if is_rate_limited(status, error):
         # This row waits at least Retry-After. If the platform keeps saying we are
         # too fast, every worker backs off, not just this row (see throttle).
         throttle.record_rate_limited(access.registration_id, retry_after)
     else:
-        throttle.record_transient_failure(access.registration_id)
+        throttle.record_transient_failure(access.registration_id, sent_at=sent_at)
     if item.attempts >= settings.LTI_AGS_MAX_ATTEMPTS:
         return _fail(item, line_item, f"Gave up after {item.attempts} attempts. Last error: {error}", status)
     delay = backoff_seconds(

@@ -264,7 +264,9 @@ class _Run:
                 outcome = "error"
                 try:
                     slot = delivery.concurrency_slot(self.registration_id)
-                    if slot.acquire():
+                    if throttle.paused_for(self.registration_id) > 0:
+                        outcome = delivery.release(item).kind  # paused since it was handed over
+                    elif slot.acquire():
                         try:
                             outcome = delivery.deliver_leased(item).kind
                         finally:

@@ -47,12 +47,22 @@ def pause(registration_id: str, seconds: float) -> None:
     cache.set(key, until, timeout=int(seconds) + 5)
 
 
+def _bump(key: str, timeout: int) -> int:
+    cache.add(key, 0, timeout=timeout)
+    try:
+        return int(cache.incr(key))
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=timeout)
+        return 1
+
+
 def record_success(registration_id: str) -> None:
-    """The platform answered: close the circuit (and end probing) if it was open."""
+    """The platform answered: count it, and close the circuit (end probing) if it
+    was open."""
     prefix = _prefix(registration_id)
-    keys = [f"{prefix}:failures", f"{prefix}:probe"]
-    if any(cache.get_many(keys).values()):
-        cache.delete_many([*keys, f"{prefix}:opens"])
+    _bump(f"{prefix}:ok:{int(time.time())}", timeout=10)
+    if cache.get(f"{prefix}:probe"):
+        cache.delete_many([f"{prefix}:probe", f"{prefix}:opens"])
 
 
 def probing(registration_id: str) -> bool:
@@ -62,34 +72,58 @@ def probing(registration_id: str) -> bool:
     return bool(cache.get(f"{_prefix(registration_id)}:probe"))
 
 
-def record_transient_failure(registration_id: str) -> float:
-    """Count a failure in a row; when there are enough (or the failure was a probe
-    of an open circuit), open the circuit: pause the platform, longer each time it
-    opens again. Returns the pause set, or 0."""
+def record_transient_failure(registration_id: str, *, sent_at: float | None = None) -> float:
+    """Count a failure (5xx, timeout, network). The circuit opens (every worker
+    pauses the platform, longer each time it opens again) when most of the last two
+    seconds' answers were failures, at least LTI_AGS_CIRCUIT_FAILURES of them, or
+    when the failure was a probe of an open circuit. Returns the pause set, or 0.
+
+    A share, not failures in a row: requests go out in bursts, so the timeouts of one
+    burst all come back together and would look like a run of failures on a
+    platform that answers four requests in five. And a failure of a request sent
+    (``sent_at``) before the circuit's last pause ended says nothing new: it
+    neither reopens the circuit nor lengthens the pause.
+    """
     prefix = _prefix(registration_id)
-    key = f"{prefix}:failures"
-    cache.add(key, 0, timeout=600)
-    try:
-        failures = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=600)
-        failures = 1
-    if failures < settings.LTI_AGS_CIRCUIT_FAILURES and not probing(registration_id):
+    # Read in the reverse of the order an opening writes them (probe-from, pause,
+    # probing mark): whoever sees the mark also sees the rest.
+    was_probing = probing(registration_id)
+    if paused_for(registration_id) > 0:
+        return 0.0  # already paused: this request went out before the pause began
+    probe_from = cache.get(f"{prefix}:probe-from")
+    if sent_at is not None and probe_from is not None and sent_at < float(probe_from):
         return 0.0
-    cache.set(key, 0, timeout=600)
-    cache.set(f"{prefix}:probe", 1, timeout=3600)
-    opens_key = f"{_prefix(registration_id)}:opens"
-    cache.add(opens_key, 0, timeout=3600)
-    try:
-        opens = cache.incr(opens_key)
-    except ValueError:
-        opens = 1
-    seconds = min(
-        settings.LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS, settings.LTI_AGS_CIRCUIT_PAUSE_SECONDS * 2 ** (opens - 1)
+    second = int(time.time())
+    buckets = [f"{prefix}:fail:{second}", f"{prefix}:fail:{second - 1}"]
+    failures = _bump(buckets[0], timeout=10) + int(cache.get(buckets[1]) or 0)
+    answered = sum(
+        int(v) for v in cache.get_many([f"{prefix}:ok:{second}", f"{prefix}:ok:{second - 1}"]).values()
     )
-    pause(registration_id, seconds)
+    if not was_probing and (failures < settings.LTI_AGS_CIRCUIT_FAILURES or failures < answered):
+        return 0.0
+    if not cache.add(f"{prefix}:opening", 1, timeout=5):
+        return 0.0  # another worker is opening it this moment
+    try:
+        cache.delete_many(buckets)
+        opens = _bump(f"{prefix}:opens", timeout=3600)
+        seconds = min(
+            settings.LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS,
+            settings.LTI_AGS_CIRCUIT_PAUSE_SECONDS * 2 ** (opens - 1),
+        )
+        # Only requests sent once the pause is over are probes; answers to the ones
+        # sent before (or that slipped out as it began) are not news. Written before
+        # the pause and the probing mark, so a failure answered meanwhile is judged by it.
+        cache.set(f"{prefix}:probe-from", time.time() + seconds, timeout=3600)
+        pause(registration_id, seconds)
+        cache.set(f"{prefix}:probe", 1, timeout=3600)
+    finally:
+        cache.delete(f"{prefix}:opening")
     logger.warning(
-        "Platform %s looks down (%d failures in a row): paused for %.1f s", registration_id, failures, seconds
+        "Platform %s looks down (%d failures in two seconds, %d other answers): paused for %.1f s",
+        registration_id,
+        failures,
+        answered,
+        seconds,
     )
     return seconds
 

@@ -209,8 +209,9 @@ def test_an_open_circuit_is_probed_one_request_at_a_time(tworld: World, settings
     settings.LTI_AGS_MAX_CONCURRENCY = 1
     settings.LTI_AGS_CIRCUIT_FAILURES = 2
     settings.LTI_AGS_CIRCUIT_PAUSE_SECONDS = 20.0
-    settings.LTI_AGS_BACKOFF_BASE_SECONDS = 0.01
-    settings.LTI_AGS_BACKOFF_CAP_SECONDS = 0.01
+    # A failed score is not due again within a run (5 to 10 s), but is by the next.
+    settings.LTI_AGS_BACKOFF_BASE_SECONDS = 10.0
+    settings.LTI_AGS_BACKOFF_CAP_SECONDS = 10.0
     registration = str(tworld.registration.pk)
     entries = [record(tworld, index, 5) for index in range(3)]
     tworld.lms.faults.outage = (0.0, time.time() + 3600)
