@@ -4,11 +4,12 @@ N score posts (default 10,000) go to a loopback LMS (tests/peers/lti_advantage_p
 that enforces a per-second rate limit, fails 20% of score posts (500, 429,
 timeouts in equal parts) and is down for a 30-second window. The hub's path is
 the production one: results recorded with tutoring_core.progress (outbox rows
-in the same transaction), a real Celery worker (threads pool, in-memory broker)
-running lti_advantage.deliver_score, the shared token cache, throttling and
-retries. The baseline, measured in the same run against a fresh platform with
-the same faults, posts each score once with no outbox (what a tool that sends
-grades inline from the request does).
+in the same transaction), a real Celery worker (threads pool; Redis or in-memory
+broker) running the per-platform dispatcher (lti_advantage.dispatch_scores, woken
+on commit and by the beat sweep), the shared token cache, throttling and retries.
+The baseline, measured in the same run against a fresh platform with the same
+faults, posts each score once with no outbox (what a tool that sends grades
+inline from the request does).
 
 Reports delivered / lost / duplicated, throughput as a share of the platform's
 allowed rate, and token requests against the number of token lifetimes the run
@@ -250,7 +251,7 @@ def run_hub(args: argparse.Namespace) -> tuple[dict[str, Any], dict[tuple[str, s
         lms.faults = faults_for(args, start + args.outage_after)
         stop = threading.Event()
 
-        def beat() -> None:  # celery beat's sweep, every 5 s here (LTI_AGS_SWEEP_SECONDS)
+        def beat() -> None:  # celery beat's sweep (LTI_AGS_SWEEP_SECONDS), every 5 s here
             while not stop.wait(5.0):
                 sweep_score_outbox()
 
