@@ -54,6 +54,8 @@ RENEW_SECONDS = 1.0
 # A successor is scheduled only for entries due this soon; later ones are found
 # by the beat sweep (a countdown task sits unacknowledged in a worker meanwhile).
 HANDOFF_HORIZON_SECONDS = 300.0
+# A run that raised hands over no sooner than this.
+CRASH_DELAY_SECONDS = 5.0
 # A queued kick is not repeated for this long (bursts of commits enqueue one task).
 KICK_SECONDS = 5
 
@@ -135,8 +137,10 @@ def dispatch(
         lock,
         slice_seconds if slice_seconds is not None else settings.LTI_AGS_DISPATCH_SLICE_SECONDS,
     )
+    crashed = True
     try:
         run.loop()
+        crashed = False
     finally:
         run.release_buffer()
         lock.release()
@@ -144,6 +148,8 @@ def dispatch(
             # Looked at after the lock is released: an entry committed while we were
             # deciding to stop was either leased by us or is seen here.
             delay = _next_due_in(registration_id)
+            if delay is not None and crashed:
+                delay = max(delay, CRASH_DELAY_SECONDS)  # no tight loop of failing runs
             if delay is not None and delay <= HANDOFF_HORIZON_SECONDS:
                 try:
                     handoff(delay)
