@@ -95,17 +95,10 @@ class Record:
 
     # The references this row makes, checked against the staged set (see refs()).
     def refs(self) -> tuple[str, str]:
+        # Called once per staged row: look up only this entity's two keys.
+        first, second = _REF_KEYS[self.entity]
         d = self.data
-        return {
-            "org": (d.get("parent", ""), ""),
-            "academicSession": (d.get("parent", ""), ""),
-            "course": (d.get("org", ""), ""),
-            "class": (d.get("course", ""), d.get("school", "")),
-            "user": ("", ""),
-            "role": (d.get("user", ""), d.get("org", "")),
-            "enrollment": (d.get("class", ""), d.get("user", "")),
-            "agent": (d.get("user", ""), d.get("agent", "")),
-        }[self.entity]
+        return (d.get(first, "") if first else "", d.get(second, "") if second else "")
 
     def natural_key(self) -> str:
         # A stable second key for users (state/SIS id): lets a re-keyed sourcedId
@@ -116,7 +109,7 @@ class Record:
 
     def payload(self) -> str:
         """The data as canonical JSON (what is staged, and what the hash is over)."""
-        return json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
+        return _CANONICAL_JSON(self.data)
 
     def content_hash(self, payload: str | None = None) -> str:
         # dateLastModified is left out on purpose: a SIS that touches every row's
@@ -130,6 +123,21 @@ class Record:
     def row_errors(self) -> list[RowError]:
         return [RowError(self.entity, self.location, self.line, self.sourced_id, m) for m in self.errors]
 
+
+# The data keys refs() reads, per entity (first, second; "" for none).
+_REF_KEYS: dict[str, tuple[str, str]] = {
+    "org": ("parent", ""),
+    "academicSession": ("parent", ""),
+    "course": ("org", ""),
+    "class": ("course", "school"),
+    "user": ("", ""),
+    "role": ("user", "org"),
+    "enrollment": ("class", "user"),
+    "agent": ("user", "agent"),
+}
+# json.dumps(data, sort_keys=True, separators=(",", ":"), default=str), with the encoder
+# built once instead of per row.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
 
 # Which entity each reference of refs() names, per entity: (first, second).
 REF_TARGETS: dict[str, tuple[str | None, str | None]] = {
