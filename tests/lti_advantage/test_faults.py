@@ -76,3 +76,59 @@ def test_every_score_arrives_once_at_its_latest_value(db: Any, settings: Any) ->
         assert lms.stats.injected_500 > 0
         assert lms.stats.injected_429 > 0
         assert lms.stats.injected_timeouts > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dispatcher_ends_with_every_score_once_at_its_latest_value(settings: Any) -> None:
+    from lti_tool.advantage import dispatcher
+    from tests.lti_advantage.conftest import notifier_off
+
+    settings.LTI_AGS_BACKOFF_BASE_SECONDS = 0.05
+    settings.LTI_AGS_BACKOFF_CAP_SECONDS = 0.4
+    settings.LTI_ADVANTAGE_READ_TIMEOUT = 0.3
+    settings.LTI_AGS_CIRCUIT_FAILURES = 3
+    settings.LTI_AGS_CIRCUIT_PAUSE_SECONDS = 0.2
+    settings.LTI_AGS_CIRCUIT_PAUSE_CAP_SECONDS = 0.5
+    settings.LTI_AGS_RATE_LIMIT_PER_SECOND = 1000
+    faults = Faults(share_500=0.15, share_429=0.10, share_timeout=0.10, timeout_seconds=0.5, seed=11)
+    with AdvantagePlatform(faults=faults) as lms:
+        world = make_world(lms, students=8)
+        registration = str(world.registration.pk)
+        faults.outage = (time.time() + 0.3, time.time() + 2.0)
+        latest: dict[str, int] = {}
+        for round_no in range(4):
+            with notifier_off():  # the test runs the dispatcher itself
+                for index, student in enumerate(world.students):
+                    score = round_no * 10 + index
+                    progress.result_record(
+                        tenant=world.tenant,
+                        activity_id=world.line_item.activity_id,
+                        user_id=student.pk,
+                        score_given=score,
+                        source=progress.ResultSource.TEACHER,
+                        recorded_at=START + dt.timedelta(minutes=round_no),
+                    )
+                    latest[world.subs[student.pk]] = score
+            # Some rounds go out (or fail) before the next round lands, some are superseded.
+            dispatcher.dispatch(registration, slice_seconds=0.3)
+
+        deadline = time.monotonic() + 60
+        while OutboxEntry.objects.filter(status__in=(OutboxStatus.PENDING, OutboxStatus.IN_FLIGHT)).exists():
+            assert time.monotonic() < deadline, "deliveries did not settle"
+            dispatcher.dispatch(registration, slice_seconds=2.0)
+
+        assert {sub: lms.latest_score(world.line_item.url, sub)["scoreGiven"] for sub in latest} == latest
+        assert lms.stats.duplicates == 0
+        assert lms.stats.scores_stale == 0
+        assert set(OutboxEntry.objects.values_list("status", flat=True)) <= {
+            OutboxStatus.DELIVERED,
+            OutboxStatus.SUPERSEDED,
+        }
+        for student in world.students:
+            newest = OutboxEntry.objects.filter(user=student).order_by("-result__recorded_at").first()
+            assert newest is not None and newest.status == OutboxStatus.DELIVERED
+        assert lms.stats.outage_refusals > 0
+        assert lms.stats.injected_500 > 0
+        assert lms.stats.injected_429 > 0
+        assert lms.stats.injected_timeouts > 0
+        assert lms.stats.token_requests == 1
