@@ -327,7 +327,12 @@ def _busy_sibling(now: dt.datetime) -> Exists:
 
 def outbox_lease(*, kind: str, channel: str, limit: int, lease_seconds: float) -> list[OutboxItem]:
     """Lease up to ``limit`` entries of one channel for delivery: entries whose lease
-    ran out (their worker died) first, then due pending entries, oldest score first.
+    ran out (their worker died) first, then due pending entries, oldest first.
+
+    Among due entries the oldest goes first, not the one due earliest: an entry on
+    its retries has waited longest, and sending it as soon as its backoff allows
+    runs retry chains alongside a backlog rather than all after it (bench/ags.py:
+    the last retries then trail the backlog by a second or two, not by many).
 
     Two dispatchers never lease the same entry. On PostgreSQL the candidates are
     locked with ``SELECT ... FOR UPDATE SKIP LOCKED``, so concurrent dispatchers
@@ -348,9 +353,8 @@ def outbox_lease(*, kind: str, channel: str, limit: int, lease_seconds: float) -
         base.filter(status=OutboxStatus.PENDING, next_attempt_at__lte=now),
     )
     skip_locked = connection.features.has_select_for_update_skip_locked
-    # Without row locks (SQLite) there is nothing to hold across the two statements,
-    # and a read transaction that later writes would fail rather than wait for
-    # SQLite's write lock: run them as two autocommit statements there.
+    # SQLite has no row locks (a transaction there would lock the whole database for
+    # both statements): two autocommit statements, the UPDATE re-checking each row.
     with transaction.atomic() if skip_locked else contextlib.nullcontext():
         chosen: list[uuid.UUID] = []
         keys: set[tuple[str, uuid.UUID]] = set()
