@@ -231,11 +231,12 @@ class SourceRecord(models.Model):
                 fields=["connection", "entity", "sourced_id"], name="source_record_unique"
             )
         ]
-        # The secondary indexes lead with their own column on purpose: an index that
-        # starts with the connection competes with the unique key for the per-row lookup
+        # The secondary index leads with its own column on purpose: an index that starts
+        # with the connection competes with the unique key for the per-row lookup
         # (connection, entity, sourcedId), and while a large import grows an entity
         # faster than the statistics follow, the planner took it and filtered a whole
-        # entity per row (seconds per chunk). Natural keys and core ids are selective.
+        # entity per row (seconds per chunk). No index on core_id: it cost a district
+        # import 2 s to maintain for one check per deactivation pass (see _deactivations).
         indexes = [
             # Only users have one; the partial index skips every other row.
             models.Index(
@@ -243,7 +244,6 @@ class SourceRecord(models.Model):
                 condition=~Q(natural_key=""),
                 name="source_record_natural_key",
             ),
-            models.Index(fields=["core_id", "connection"], name="source_record_core_id"),
         ]
 
     def __str__(self) -> str:

@@ -806,6 +806,17 @@ class Applier:
             return
         sql, params = found
         retired = set(self.rekeyed.values()) if entity == "user" else set()
+        # Core rows that more than one sourcedId names (a re-keyed user's new enrollment,
+        # the other side's agent record): one pass per entity instead of an index on
+        # core ids that every mapping row of an import had to maintain. Usually few.
+        shared = {
+            r[0]
+            for r in _q(
+                f"""SELECT core_id FROM {SR} WHERE connection_id = %s AND entity = %s AND core_id <> ''
+                    GROUP BY core_id HAVING COUNT(*) > 1""",
+                [_conn_param(self.conn), entity],
+            )
+        }
         last = 0
         while True:
             rows = _q(
@@ -821,13 +832,13 @@ class Applier:
                     is_active=False, updated_at=timezone.now()
                 )
                 core = {r[2] for r in rows if r[2]}
-                # Another live sourcedId may name the same core row (a re-keyed user's
-                # new enrollment, the other side's agent record): that row stays.
-                core -= set(
-                    SourceRecord.objects.filter(
-                        connection=self.conn, entity=entity, core_id__in=core, is_active=True
-                    ).values_list("core_id", flat=True)
-                )
+                # Another live sourcedId may name the same core row: that row stays.
+                if core & shared:
+                    core -= set(
+                        SourceRecord.objects.filter(
+                            connection=self.conn, entity=entity, core_id__in=core & shared, is_active=True
+                        ).values_list("core_id", flat=True)
+                    )
                 if core:
                     self._deactivate_core(entity, sorted(core))
             self._tick(len(rows))
