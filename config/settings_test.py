@@ -47,4 +47,11 @@ if CELERY_BROKER_URL == "filesystem://":
 # threads (the AGS dispatcher's senders) need SQLite's file locks, which wait for
 # the busy timeout, where the memory database fails at once ("table is locked").
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}
+    import atexit
+
+    _test_db = VAR_DIR / f"test-db-{os.getpid()}.sqlite3"
+    DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
+    # Django removes the database file after the run; its WAL files are ours to remove.
+    atexit.register(
+        lambda: [Path(f"{_test_db}{suffix}").unlink(missing_ok=True) for suffix in ("-wal", "-shm")]
+    )
