@@ -51,7 +51,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
     _test_db = VAR_DIR / f"test-db-{os.getpid()}.sqlite3"
     DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
-    # Django removes the database file after the run; its WAL files are ours to remove.
-    atexit.register(
-        lambda: [Path(f"{_test_db}{suffix}").unlink(missing_ok=True) for suffix in ("-wal", "-shm")]
-    )
+
+    @atexit.register
+    def _remove_test_db_wal() -> None:
+        # Django removes the database file after the run; its WAL files are ours to remove.
+        for suffix in ("-wal", "-shm"):
+            Path(f"{_test_db}{suffix}").unlink(missing_ok=True)
