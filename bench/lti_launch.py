@@ -342,8 +342,8 @@ def main() -> None:
     )
     print("-" * 102)
     figures: dict[str, object] = {"benchmark": "lti_launch", "quick": args.quick, "workers": args.workers}
-    for clients, result in results.items():
-        bl, ln = result["baseline"], result["launch"]
+    for clients, by_kind in results.items():
+        bl, ln = by_kind["baseline"], by_kind["launch"]
         ratio = ln["per_second"] / bl["per_second"]
         print(
             f"{clients:>7} | {bl['per_second']:>14.1f} {bl['p50_ms']:>7.1f} {bl['p99_ms']:>7.1f} "
