@@ -245,3 +245,18 @@ def test_set_based_writes_refuse_another_tenants_rows_and_write_nothing() -> Non
     with db.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM done")
         assert cursor.fetchone() == (0,)
+
+
+def test_a_duplicate_sourcedid_is_rejected_with_both_lines(tmp_path: Path) -> None:
+    District(60, seed=1).write_csv(tmp_path / "pkg")
+    enrollments = (tmp_path / "pkg" / "enrollments.csv").read_text().splitlines()
+    enrollments.append(enrollments[3])  # the row of line 4 again, as the last line
+    (tmp_path / "pkg" / "enrollments.csv").write_text("\n".join(enrollments) + "\n")
+    conn = RosterConnection.objects.create(tenant=TenantFactory(slug="dupes"), name="dupes")
+    run = sync(conn, tmp_path / "pkg")
+    assert run.status == "failed"
+    sid = enrollments[3].split(",")[0]
+    assert [(e.entity, e.location, e.line, e.sourced_id, e.message) for e in run.errors.all()] == [
+        ("enrollment", "enrollments.csv", len(enrollments), sid, "duplicate sourcedId (first at line 4)")
+    ]
+    assert Enrollment.objects.filter(tenant=conn.tenant).count() == 0
