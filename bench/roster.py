@@ -99,7 +99,13 @@ def phase_import(slug: str, path: Path, delta: bool) -> dict[str, Any]:
         raise SystemExit(f"import failed: {run.status} {run.message}")
     rows = sum(sum(c.values()) for c in run.counts.values())
     written = sum(c["created"] + c["updated"] + c["deactivated"] for c in run.counts.values())
-    return {"seconds": seconds, "rows": rows, "written": written, "counts": run.counts}
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "written": written,
+        "counts": run.counts,
+        "timings": run.timings,
+    }
 
 
 def phase_copy(slug: str, path: Path) -> dict[str, Any]:
@@ -289,6 +295,8 @@ def main() -> None:
             "no_change_at_most_25pct": same_s <= 0.25 * full_s,
             "delta_at_most_5pct": delta_s <= 0.05 * full_s,
         },
+        # Wall seconds per phase of each import (the run's own report, SyncRun.timings).
+        "phase_seconds": {k: r[k]["timings"] for k in ("full", "same", "delta")},
         "bench_wall_s": round(time.perf_counter() - started, 1),
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
