@@ -46,10 +46,11 @@ from pylti1p3.session import SessionService
 from pylti1p3.tool_config import ToolConfAbstract
 
 from lti_tool.keys import tool_key_current, tool_private_key
-from lti_tool.models import Deployment, PlatformRegistration
+from lti_tool.models import Deployment, PlatformRegistration, ResourceLink
 from lti_tool.protocol import claims as C
 from lti_tool.protocol import migration
 from lti_tool.protocol.errors import LaunchRejected
+from lti_tool.selectors import launch_rows, registration_for_login
 from tutoring_core.http import OutboundHTTPError
 from tutoring_core.http import get as http_get
 
@@ -102,18 +103,8 @@ class HubToolConf(ToolConfAbstract[DjangoRequest]):
         raise NotImplementedError("Registrations are always found by issuer and client_id.")
 
     def find_registration_by_params(self, iss: str, client_id: str | None, *args: Any, **kwargs: Any) -> Any:
-        registrations = PlatformRegistration.objects.select_related("tenant").filter(
-            issuer=iss, is_active=True, tenant__is_active=True
-        )
-        if client_id:
-            registrations = registrations.filter(client_id=client_id)
-        # Unordered: the model's ordering would join the tenant again just to sort.
-        found = list(registrations.order_by()[:2])
-        if len(found) != 1:
-            # None, or several registrations for an issuer that did not say which
-            # client_id it means (the login's client_id is optional in the spec).
-            return None
-        return HubRegistration(found[0])
+        registration = registration_for_login(issuer=iss, client_id=client_id)
+        return HubRegistration(registration) if registration is not None else None
 
     def find_deployment(self, iss: str, deployment_id: str) -> PyltiDeployment | None:
         raise NotImplementedError
@@ -398,6 +389,7 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         self._storage_state = storage_state
         self.registration_model: PlatformRegistration | None = None
         self.deployment_model: Deployment | None = None
+        self.link_model: ResourceLink | None = None
         self.claims: C.LaunchClaims | None = None
         self.state_record: dict[str, Any] = {}
 
@@ -497,32 +489,19 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         # The (not yet verified) deployment_id is only a lookup key here: the row is
         # read with its registration in one query, and used after the signature
         # holds only if the verified claim names it (services.deployment_resolve).
-        deployment_id = self._jwt["body"].get(C.DEPLOYMENT_ID)
-        deployment = None
-        if isinstance(deployment_id, str) and deployment_id.strip():
-            deployment = (
-                Deployment.objects.select_related("registration__tenant")
-                .filter(
-                    registration_id=self.state_record["registration"],
-                    registration__is_active=True,
-                    deployment_id=deployment_id.strip(),
-                )
-                .order_by()  # unique; the model's ordering would join the tenant again to sort
-                .first()
-            )
-        if deployment is not None:
-            registration: PlatformRegistration | None = deployment.registration
-        else:
-            registration = (
-                PlatformRegistration.objects.select_related("tenant")
-                .filter(pk=self.state_record["registration"], is_active=True)
-                .first()
-            )
-        self.deployment_model = deployment
-        if registration is None:
+        body = self._jwt["body"]
+        deployment_id, link_id = body.get(C.DEPLOYMENT_ID), body.get(C.RESOURCE_LINK)
+        rows = launch_rows(
+            registration_id=self.state_record["registration"],
+            deployment_id=deployment_id.strip() if isinstance(deployment_id, str) else "",
+            resource_link_id=str(link_id.get("id") or "") if isinstance(link_id, dict) else "",
+        )
+        if rows.registration is None:
             raise LaunchRejected("registration_unknown", "The platform registration was removed or disabled.")
-        self.registration_model = registration
-        self._registration = HubRegistration(registration)
+        self.deployment_model = rows.deployment
+        self.link_model = rows.link
+        self.registration_model = rows.registration
+        self._registration = HubRegistration(rows.registration)
 
     def validate_jwt_signature(self) -> HubMessageLaunch:
         registration = self.registration_model

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+
+from django.db import connection
 
 from lti_tool.data import (
     AgsEndpoint,
@@ -12,7 +15,9 @@ from lti_tool.data import (
     ResourceLinkInfo,
 )
 from lti_tool.errors import RegistrationNotFound, ResourceLinkNotFound
-from lti_tool.models import LtiContext, PlatformRegistration, ResourceLink
+from lti_tool.models import Deployment, LtiContext, PlatformRegistration, ResourceLink
+from tutoring_core import rawsql
+from tutoring_core.accounts.api import Tenant
 
 
 def registration_info(registration: PlatformRegistration) -> RegistrationInfo:
@@ -111,3 +116,95 @@ def contexts_for_class(class_id: uuid.UUID, *, tenant_id: uuid.UUID) -> list[Lti
         .filter(tenant_id=tenant_id, klass_id=class_id)
         .order_by("created_at")
     )
+
+
+# --- The launch's hot reads ---------------------------------------------------------
+# Written once as SQL (tutoring_core.rawsql): on a repeat launch the ORM spent more
+# CPU building these queries than the database spent answering them. Every other
+# read here goes through the ORM.
+
+_REGISTRATION_TENANT = rawsql.RowReader((PlatformRegistration, "r"), (Tenant, "t"))
+_r, _t = (lambda f: rawsql.column(PlatformRegistration, f)), (lambda f: rawsql.column(Tenant, f))
+_REGISTRATION_FOR_LOGIN_SQL = (
+    f"SELECT {_REGISTRATION_TENANT.columns()} FROM {rawsql.table(PlatformRegistration)} r"
+    f" JOIN {rawsql.table(Tenant)} t ON t.{_t('id')} = r.{_r('tenant')}"
+    f" WHERE r.{_r('issuer')} = %s AND r.{_r('is_active')} = %s AND t.{_t('is_active')} = %s"
+)
+
+
+def registration_for_login(*, issuer: str, client_id: str | None) -> PlatformRegistration | None:
+    """The active registration (in an active tenant) an OIDC login names, with its
+    tenant loaded; None when there is none, or several because the platform left
+    out the client_id (optional in the login request) and the issuer has many."""
+    sql, params = _REGISTRATION_FOR_LOGIN_SQL, [issuer, _true(PlatformRegistration), _true(Tenant)]
+    if client_id:
+        sql += f" AND r.{_r('client_id')} = %s"
+        params.append(client_id)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " LIMIT 2", params)
+        rows = cursor.fetchall()
+    if len(rows) != 1:
+        return None
+    registration, tenant = _REGISTRATION_TENANT.read(rows[0])
+    registration.tenant = tenant
+    return registration
+
+
+@dataclass(frozen=True)
+class LaunchRows:
+    """What a launch POST reads before it can check the signature: the registration
+    its login chose (with the tenant), and the deployment and resource link the
+    token names, if known (the link with its context loaded)."""
+
+    registration: PlatformRegistration | None
+    deployment: Deployment | None
+    link: ResourceLink | None
+
+
+_LAUNCH = rawsql.RowReader(
+    (PlatformRegistration, "r"), (Tenant, "t"), (Deployment, "d"), (ResourceLink, "l"), (LtiContext, "c")
+)
+_d, _l, _x = (
+    (lambda f: rawsql.column(Deployment, f)),
+    (lambda f: rawsql.column(ResourceLink, f)),
+    (lambda f: rawsql.column(LtiContext, f)),
+)
+_LAUNCH_SQL = (
+    f"SELECT {_LAUNCH.columns()} FROM {rawsql.table(PlatformRegistration)} r"
+    f" JOIN {rawsql.table(Tenant)} t ON t.{_t('id')} = r.{_r('tenant')}"
+    f" LEFT JOIN {rawsql.table(Deployment)} d ON d.{_d('registration')} = r.{_r('id')} AND d.{_d('deployment_id')} = %s"
+    f" LEFT JOIN {rawsql.table(ResourceLink)} l ON l.{_l('deployment')} = d.{_d('id')}"
+    f" AND l.{_l('resource_link_id')} = %s"
+    f" LEFT JOIN {rawsql.table(LtiContext)} c ON c.{_x('id')} = l.{_l('context')}"
+    f" WHERE r.{_r('id')} = %s AND r.{_r('is_active')} = %s"
+)
+
+
+def launch_rows(*, registration_id: str, deployment_id: str, resource_link_id: str) -> LaunchRows:
+    """One query for the launch's registration, deployment and resource link.
+
+    ``deployment_id`` and ``resource_link_id`` come from a token whose signature
+    is not checked yet: they are only lookup keys here. The launch uses the rows
+    after the signature holds, and only where the verified claims name them."""
+    found = _LAUNCH.fetch_one(
+        _LAUNCH_SQL,
+        [
+            deployment_id,
+            resource_link_id,
+            rawsql.param(PlatformRegistration, "id", registration_id),
+            _true(PlatformRegistration),
+        ],
+    )
+    if found is None:
+        return LaunchRows(registration=None, deployment=None, link=None)
+    registration, tenant, deployment, link, context = found
+    registration.tenant = tenant
+    if deployment is not None:
+        deployment.registration = registration
+    if link is not None:
+        link.context = context
+    return LaunchRows(registration=registration, deployment=deployment, link=link)
+
+
+def _true(model: type[PlatformRegistration] | type[Tenant]) -> object:
+    return rawsql.param(model, "is_active", True)

@@ -271,10 +271,16 @@ def _seen(
 # only add two round trips to every launch.
 @transaction.atomic(savepoint=False)
 def launch_provision(
-    *, registration: PlatformRegistration, deployment: Deployment, claims: LaunchClaims
+    *,
+    registration: PlatformRegistration,
+    deployment: Deployment,
+    claims: LaunchClaims,
+    known_link: ResourceLink | None = None,
 ) -> LaunchOutcome:
     """Upsert the person, the class, the enrollment, the context and the resource link
-    a validated launch names. Idempotent: the same launch twice changes nothing."""
+    a validated launch names. Idempotent: the same launch twice changes nothing.
+    ``known_link`` is the link (with its context) the launch already read with its
+    deployment (selectors.launch_rows); it is used only if it is the one the claims name."""
     tenant = registration.tenant
     now = timezone.now()
     # A repeat launch of a known person, class and link reads one row of each and
@@ -292,8 +298,12 @@ def launch_provision(
     role = lis_roles.class_role(claims.roles)
     # The link (with its context) in one read; the context is read on its own
     # only when the link is new or moved.
-    known_link = None
-    if claims.resource_link_id:
+    if known_link is not None and (known_link.deployment_id, known_link.resource_link_id) != (
+        deployment.pk,
+        claims.resource_link_id,
+    ):
+        known_link = None
+    if known_link is None and claims.resource_link_id:
         known_link = (
             ResourceLink.objects.select_related("context")
             .filter(deployment=deployment, resource_link_id=claims.resource_link_id)

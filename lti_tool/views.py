@@ -110,7 +110,7 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
     try:
         with transaction.atomic():
             outcome = services.launch_provision(
-                registration=registration, deployment=deployment, claims=claims
+                registration=registration, deployment=deployment, claims=claims, known_link=launch.link_model
             )
             session_login(request, outcome.user, method="lti")
     except ProvisioningRefused as exc:

@@ -12,6 +12,7 @@ from django.contrib.auth import login as _login
 from django.http import HttpRequest
 from django.utils import timezone
 
+from tutoring_core import rawsql
 from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, TenantInfo
 from tutoring_core.accounts.errors import (
     AccountsError,
@@ -32,6 +33,16 @@ from tutoring_core.accounts.services import (
 )
 
 IdentityKind = ExternalIdentity.Kind
+
+# person_current's read, written once (tutoring_core.rawsql: the ORM spent more
+# CPU compiling it than the database spent answering it, on every repeat sign-in).
+_IDENTITY_USER = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
+_IDENTITY_USER_SQL = (
+    f"SELECT {_IDENTITY_USER.columns()} FROM {rawsql.table(ExternalIdentity)} i"
+    f" JOIN {rawsql.table(User)} u ON u.{rawsql.column(User, 'id')} = i.{rawsql.column(ExternalIdentity, 'user')}"
+    f" WHERE i.{rawsql.column(ExternalIdentity, 'tenant')} = %s AND i.{rawsql.column(ExternalIdentity, 'kind')} = %s"
+    f" AND i.{rawsql.column(ExternalIdentity, 'issuer')} = %s AND i.{rawsql.column(ExternalIdentity, 'subject')} = %s"
+)
 
 __all__ = [
     "AccountsError",
@@ -71,17 +82,22 @@ def person_current(
     ``person_resolve`` would change nothing: the identity exists, was seen within
     ``seen_within`` and the profile adds nothing new. None otherwise: call
     ``person_resolve``. One query; the hot path of a repeat sign-in."""
-    identity = (
-        ExternalIdentity.objects.select_related("user")
-        .filter(tenant=tenant, kind=key.kind, issuer=key.issuer, subject=key.subject)
-        .order_by()  # unique; the model's ordering would join the tenant just to sort
-        .first()
+    found = _IDENTITY_USER.fetch_one(
+        _IDENTITY_USER_SQL,
+        [
+            rawsql.param(ExternalIdentity, "tenant", tenant.pk),
+            rawsql.param(ExternalIdentity, "kind", key.kind),
+            rawsql.param(ExternalIdentity, "issuer", key.issuer),
+            rawsql.param(ExternalIdentity, "subject", key.subject),
+        ],
     )
-    if identity is None or identity.last_seen_at is None:
+    if found is None:
+        return None
+    identity, user = found
+    if identity.last_seen_at is None:
         return None
     if timezone.now() - identity.last_seen_at >= seen_within:
         return None
-    user = identity.user
     if user.tenant_id != tenant.pk:
         return None
     user.tenant = tenant

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from django.db import connection
+
+from tutoring_core import rawsql
 from tutoring_core.accounts.models import Tenant, User
 from tutoring_core.classes.data import ClassKeyRef, ClassSummary, UpsertResult
 from tutoring_core.classes.models import Class, ClassKey, Enrollment, School, Source, Term
@@ -19,6 +22,22 @@ from tutoring_core.classes.services import (
 ClassKeyKind = ClassKey.Kind
 EnrollmentStatus = Enrollment.Status
 
+# class_enrollment_current's read, written once (see tutoring_core.rawsql): the
+# enrollment of the user in the class a key names, in the same tenant throughout.
+_c = rawsql.column
+_ENROLLMENT_CLASS_SQL = (
+    f"SELECT c.{_c(Class, 'id')}, c.{_c(Class, 'is_active')}, c.{_c(Class, 'title')}, c.{_c(Class, 'code')}"
+    f" FROM {rawsql.table(ClassKey)} k"
+    f" JOIN {rawsql.table(Class)} c ON c.{_c(Class, 'id')} = k.{_c(ClassKey, 'klass')}"
+    f" AND c.{_c(Class, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
+    f" JOIN {rawsql.table(Enrollment)} e ON e.{_c(Enrollment, 'klass')} = c.{_c(Class, 'id')}"
+    f" AND e.{_c(Enrollment, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
+    f" WHERE k.{_c(ClassKey, 'tenant')} = %s AND e.{_c(Enrollment, 'user')} = %s AND e.{_c(Enrollment, 'role')} = %s"
+    f" AND e.{_c(Enrollment, 'status')} = %s AND k.{_c(ClassKey, 'kind')} = %s"
+    f" AND k.{_c(ClassKey, 'issuer')} = %s AND k.{_c(ClassKey, 'subject')} = %s"
+)
+_CLASS_ID = Class._meta.get_field("id")
+
 
 def class_enrollment_current(
     *, tenant: Tenant, key: ClassKeyRef, user: User, role: str, title: str, code: str = ""
@@ -29,25 +48,25 @@ def class_enrollment_current(
     One query, read only; the hot path of a repeat launch."""
     if key.issuer is None:
         return None
-    row = (
-        Enrollment.objects.filter(
-            tenant=tenant,
-            user=user,
-            role=role,
-            status=Enrollment.Status.ACTIVE,
-            klass__tenant=tenant,
-            klass__keys__tenant=tenant,
-            klass__keys__kind=key.kind,
-            klass__keys__issuer=key.issuer,
-            klass__keys__subject=key.subject,
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ENROLLMENT_CLASS_SQL,
+            [
+                rawsql.param(Enrollment, "tenant", tenant.pk),
+                rawsql.param(Enrollment, "user", user.pk),
+                rawsql.param(Enrollment, "role", role),
+                rawsql.param(Enrollment, "status", Enrollment.Status.ACTIVE),
+                rawsql.param(ClassKey, "kind", key.kind),
+                rawsql.param(ClassKey, "issuer", key.issuer),
+                rawsql.param(ClassKey, "subject", key.subject),
+            ],
         )
-        .values_list("klass_id", "klass__is_active", "klass__title", "klass__code")
-        .order_by()  # unique (enrollment_unique, class_key_unique); no sort
-        .first()
-    )
+        row = cursor.fetchone()
     if row is None:
         return None
     class_id, is_active, known_title, known_code = row
+    class_id = _CLASS_ID.to_python(class_id)  # a hex string on SQLite
+    is_active = bool(is_active)
     # The same rules as class_upsert: empty values never overwrite what is known.
     title = title.strip()[:255]
     if not is_active or (title and title != known_title) or (code and code[:64] != known_code):
