@@ -1,0 +1,167 @@
+"""Database sessions that cost one write per sign-in.
+
+Django's database store spends round trips on every sign-in that carry no
+information: ``create()`` runs ``SELECT 1`` per candidate key and then an
+``INSERT`` straight away, so the response's ``save()`` follows with an
+``UPDATE`` of the row just written; and ``delete()`` reads the row before
+deleting it. Here a new key is only chosen in memory and written once, when the
+response saves the session; the primary key is the collision check.
+
+A sign-in that replaces another person's session was (django_session only)
+SELECT (load), SELECT + DELETE (flush), SELECT 1 + INSERT (save); it is now
+SELECT (load), DELETE, INSERT. A first sign-in was SELECT 1, INSERT, UPDATE;
+it is now one INSERT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.utils.crypto import get_random_string
+
+# Keys are 32 characters from a 36-letter alphabet (about 165 bits), so two
+# sessions meet on a key only if the random source is broken; a few attempts are
+# there for correctness, and giving up beats looping against a broken generator.
+INSERT_ATTEMPTS = 3
+
+
+class SessionStore(DatabaseSessionStore):
+    """Django's database store, written once per new key.
+
+    Unlike Django's, ``create()`` writes nothing: it picks the key and leaves the
+    INSERT to ``save()`` (SessionMiddleware calls it for modified sessions). Code
+    outside a request that builds a store must call ``save()``, not ``create()``,
+    to get a row; until then the key may still change if the INSERT meets a
+    taken one.
+    """
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        # True while the key was chosen here and no row holds it yet: the next
+        # save() must INSERT, and there is nothing to load or delete.
+        self._pending_insert = False
+        # True for the key flush() hands out: like Django's key-less store after
+        # flush(), it counts as empty until something is stored in it, so a
+        # sign-out still deletes the cookie and writes no row.
+        self._empty_until_written = False
+
+    def _get_new_session_key(self) -> str:
+        # No exists() round trip: the INSERT's primary key rejects a taken key.
+        return get_random_string(32, VALID_KEY_CHARS)
+
+    async def _aget_new_session_key(self) -> str:
+        return self._get_new_session_key()
+
+    def _new_pending_key(self) -> None:
+        self._session_key = self._get_new_session_key()
+        self._pending_insert = True
+        self._empty_until_written = False
+
+    def create(self) -> None:
+        self._new_pending_key()
+        # SessionMiddleware saves only modified sessions; the row is written then.
+        self.modified = True
+
+    async def acreate(self) -> None:
+        self.create()
+
+    def load(self) -> dict[str, Any]:
+        if self._pending_insert:
+            return {}
+        return super().load()
+
+    async def aload(self) -> dict[str, Any]:
+        if self._pending_insert:
+            return {}
+        return await super().aload()
+
+    def is_empty(self) -> bool:
+        if self._empty_until_written:
+            return not getattr(self, "_session_cache", None)
+        return super().is_empty()
+
+    def save(self, must_create: bool = False) -> None:
+        # Django's save() returns after create() when there is no key; here
+        # create() only chooses one, and the INSERT below writes the row.
+        if self.session_key is None:
+            self.create()
+        if not self._pending_insert:
+            super().save(must_create=must_create)
+            return
+        for attempt in range(INSERT_ATTEMPTS):
+            try:
+                super().save(must_create=True)
+            except CreateError:
+                if attempt == INSERT_ATTEMPTS - 1:
+                    raise
+                self._session_key = self._get_new_session_key()
+                continue
+            self._pending_insert = False
+            self._empty_until_written = False
+            return
+
+    async def asave(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            await self.acreate()
+        if not self._pending_insert:
+            await super().asave(must_create=must_create)
+            return
+        for attempt in range(INSERT_ATTEMPTS):
+            try:
+                await super().asave(must_create=True)
+            except CreateError:
+                if attempt == INSERT_ATTEMPTS - 1:
+                    raise
+                self._session_key = self._get_new_session_key()
+                continue
+            self._pending_insert = False
+            self._empty_until_written = False
+            return
+
+    def delete(self, session_key: str | None = None) -> None:
+        if session_key is None:
+            if self.session_key is None or self._pending_insert:
+                return
+            session_key = self.session_key
+        # One DELETE; Django's get() first only told it whether there was a row.
+        self.model.objects.filter(session_key=session_key).delete()
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        if session_key is None:
+            if self.session_key is None or self._pending_insert:
+                return
+            session_key = self.session_key
+        await self.model.objects.filter(session_key=session_key).adelete()
+
+    def flush(self) -> None:
+        # Django's flush(): empty the data, delete the row, never reuse the key.
+        self.clear()
+        self.delete()
+        # The replacement key is chosen now, not at save(), so code that runs
+        # after login() can read request.session.session_key. It is fresh
+        # (never the old key) and costs nothing until the response saves it.
+        self._new_pending_key()
+        self._empty_until_written = True
+
+    async def aflush(self) -> None:
+        self.clear()
+        await self.adelete()
+        self._new_pending_key()
+        self._empty_until_written = True
+
+    def cycle_key(self) -> None:
+        # A key that was never written has no row to delete (cycled twice in one
+        # request, or right after flush()): choosing another is the whole job.
+        if self._pending_insert:
+            self.create()
+            return
+        # Django's: the same data under a new key (create() above), old row deleted.
+        super().cycle_key()
+
+    async def acycle_key(self) -> None:
+        if self._pending_insert:
+            await self.acreate()
+            return
+        await super().acycle_key()
