@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection
 
@@ -126,7 +127,7 @@ def contexts_for_class(class_id: uuid.UUID, *, tenant_id: uuid.UUID) -> list[Lti
 _REGISTRATION_TENANT = rawsql.RowReader((PlatformRegistration, "r"), (Tenant, "t"))
 _r, _t = (lambda f: rawsql.column(PlatformRegistration, f)), (lambda f: rawsql.column(Tenant, f))
 _REGISTRATION_FOR_LOGIN_SQL = (
-    f"SELECT {_REGISTRATION_TENANT.columns()} FROM {rawsql.table(PlatformRegistration)} r"
+    f"SELECT {_REGISTRATION_TENANT.columns()} FROM {rawsql.table(PlatformRegistration)} r"  # noqa: S608 - names from the models; values are parameters
     f" JOIN {rawsql.table(Tenant)} t ON t.{_t('id')} = r.{_r('tenant')}"
     f" WHERE r.{_r('issuer')} = %s AND r.{_r('is_active')} = %s AND t.{_t('is_active')} = %s"
 )
@@ -136,7 +137,8 @@ def registration_for_login(*, issuer: str, client_id: str | None) -> PlatformReg
     """The active registration (in an active tenant) an OIDC login names, with its
     tenant loaded; None when there is none, or several because the platform left
     out the client_id (optional in the login request) and the issuer has many."""
-    sql, params = _REGISTRATION_FOR_LOGIN_SQL, [issuer, _true(PlatformRegistration), _true(Tenant)]
+    sql = _REGISTRATION_FOR_LOGIN_SQL
+    params: list[Any] = [issuer, _true(PlatformRegistration), _true(Tenant)]
     if client_id:
         sql += f" AND r.{_r('client_id')} = %s"
         params.append(client_id)
@@ -170,7 +172,7 @@ _d, _l, _x = (
     (lambda f: rawsql.column(LtiContext, f)),
 )
 _LAUNCH_SQL = (
-    f"SELECT {_LAUNCH.columns()} FROM {rawsql.table(PlatformRegistration)} r"
+    f"SELECT {_LAUNCH.columns()} FROM {rawsql.table(PlatformRegistration)} r"  # noqa: S608 - names from the models; values are parameters
     f" JOIN {rawsql.table(Tenant)} t ON t.{_t('id')} = r.{_r('tenant')}"
     f" LEFT JOIN {rawsql.table(Deployment)} d ON d.{_d('registration')} = r.{_r('id')} AND d.{_d('deployment_id')} = %s"
     f" LEFT JOIN {rawsql.table(ResourceLink)} l ON l.{_l('deployment')} = d.{_d('id')}"

@@ -112,7 +112,7 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
             outcome = services.launch_provision(
                 registration=registration, deployment=deployment, claims=claims, known_link=launch.link_model
             )
-            session_login(request, outcome.user, method="lti")
+            session_login(request, outcome.user, method="lti", fresh=True)
     except ProvisioningRefused as exc:
         raise LaunchRejected("account_inactive", str(exc), status=403) from None
     request.session[LTI_SESSION_FLAG] = True

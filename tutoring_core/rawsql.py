@@ -32,7 +32,8 @@ def table(model: type[Model]) -> str:
 def column(model: type[Model], field_name: str) -> str:
     """A field's column name, quoted."""
     field = model._meta.get_field(field_name)
-    return connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column)  # type: ignore[union-attr]
+    assert isinstance(field, Field) and field.column is not None
+    return connections[DEFAULT_DB_ALIAS].ops.quote_name(field.column)
 
 
 def param(model: type[Model], field_name: str, value: Any) -> Any:
@@ -63,7 +64,7 @@ class RowReader:
     def columns(self) -> str:
         quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
         return ", ".join(
-            f"{alias}.{quote(field.column)}"
+            f"{alias}.{quote(field.column or field.attname)}"
             for (_model, alias), (_m, fields) in zip(self.parts, self._fields, strict=True)
             for field in fields
         )

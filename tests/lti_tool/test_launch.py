@@ -597,11 +597,12 @@ def test_repeat_launch_query_count_is_pinned(client: Any, platform: LtiPlatform,
     Redis commands in production and CI; so are savepoints, which the database cache
     adds around its own writes.
 
-    7 (was 14, then 8): the registration, the deployment and the link with its
+    6 (was 14, then 8): the registration, the deployment and the link with its
     context are one read; the person and the class with the enrollment one each;
-    none is written when nothing changed (last_seen_at/last_launch_at within 5
-    minutes). What is left: those three reads, the session load, last_login, the
-    sign-in audit row and the session save."""
+    none is written when nothing changed (last_seen_at/last_launch_at and
+    last_login within 5 minutes). Then the sign-in: the old session deleted by its
+    key without being read (session_login(fresh=True)), the audit row, and the new
+    session written once (tutoring_core.accounts.sessions)."""
     kwargs = {"sub": "s-1", "roles": [ROLE_LEARNER], "context_id": "c-1", "resource_link_id": "rl-1"}
     assert run_launch(client, platform, platform.launch(**kwargs)).response.status_code == 302
     spec = platform.launch(**kwargs)
@@ -614,7 +615,14 @@ def test_repeat_launch_query_count_is_pinned(client: Any, platform: LtiPlatform,
         for q in captured.captured_queries
         if "hub_cache" not in q["sql"] and not q["sql"].startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
     ]
-    assert len(domain) == 7, "\n".join(domain)
+    assert [q.split(" ", 3)[:3] for q in domain] == [
+        ["SELECT", 'r."created_at",', 'r."updated_at",'],
+        ["SELECT", 'i."id",', 'i."created_at",'],
+        ["SELECT", 'c."id",', 'c."is_active",'],
+        ["DELETE", "FROM", '"django_session"'],
+        ["INSERT", "INTO", '"accounts_auditlog"'],
+        ["INSERT", "INTO", '"django_session"'],
+    ], "\n".join(domain)
 
 
 def test_successful_launch_expires_its_state_cookie(

@@ -395,3 +395,32 @@ def test_last_login_ahead_of_the_clock_is_rewritten(people: tuple[User, User]) -
         sign_in(ann)
     assert User.objects.get(pk=ann.pk).last_login == START
     assert timezone.is_aware(ann.last_login)
+
+
+def test_fresh_session_login_replaces_the_old_session_without_reading_it(people: tuple[User, User]) -> None:
+    """session_login(fresh=True), as an LTI launch signs in: the old row is deleted
+    by its key, never read, whoever it belonged to; what it held is gone."""
+    from tutoring_core.accounts.api import session_login
+    from tutoring_core.accounts.models import AuditLog
+
+    ann, bob = people
+
+    def ann_signs_in(request: HttpRequest) -> None:
+        login(request, ann, backend=BACKEND)
+        request.session["note"] = "x"
+
+    def bob_launches(request: HttpRequest) -> None:
+        session_login(request, bob, method="lti", fresh=True)
+
+    old_key = visit(ann_signs_in).cookie
+    for _ in ("ann's session", "bob's own session"):
+        with statements() as sql:
+            new_key = visit(bob_launches, old_key).cookie
+        assert sql.on("django_session") == ["DELETE", "INSERT"]
+        assert old_key in sql.sql[0] and new_key in sql.sql[-1]
+        assert new_key != old_key
+        assert list(Session.objects.values_list("pk", flat=True)) == [new_key]
+        data = row_data(new_key)
+        assert (data["_auth_user_id"], "note" in data) == (str(bob.pk), False)
+        old_key = new_key
+    assert AuditLog.objects.filter(action="auth.sign_in", actor=bob).count() == 2

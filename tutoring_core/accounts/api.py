@@ -38,7 +38,7 @@ IdentityKind = ExternalIdentity.Kind
 # CPU compiling it than the database spent answering it, on every repeat sign-in).
 _IDENTITY_USER = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
 _IDENTITY_USER_SQL = (
-    f"SELECT {_IDENTITY_USER.columns()} FROM {rawsql.table(ExternalIdentity)} i"
+    f"SELECT {_IDENTITY_USER.columns()} FROM {rawsql.table(ExternalIdentity)} i"  # noqa: S608 - names from the models; values are parameters
     f" JOIN {rawsql.table(User)} u ON u.{rawsql.column(User, 'id')} = i.{rawsql.column(ExternalIdentity, 'user')}"
     f" WHERE i.{rawsql.column(ExternalIdentity, 'tenant')} = %s AND i.{rawsql.column(ExternalIdentity, 'kind')} = %s"
     f" AND i.{rawsql.column(ExternalIdentity, 'issuer')} = %s AND i.{rawsql.column(ExternalIdentity, 'subject')} = %s"
@@ -116,10 +116,17 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def session_login(request: HttpRequest, user: User, *, method: str) -> None:
-    """Start a session for ``user`` after an external sign-in, and audit it."""
+def session_login(request: HttpRequest, user: User, *, method: str, fresh: bool = False) -> None:
+    """Start a session for ``user`` after an external sign-in, and audit it.
+
+    ``fresh``: the sign-in replaces whatever session the browser had without
+    reading it first (an LTI launch, which keeps nothing of an earlier session):
+    the old row is deleted by its key and a new one written, one query fewer than
+    Django's check of who the old session belonged to."""
     if not user.is_active:
         raise ProvisioningRefused("This account is deactivated; ask your district admin.")
+    if fresh:
+        request.session.flush()
     _login(request, user, backend="tutoring_core.accounts.backends.TenantAwareModelBackend")
     audit_record(
         tenant=user.tenant,
