@@ -105,26 +105,29 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
         raise LaunchRejected(
             "deep_linking_role", "Only teachers can place tutoring activities in a course.", status=403
         )
-    # One transaction for provisioning and sign-in: one commit (one WAL flush) per
-    # launch instead of one per statement, and no half-provisioned person.
+    # One transaction for provisioning, sign-in and the session row: one commit (one
+    # WAL flush) per launch instead of one per statement, and no half-provisioned
+    # person. The session is saved here, inside it; SessionMiddleware then only sets
+    # the cookie (tutoring_core.accounts.sessions writes an unchanged session once).
     try:
         with transaction.atomic():
             outcome = services.launch_provision(
                 registration=registration, deployment=deployment, claims=claims, known_link=launch.link_model
             )
             session_login(request, outcome.user, method="lti", fresh=True)
+            summary = {
+                "registration": str(registration.pk),
+                "deployment_id": deployment.deployment_id,
+                "role": outcome.role,
+                "class_id": str(outcome.class_id) if outcome.class_id else None,
+                "resource_link": str(outcome.resource_link.pk) if outcome.resource_link else None,
+                "return_url": claims.return_url,
+            }
+            request.session[LTI_SESSION_FLAG] = True
+            request.session["lti_launch"] = summary
+            request.session.save()
     except ProvisioningRefused as exc:
         raise LaunchRejected("account_inactive", str(exc), status=403) from None
-    request.session[LTI_SESSION_FLAG] = True
-    summary = {
-        "registration": str(registration.pk),
-        "deployment_id": deployment.deployment_id,
-        "role": outcome.role,
-        "class_id": str(outcome.class_id) if outcome.class_id else None,
-        "resource_link": str(outcome.resource_link.pk) if outcome.resource_link else None,
-        "return_url": claims.return_url,
-    }
-    request.session["lti_launch"] = summary
     if claims.message_type == C.DEEP_LINKING_REQUEST:
         token = uuid.uuid4()
         cache.set(

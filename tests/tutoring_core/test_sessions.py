@@ -424,3 +424,58 @@ def test_fresh_session_login_replaces_the_old_session_without_reading_it(people:
         assert (data["_auth_user_id"], "note" in data) == (str(bob.pk), False)
         old_key = new_key
     assert AuditLog.objects.filter(action="auth.sign_in", actor=bob).count() == 2
+
+
+def test_a_session_saved_early_is_not_written_again_unless_it_changed(people: tuple[User, User]) -> None:
+    """The LTI launch saves the session inside its own transaction; SessionMiddleware
+    then sets the cookie without a second write, unless something changed since."""
+    ann, _bob = people
+
+    def early(request: HttpRequest) -> None:
+        login(request, ann, backend=BACKEND)
+        request.session.save()
+
+    with statements() as sql:
+        key = visit(early).cookie
+    assert sql.on("django_session") == ["INSERT"]
+    assert row_data(key)["_auth_user_id"] == str(ann.pk)
+
+    def early_then_changed(request: HttpRequest) -> None:
+        request.session["step"] = 1
+        request.session.save()
+        request.session["step"] = 2
+
+    with statements() as sql:
+        assert visit(early_then_changed, key).cookie == key
+    assert sql.on("django_session") == ["SELECT", "UPDATE", "UPDATE"]
+    assert row_data(key)["step"] == 2
+
+    def changed_in_place(request: HttpRequest) -> None:
+        request.session["items"] = []
+        request.session.save()
+        request.session["items"].append("x")
+        request.session.modified = True  # Django's rule for values changed in place
+
+    visit(changed_in_place, key)
+    assert row_data(key)["items"] == ["x"]
+
+
+def test_a_taken_key_inside_a_transaction_leaves_it_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The INSERT meets a taken key without an error (ON CONFLICT DO NOTHING), so the
+    caller's transaction goes on; no savepoint is needed around it."""
+    from django.db import transaction
+
+    taken = SessionStore()
+    taken["owner"] = "someone"
+    taken.save()
+    keys = iter([taken.session_key, "k" * 32])
+    store = SessionStore()
+    monkeypatch.setattr(store, "_get_new_session_key", lambda: next(keys))
+    with transaction.atomic(), statements() as sql:
+        store["owner"] = "me"
+        store.save()
+        assert User.objects.count() == 0  # the transaction still answers
+    assert [q.split(" ", 1)[0] for q in sql.sql] == ["INSERT", "INSERT", "SELECT"]
+    assert store.session_key == "k" * 32
+    assert row_data(taken.session_key)["owner"] == "someone"
+    assert row_data("k" * 32)["owner"] == "me"

@@ -11,6 +11,12 @@ A sign-in that replaces another person's session was (django_session only)
 SELECT (load), SELECT + DELETE (flush), SELECT 1 + INSERT (save); it is now
 SELECT (load), DELETE, INSERT. A first sign-in was SELECT 1, INSERT, UPDATE;
 it is now one INSERT.
+
+The INSERT meets a taken key with ON CONFLICT DO NOTHING, not an error, so it
+needs no savepoint inside a caller's transaction; and a session saved early (the
+LTI launch saves it in the transaction that provisions and audits the sign-in,
+one commit for all of it) is not written again by SessionMiddleware unless it
+changed since.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.db import connections, router
 from django.utils.crypto import get_random_string
 
 # Keys are 32 characters from a 36-letter alphabet (about 165 bits), so two
@@ -46,6 +53,24 @@ class SessionStore(DatabaseSessionStore):
         # flush(), it counts as empty until something is stored in it, so a
         # sign-out still deletes the cookie and writes no row.
         self._empty_until_written = False
+
+    # Django marks a session to be saved with ``modified = True`` (its own setters,
+    # and callers after changing a value in place). ``_unsaved`` follows that and is
+    # cleared by a write, so a session saved early (inside the caller's transaction,
+    # as the LTI launch does) is not written again by SessionMiddleware unless it
+    # changed since.
+    @property
+    def modified(self) -> bool:
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._modified = value
+        if value:
+            self._unsaved = True
+
+    def _written_unchanged(self, must_create: bool) -> bool:
+        return not must_create and not self._pending_insert and not getattr(self, "_unsaved", True)
 
     def _get_new_session_key(self) -> str:
         # No exists() round trip: the INSERT's primary key rejects a taken key.
@@ -87,26 +112,48 @@ class SessionStore(DatabaseSessionStore):
         # create() only chooses one, and the INSERT below writes the row.
         if self.session_key is None:
             self.create()
+        if self._written_unchanged(must_create):
+            return
         if not self._pending_insert:
             super().save(must_create=must_create)
+            self._unsaved = False
             return
         for attempt in range(INSERT_ATTEMPTS):
-            try:
-                super().save(must_create=True)
-            except CreateError:
-                if attempt == INSERT_ATTEMPTS - 1:
-                    raise
-                self._session_key = self._get_new_session_key()
-                continue
-            self._pending_insert = False
-            self._empty_until_written = False
-            return
+            if self._insert():
+                self._pending_insert = False
+                self._empty_until_written = False
+                self._unsaved = False
+                return
+            if attempt == INSERT_ATTEMPTS - 1:
+                raise CreateError
+            self._session_key = self._get_new_session_key()
+
+    def _insert(self) -> bool:
+        """INSERT the row; False if its key is taken. ON CONFLICT DO NOTHING rather
+        than catching an IntegrityError: a failed statement aborts the caller's
+        transaction on PostgreSQL, so that way needs a savepoint (two more round
+        trips) around every sign-in that saves inside one."""
+        row = self.create_model_instance(self._get_session(no_load=True))
+        using = router.db_for_write(self.model, instance=row)
+        connection = connections[using]
+        quote = connection.ops.quote_name
+        fields = [self.model._meta.get_field(name) for name in ("session_key", "session_data", "expire_date")]
+        sql = (
+            f"INSERT INTO {quote(self.model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608 - names from the model
+            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields])
+            return cursor.rowcount == 1
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
             await self.acreate()
+        if self._written_unchanged(must_create):
+            return
         if not self._pending_insert:
             await super().asave(must_create=must_create)
+            self._unsaved = False
             return
         for attempt in range(INSERT_ATTEMPTS):
             try:
@@ -118,6 +165,7 @@ class SessionStore(DatabaseSessionStore):
                 continue
             self._pending_insert = False
             self._empty_until_written = False
+            self._unsaved = False
             return
 
     def delete(self, session_key: str | None = None) -> None:
