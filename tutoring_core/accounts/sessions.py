@@ -133,14 +133,14 @@ class SessionStore(DatabaseSessionStore):
         than catching an IntegrityError: a failed statement aborts the caller's
         transaction on PostgreSQL, so that way needs a savepoint (two more round
         trips) around every sign-in that saves inside one."""
-        row = self.create_model_instance(self._get_session(no_load=True))
+        row = self.create_model_instance(self._get_session(no_load=True))  # type: ignore[attr-defined]
         using = router.db_for_write(self.model, instance=row)
         connection = connections[using]
         quote = connection.ops.quote_name
-        fields = [self.model._meta.get_field(name) for name in ("session_key", "session_data", "expire_date")]
+        fields = list(self.model._meta.concrete_fields)  # session_key, session_data, expire_date
         sql = (
-            f"INSERT INTO {quote(self.model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608 - names from the model
-            " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
+            f"INSERT INTO {quote(self.model._meta.db_table)} ({', '.join(quote(f.column or f.attname) for f in fields)})"  # noqa: S608 - names from the model
+            f" VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields])
