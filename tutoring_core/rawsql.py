@@ -107,3 +107,32 @@ class RowReader:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return None if row is None else self.read(row)
+
+
+def insert(obj: Model) -> None:
+    """INSERT ``obj`` as ``obj.save()`` would for a new row with no signal receivers:
+    auto_now(_add) filled (``pre_save``), values prepared by each field, an auto
+    primary key read back. For append-only rows written on hot paths (the audit
+    log of every sign-in); the model must not rely on save() or save signals."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    meta = obj._meta
+    auto_pk = meta.pk if meta.pk is not None and meta.pk.get_default() is None and obj.pk is None else None
+    fields = [field for field in meta.concrete_fields if field is not auto_pk]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column or f.attname) for f in fields)})"  # noqa: S608 - names from the model
+        f" VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        if auto_pk is not None and connection.features.can_return_columns_from_insert:
+            cursor.execute(sql + f" RETURNING {quote(auto_pk.column or auto_pk.attname)}", params)
+            obj.pk = cursor.fetchone()[0]
+        else:
+            cursor.execute(sql, params)
+            if auto_pk is not None:
+                obj.pk = connection.ops.last_insert_id(
+                    cursor, meta.db_table, auto_pk.column or auto_pk.attname
+                )
+    obj._state.adding = False
+    obj._state.db = DEFAULT_DB_ALIAS

@@ -15,6 +15,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
+from tutoring_core import rawsql
 from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, RowsQuery
 from tutoring_core.accounts.errors import MergeRefused, ProvisioningRefused
 from tutoring_core.accounts.models import (
@@ -61,7 +62,7 @@ def audit_record(
         target_type = target._meta.label_lower
         target_id = str(target.pk)
         target_label = str(target)[:200]
-    return AuditLog.objects.create(
+    entry = AuditLog(
         tenant=tenant,
         actor=actor,
         actor_label=(str(actor) if actor else "system")[:200],
@@ -72,6 +73,10 @@ def audit_record(
         ip_address=ip_address,
         details=details or {},
     )
+    # Written on every sign-in (each LTI launch): one prepared INSERT instead of the
+    # ORM's save(), which the append-only row does not need (no signals, no update).
+    rawsql.insert(entry)
+    return entry
 
 
 def _username_for(tenant: Tenant) -> str:
