@@ -231,7 +231,7 @@ def test_one_token_request_under_concurrent_load(db: Any, settings: Any) -> None
     # by two worker processes is exercised by test_worker_killed.py.)
     settings.CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "tutoring_core.redis_cache.RedisCache",
             "LOCATION": "redis://127.0.0.1:6379/12",
             "KEY_PREFIX": f"ags-test-{uuid.uuid4().hex[:8]}",
         }
