@@ -26,6 +26,14 @@ What is measured, and changes to the harness (issue #3):
   baseline request / per launch round trip (its login and launch requests),
   read from /proc: a figure the other processes on the machine disturb less
   than throughput.
+- "bare rt" is the launch's shape with no LTI work: the same three requests
+  (a login view that only redirects to a second platform peer, its auth, and a
+  POST back to a view that writes a session, as the baseline does), the same
+  clients, the same server. It is the ceiling this machine and harness put on
+  the launch: the platform's signing and the clients' three requests share the
+  two cores with the server, so even a launch that did nothing but write its
+  session would reach only about half the baseline's rate, with a p99 at 16
+  clients above 50 ms (issue #3's targets are 50% and 50 ms).
 - Every timed launch is a repeat launch of a person the warm-up already
   provisioned. Quick runs used to warm 40 people and then launch 200, so most
   of their "repeat" launches were first launches; they now launch the 40 they warmed.
@@ -76,14 +84,38 @@ def write_bench_modules(folder: Path) -> None:
     (folder / "lti_bench_urls.py").write_text(
         textwrap.dedent(
             """
-            from django.http import HttpResponse
+            from urllib.parse import urlencode
+
+            from django.http import HttpResponse, HttpResponseRedirect
             from django.urls import include, path
+            from django.views.decorators.csrf import csrf_exempt
 
             def session_write(request):
                 request.session["n"] = request.session.get("n", 0) + 1
                 return HttpResponse("ok")
 
-            urlpatterns = [path("bench/session-write/", session_write), path("", include("config.urls"))]
+            # The bare round trip: the launch's shape (a login that redirects to the
+            # platform, a cross-site POST back that writes a session) with no LTI
+            # work at all: no state, no registration, no token check, no provisioning.
+            def bare_login(request):
+                q = request.GET
+                params = {"scope": "openid", "response_type": "id_token", "response_mode": "form_post",
+                          "prompt": "none", "client_id": q["client_id"], "redirect_uri": q["target_link_uri"],
+                          "login_hint": q["login_hint"], "lti_message_hint": q["lti_message_hint"],
+                          "state": "bare-state", "nonce": "bare-nonce"}
+                return HttpResponseRedirect(q["auth_url"] + "?" + urlencode(params))
+
+            @csrf_exempt
+            def bare_launch(request):
+                request.session["n"] = request.session.get("n", 0) + 1
+                return HttpResponseRedirect("/classes/bare/")
+
+            urlpatterns = [
+                path("bench/session-write/", session_write),
+                path("bench/bare-login/", bare_login),
+                path("bench/bare-launch/", bare_launch),
+                path("", include("config.urls")),
+            ]
             """
         )
     )
@@ -103,7 +135,7 @@ class Client:
     a machine the clients share with the server that measured the client, three
     requests' worth against the launch and one against the baseline."""
 
-    def __init__(self, tool: str, platform: dict[str, str], subs: list[str]) -> None:
+    def __init__(self, tool: str, platform: dict[str, Any], subs: list[str]) -> None:
         self.tool = tool
         self.platform = platform
         self.subs = subs
@@ -134,17 +166,23 @@ class Client:
                 self.cookies[name.strip()] = value
         return response.status, response.msg, data
 
-    def launch(self) -> float:
+    def launch(self, *, bare: bool = False) -> float:
+        """One login+launch round trip; ``bare``: the same three requests against the
+        bench's bare login and launch views and the second platform."""
+        platform = self.platform["bare"] if bare else self.platform
         params = {
-            "iss": self.platform["issuer"],
+            "iss": platform["issuer"],
             "login_hint": random.choice(self.subs),
-            "target_link_uri": self.tool + "/lti/launch/",
+            "target_link_uri": self.tool + ("/bench/bare-launch/" if bare else "/lti/launch/"),
             "lti_message_hint": "bench",
-            "client_id": self.platform["client_id"],
-            "lti_deployment_id": self.platform["deployment_id"],
+            "client_id": platform["client_id"],
+            "lti_deployment_id": platform["deployment_id"],
         }
+        if bare:
+            params["auth_url"] = platform["issuer"] + "/auth"
+        login = "/bench/bare-login/" if bare else "/lti/login/"
         start = time.perf_counter()
-        status, headers, data = self._request("GET", self.tool + "/lti/login/?" + urlencode(params))
+        status, headers, data = self._request("GET", self.tool + login + "?" + urlencode(params))
         assert status == 302, data[:300]
         status, headers, data = self._request("GET", headers["Location"])
         assert status == 200, data[:300]
@@ -162,7 +200,7 @@ class Client:
         return elapsed
 
 
-def serve_platform(port: int, tool: str) -> None:
+def serve_platform(port: int, tool: str, launch_path: str = "/lti/launch/") -> None:
     """The LMS in a process of its own, so its signing does not share a GIL with
     the clients; every login_hint is a student of the bench course."""
 
@@ -172,7 +210,7 @@ def serve_platform(port: int, tool: str) -> None:
         )
 
     platform = LtiPlatform(
-        tool_launch_url=tool + "/lti/launch/",
+        tool_launch_url=tool + launch_path,
         tool_login_url=tool + "/lti/login/",
         port=port,
         spec_resolver=resolve,
@@ -188,7 +226,7 @@ def serve_platform(port: int, tool: str) -> None:
 
 def _client_process(
     tool: str,
-    platform: dict[str, str],
+    platform: dict[str, Any],
     subs: list[str],
     kind: str,
     start_at: float,
@@ -201,7 +239,7 @@ def _client_process(
     latencies = []
     time.sleep(max(0.0, start_at - time.time()))
     while time.time() < stop_at:
-        latencies.append(client.launch() if kind == "launch" else client.baseline())
+        latencies.append(client.baseline() if kind == "baseline" else client.launch(bare=kind == "bare"))
     conn.send((latencies, time.time()))
     conn.close()
 
@@ -221,7 +259,7 @@ def server_cpu_seconds(master_pid: int) -> float:
 
 
 def measure(
-    tool: str, platform: dict[str, str], subs: list[str], clients: int, kind: str, duration: float
+    tool: str, platform: dict[str, Any], subs: list[str], clients: int, kind: str, duration: float
 ) -> dict[str, float]:
     context = multiprocessing.get_context("fork")
     start_at = time.time() + 0.5  # every client forked and waiting before the clock starts
@@ -296,11 +334,26 @@ def main() -> None:
         run([python, "manage.py", "migrate", "--noinput"], env)
         platform_port = free_port()
         base = f"http://127.0.0.1:{platform_port}"
-        platform = {"issuer": base, "client_id": "hub-tool-client", "deployment_id": "deployment-1"}
+        bare_port = free_port()
+        platform: dict[str, Any] = {
+            "issuer": base,
+            "client_id": "hub-tool-client",
+            "deployment_id": "deployment-1",
+            # A second platform of the same kind, posting to the bare launch view.
+            "bare": {
+                "issuer": f"http://127.0.0.1:{bare_port}",
+                "client_id": "hub-tool-client",
+                "deployment_id": "deployment-1",
+            },
+        }
         peer = multiprocessing.get_context("fork").Process(
             target=serve_platform, args=(platform_port, tool), daemon=True
         )
         peer.start()
+        bare_peer = multiprocessing.get_context("fork").Process(
+            target=serve_platform, args=(bare_port, tool, "/bench/bare-launch/"), daemon=True
+        )
+        bare_peer.start()
         setup = textwrap.dedent(
             f"""
             from lti_tool.models import Deployment, PlatformRegistration
@@ -340,7 +393,7 @@ def main() -> None:
         results: dict[int, dict[str, dict[str, float]]] = {}
         for clients in CONCURRENCY:
             results[clients] = {}
-            for kind in ("baseline", "launch"):
+            for kind in ("baseline", "bare", "launch"):
                 cpu_before = server_cpu_seconds(server.pid)
                 result = measure(tool, platform, subs, clients, kind, duration)
                 result["server_cpu_ms"] = (
@@ -349,6 +402,7 @@ def main() -> None:
                 results[clients][kind] = result
         jwks_fetches = requests.get(base + "/stats", timeout=5).json()["jwks"]
         peer.terminate()
+        bare_peer.terminate()
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)
@@ -360,30 +414,40 @@ def main() -> None:
         f"LTI 1.3 login+launch vs a bare session-writing view; gunicorn ({args.workers} sync workers), PostgreSQL, Redis cache"
     )
     print(
-        f"{'clients':>7} | {'baseline req/s':>14} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} | "
-        f"{'launch rt/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} | {'ratio':>6}"
+        "baseline: one request that writes a session. bare rt: the launch's three requests (login redirect,"
+        " platform auth, POST writing a session) with no LTI work: the ceiling this machine puts on the launch."
     )
-    print("-" * 102)
+    print(
+        f"{'clients':>7} | {'baseline/s':>10} {'p99 ms':>7} {'cpu ms':>6} | {'bare rt/s':>9} {'p99 ms':>7} "
+        f"{'cpu ms':>6} | {'launch rt/s':>11} {'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>6} | {'ratio':>5} {'bare':>5}"
+    )
+    print("-" * 118)
     figures: dict[str, object] = {"benchmark": "lti_launch", "quick": args.quick, "workers": args.workers}
     for clients, by_kind in results.items():
-        bl, ln = by_kind["baseline"], by_kind["launch"]
+        bl, br, ln = by_kind["baseline"], by_kind["bare"], by_kind["launch"]
         ratio = ln["per_second"] / bl["per_second"]
+        bare_ratio = br["per_second"] / bl["per_second"]
         print(
-            f"{clients:>7} | {bl['per_second']:>14.1f} {bl['p50_ms']:>7.1f} {bl['p99_ms']:>7.1f} "
-            f"{bl['server_cpu_ms']:>7.2f} | {ln['per_second']:>11.1f} {ln['p50_ms']:>7.1f} "
-            f"{ln['p99_ms']:>7.1f} {ln['server_cpu_ms']:>7.2f} | {ratio:>6.2f}"
+            f"{clients:>7} | {bl['per_second']:>10.1f} {bl['p99_ms']:>7.1f} {bl['server_cpu_ms']:>6.2f} | "
+            f"{br['per_second']:>9.1f} {br['p99_ms']:>7.1f} {br['server_cpu_ms']:>6.2f} | "
+            f"{ln['per_second']:>11.1f} {ln['p50_ms']:>7.1f} {ln['p99_ms']:>7.1f} {ln['server_cpu_ms']:>6.2f} | "
+            f"{ratio:>5.2f} {bare_ratio:>5.2f}"
         )
         figures[f"c{clients}"] = {
-            "baseline_per_s": round(bl["per_second"], 1),
-            "baseline_p50_ms": round(bl["p50_ms"], 2),
-            "baseline_p99_ms": round(bl["p99_ms"], 2),
-            "baseline_server_cpu_ms": round(bl["server_cpu_ms"], 2),
-            "launch_per_s": round(ln["per_second"], 1),
-            "launch_p50_ms": round(ln["p50_ms"], 2),
-            "launch_p99_ms": round(ln["p99_ms"], 2),
-            "launch_server_cpu_ms": round(ln["server_cpu_ms"], 2),
+            **{
+                f"{kind}_{name}": round(by_kind[kind][key], 2)
+                for kind in ("baseline", "bare", "launch")
+                for name, key in (
+                    ("per_s", "per_second"),
+                    ("p50_ms", "p50_ms"),
+                    ("p99_ms", "p99_ms"),
+                    ("server_cpu_ms", "server_cpu_ms"),
+                )
+            },
             "ratio": round(ratio, 3),
+            "bare_ratio": round(bare_ratio, 3),
         }
+    print("ratio: launch round trips / baseline requests; bare: bare round trips / baseline requests")
     print(f"platform JWKS fetched {jwks_fetches} time(s) over the whole run (TTL {3600}s)")
     figures["jwks_fetches"] = jwks_fetches
     print(json.dumps(figures))
