@@ -38,6 +38,7 @@ from tutoring_core.classes.api import (
     class_enrollment_current,
     class_upsert,
     enrollment_upsert,
+    person_class_current,
 )
 
 logger = logging.getLogger(__name__)
@@ -289,13 +290,41 @@ def launch_provision(
     # last_launch_at, is refreshed at most every LAST_LAUNCH_RESOLUTION.
     key = IdentityKey(kind=IdentityKind.LTI, issuer=registration.issuer, subject=claims.subject)
     profile = _profile(claims)
-    user = person_current(tenant=tenant, key=key, profile=profile, seen_within=LAST_LAUNCH_RESOLUTION)
+    role = lis_roles.class_role(claims.roles)
+    title = claims.context_title or claims.context_label
+    # Context ids are unique per deployment (LTI Core 1.3 §5.4.1).
+    class_key = (
+        ClassKeyRef(
+            kind=ClassKeyKind.LTI_CONTEXT,
+            issuer=registration.issuer,
+            subject=f"{deployment.deployment_id}/{claims.context_id}",
+        )
+        if claims.context_id
+        else None
+    )
+    # The person, and the class with their enrollment, in one read when both are
+    # known and current; class_checked says the class answer is already in.
+    class_id: uuid.UUID | None = None
+    class_checked = False
+    if class_key is not None:
+        user, class_id = person_class_current(
+            tenant=tenant,
+            person=key,
+            profile=profile,
+            seen_within=LAST_LAUNCH_RESOLUTION,
+            key=class_key,
+            role=role,
+            title=title,
+            code=claims.context_label,
+        )
+        class_checked = user is not None
+    else:
+        user = person_current(tenant=tenant, key=key, profile=profile, seen_within=LAST_LAUNCH_RESOLUTION)
     person_created = False
     if user is None:
         person = person_resolve(tenant=tenant, key=key, profile=profile, link_hints=_link_hints(claims))
         user = User.objects.select_related("tenant").get(pk=person.user_id)
         person_created = person.created
-    role = lis_roles.class_role(claims.roles)
     # The link (with its context) in one read; the context is read on its own
     # only when the link is new or moved.
     if known_link is not None and (known_link.deployment_id, known_link.resource_link_id) != (
@@ -312,7 +341,6 @@ def launch_provision(
         )
 
     context = None
-    class_id = None
     if claims.context_id:
         link_to: list[ClassKeyRef] = []
         if claims.lti1p1 and claims.lti1p1.get("context_id") and claims.lti1p1.get("oauth_consumer_key"):
@@ -328,16 +356,11 @@ def launch_provision(
             link_to.append(
                 ClassKeyRef(kind=ClassKeyKind.ONEROSTER, issuer=None, subject=claims.course_section_sourcedid)
             )
-        # Context ids are unique per deployment (LTI Core 1.3 §5.4.1).
-        class_key = ClassKeyRef(
-            kind=ClassKeyKind.LTI_CONTEXT,
-            issuer=registration.issuer,
-            subject=f"{deployment.deployment_id}/{claims.context_id}",
-        )
-        title = claims.context_title or claims.context_label
-        class_id = class_enrollment_current(
-            tenant=tenant, key=class_key, user=user, role=role, title=title, code=claims.context_label
-        )
+        assert class_key is not None
+        if not class_checked:
+            class_id = class_enrollment_current(
+                tenant=tenant, key=class_key, user=user, role=role, title=title, code=claims.context_label
+            )
         if class_id is None:
             result = class_upsert(
                 tenant=tenant,

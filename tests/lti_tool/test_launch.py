@@ -597,9 +597,9 @@ def test_repeat_launch_query_count_is_pinned(client: Any, platform: LtiPlatform,
     Redis commands in production and CI; so are savepoints, which the database cache
     adds around its own writes.
 
-    6 (was 14, then 8): the registration, the deployment and the link with its
-    context are one read; the person and the class with the enrollment one each;
-    none is written when nothing changed (last_seen_at/last_launch_at and
+    5 (was 14, then 8): the registration, the deployment and the link with its
+    context are one read; the person and the class with their enrollment another
+    (classes.api.person_class_current); none is written when nothing changed (last_seen_at/last_launch_at and
     last_login within 5 minutes). Then the sign-in: the old session deleted by its
     key without being read (session_login(fresh=True)), the audit row, and the new
     session written once (tutoring_core.accounts.sessions)."""
@@ -618,7 +618,6 @@ def test_repeat_launch_query_count_is_pinned(client: Any, platform: LtiPlatform,
     assert [q.split(" ", 3)[:3] for q in domain] == [
         ["SELECT", 'r."created_at",', 'r."updated_at",'],
         ["SELECT", 'i."id",', 'i."created_at",'],
-        ["SELECT", 'c."id",', 'c."is_active",'],
         ["DELETE", "FROM", '"django_session"'],
         ["INSERT", "INTO", '"accounts_auditlog"'],
         ["INSERT", "INTO", '"django_session"'],

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from tests.factories import ClassFactory, TenantFactory, UserFactory
+from tutoring_core.accounts import api as accounts_api
+from tutoring_core.accounts.api import IdentityKey, PersonProfile
+from tutoring_core.accounts.models import ExternalIdentity, Role
 from tutoring_core.classes import api
 from tutoring_core.classes.models import Class, ClassKey, Enrollment
 
@@ -131,3 +139,90 @@ def test_class_key_without_issuer_is_refused() -> None:
             tenant=TenantFactory(), key=api.ClassKeyRef(kind="oneroster", issuer=None, subject="x"), title="X"
         )
     assert Class.objects.count() == 0
+
+
+PERSON = IdentityKey(kind="lti", issuer="https://moodle.example.edu", subject="s-42")
+SEEN_WITHIN = dt.timedelta(minutes=5)
+
+
+@pytest.mark.parametrize(
+    ("case", "person_known", "class_known"),
+    [
+        ("current person enrolled in the class", True, True),
+        ("unknown person", False, False),
+        ("person not seen for an hour", False, False),
+        ("profile brings a new name", False, False),
+        ("class unknown", True, False),
+        ("not enrolled", True, False),
+        ("enrolled in another role", True, False),
+        ("enrollment inactive", True, False),
+        ("class inactive", True, False),
+        ("class retitled", True, False),
+        ("the same key in another tenant", True, False),
+    ],
+)
+def test_person_class_current_answers_as_the_two_reads_do(
+    case: str, person_known: bool, class_known: bool
+) -> None:
+    tenant, other = TenantFactory(slug="east"), TenantFactory(slug="west")
+    user = UserFactory(tenant=tenant, first_name="Ana")
+    now = timezone.now()
+    seen = now - (dt.timedelta(hours=1) if case == "person not seen for an hour" else dt.timedelta(minutes=1))
+    if case != "unknown person":
+        ExternalIdentity.objects.create(
+            tenant=tenant,
+            kind="lti",
+            issuer=PERSON.issuer,
+            subject=PERSON.subject,
+            user=user,
+            last_seen_at=seen,
+        )
+    class_tenant = other if case == "the same key in another tenant" else tenant
+    if case != "class unknown":
+        klass = api.class_upsert(tenant=class_tenant, key=CTX, title="Biology 101", code="BIO").id
+        if case not in ("not enrolled", "the same key in another tenant"):
+            api.enrollment_upsert(
+                tenant=tenant,
+                class_id=klass,
+                user=user,
+                role=Role.TEACHER if case == "enrolled in another role" else Role.STUDENT,
+            )
+        if case == "enrollment inactive":
+            Enrollment.objects.filter(user=user).update(status=Enrollment.Status.INACTIVE)
+        if case == "class inactive":
+            Class.objects.filter(pk=klass).update(is_active=False)
+    profile = PersonProfile(given_name="Anabel" if case == "profile brings a new name" else "Ana")
+    title = "Biology 102" if case == "class retitled" else "Biology 101"
+    kwargs = {"tenant": tenant, "profile": profile, "seen_within": SEEN_WITHIN}
+    with CaptureQueriesContext(connection) as one:
+        found_user, found_class = api.person_class_current(
+            person=PERSON, key=CTX, role=Role.STUDENT, title=title, code="BIO", **kwargs
+        )
+    assert len(one.captured_queries) == 1
+    # The two reads it stands for give the same answers.
+    alone = accounts_api.person_current(key=PERSON, **kwargs)
+    assert (found_user, alone) == ((user, user) if person_known else (None, None))
+    assert found_user is None or found_user.tenant == tenant
+    enrolled = (
+        api.class_enrollment_current(
+            tenant=tenant, key=CTX, user=user, role=Role.STUDENT, title=title, code="BIO"
+        )
+        if person_known
+        else None
+    )
+    expected_class = Class.objects.get(keys__subject=CTX.subject, tenant=tenant).pk if class_known else None
+    assert (found_class, enrolled) == (expected_class, expected_class)
+
+
+def test_person_class_current_with_a_keyless_class_reads_the_person_only() -> None:
+    tenant = TenantFactory()
+    user = UserFactory(tenant=tenant)
+    ExternalIdentity.objects.create(
+        tenant=tenant, kind="lti", issuer=PERSON.issuer, subject=PERSON.subject, user=user,
+        last_seen_at=timezone.now(),
+    )  # fmt: skip
+    roster_key = api.ClassKeyRef(kind=api.ClassKeyKind.ONEROSTER, issuer=None, subject="cls-7")
+    assert api.person_class_current(
+        tenant=tenant, person=PERSON, profile=PersonProfile(), seen_within=SEEN_WITHIN,
+        key=roster_key, role=Role.STUDENT, title="Algebra",
+    ) == (user, None)  # fmt: skip

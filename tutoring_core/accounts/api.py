@@ -64,6 +64,7 @@ __all__ = [
     "identity_link",
     "is_district_admin",
     "person_current",
+    "person_if_current",
     "person_resolve",
     "role_assign",
     "session_login",
@@ -94,11 +95,25 @@ def person_current(
     if found is None:
         return None
     identity, user = found
+    return person_if_current(identity, user, tenant=tenant, profile=profile, seen_within=seen_within)
+
+
+def person_if_current(
+    identity: ExternalIdentity,
+    user: User,
+    *,
+    tenant: Tenant,
+    profile: PersonProfile,
+    seen_within: dt.timedelta,
+) -> User | None:
+    """``person_current``'s rules on an identity and its user read by the caller (in a
+    query of its own, see classes.api.person_class_current): the user, with
+    ``user.tenant`` set, or None when ``person_resolve`` would change something."""
     if identity.last_seen_at is None:
         return None
     if timezone.now() - identity.last_seen_at >= seen_within:
         return None
-    if user.tenant_id != tenant.pk:
+    if user.tenant_id != tenant.pk or identity.tenant_id != tenant.pk or identity.user_id != user.pk:
         return None
     user.tenant = tenant
     if _apply_profile(user, profile):  # changes the in-memory copy only; person_resolve reloads

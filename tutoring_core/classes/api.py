@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from django.db import connection
 
 from tutoring_core import rawsql
-from tutoring_core.accounts.models import Tenant, User
+from tutoring_core.accounts.api import IdentityKey, PersonProfile, person_current, person_if_current
+from tutoring_core.accounts.models import ExternalIdentity, Tenant, User
 from tutoring_core.classes.data import ClassKeyRef, ClassSummary, UpsertResult
 from tutoring_core.classes.models import Class, ClassKey, Enrollment, School, Source, Term
 from tutoring_core.classes.selectors import class_for_tenant, class_members, classes_for_user
@@ -64,14 +68,84 @@ def class_enrollment_current(
         row = cursor.fetchone()
     if row is None:
         return None
+    return _class_if_current(row, title=title, code=code)
+
+
+def _class_if_current(row: Sequence[Any], *, title: str, code: str) -> uuid.UUID | None:
+    """class_enrollment_current's rules on its row (id, is_active, title, code)."""
     class_id, is_active, known_title, known_code = row
+    if class_id is None:  # person_class_current's LEFT JOIN found no enrollment
+        return None
     class_id = _CLASS_ID.to_python(class_id)  # a hex string on SQLite
-    is_active = bool(is_active)
     # The same rules as class_upsert: empty values never overwrite what is known.
     title = title.strip()[:255]
     if not is_active or (title and title != known_title) or (code and code[:64] != known_code):
         return None
     return class_id
+
+
+# person_class_current's read: the identity and its user, and (LEFT JOIN) the class
+# the key names with the user's enrollment in it, all in the tenant.
+_i, _u = (lambda f: rawsql.column(ExternalIdentity, f)), (lambda f: rawsql.column(User, f))
+_PERSON = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
+_PERSON_CLASS_SQL = (
+    f"SELECT {_PERSON.columns()}, c.{_c(Class, 'id')}, c.{_c(Class, 'is_active')}, c.{_c(Class, 'title')},"  # noqa: S608 - names from the models; values are parameters
+    f" c.{_c(Class, 'code')} FROM {rawsql.table(ExternalIdentity)} i"
+    f" JOIN {rawsql.table(User)} u ON u.{_u('id')} = i.{_i('user')}"
+    f" LEFT JOIN ({rawsql.table(ClassKey)} k"
+    f" JOIN {rawsql.table(Class)} c ON c.{_c(Class, 'id')} = k.{_c(ClassKey, 'klass')}"
+    f" AND c.{_c(Class, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
+    f" JOIN {rawsql.table(Enrollment)} e ON e.{_c(Enrollment, 'klass')} = c.{_c(Class, 'id')}"
+    f" AND e.{_c(Enrollment, 'tenant')} = k.{_c(ClassKey, 'tenant')})"
+    f" ON k.{_c(ClassKey, 'tenant')} = i.{_i('tenant')} AND e.{_c(Enrollment, 'user')} = i.{_i('user')}"
+    f" AND e.{_c(Enrollment, 'role')} = %s AND e.{_c(Enrollment, 'status')} = %s"
+    f" AND k.{_c(ClassKey, 'kind')} = %s AND k.{_c(ClassKey, 'issuer')} = %s AND k.{_c(ClassKey, 'subject')} = %s"
+    f" WHERE i.{_i('tenant')} = %s AND i.{_i('kind')} = %s AND i.{_i('issuer')} = %s AND i.{_i('subject')} = %s"
+)
+
+
+def person_class_current(
+    *,
+    tenant: Tenant,
+    person: IdentityKey,
+    profile: PersonProfile,
+    seen_within: dt.timedelta,
+    key: ClassKeyRef,
+    role: str,
+    title: str,
+    code: str = "",
+) -> tuple[User | None, uuid.UUID | None]:
+    """``accounts.api.person_current`` and then ``class_enrollment_current`` for that
+    person, in one query: (user, class id), each None where its own function would
+    answer None (then call person_resolve, or class_upsert and enrollment_upsert).
+    The hot path of a repeat launch into a known class."""
+    if key.issuer is None:
+        user = person_current(tenant=tenant, key=person, profile=profile, seen_within=seen_within)
+        return user, None
+    found = None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PERSON_CLASS_SQL,
+            [
+                rawsql.param(Enrollment, "role", role),
+                rawsql.param(Enrollment, "status", Enrollment.Status.ACTIVE),
+                rawsql.param(ClassKey, "kind", key.kind),
+                rawsql.param(ClassKey, "issuer", key.issuer),
+                rawsql.param(ClassKey, "subject", key.subject),
+                rawsql.param(ExternalIdentity, "tenant", tenant.pk),
+                rawsql.param(ExternalIdentity, "kind", person.kind),
+                rawsql.param(ExternalIdentity, "issuer", person.issuer),
+                rawsql.param(ExternalIdentity, "subject", person.subject),
+            ],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        return None, None
+    identity, user = _PERSON.read(found)
+    user = person_if_current(identity, user, tenant=tenant, profile=profile, seen_within=seen_within)
+    if user is None:
+        return None, None
+    return user, _class_if_current(found[-4:], title=title, code=code)
 
 
 __all__ = [
@@ -93,6 +167,7 @@ __all__ = [
     "classes_for_user",
     "enrollment_deactivate",
     "enrollment_upsert",
+    "person_class_current",
 ]
 
 # Bulk writes for roster sync at district scale (see the end of services.py).
