@@ -7,6 +7,7 @@ Integration apps (lti_tool, oneroster, sso, scorm) import from here, never from
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.contrib.auth import login as _login
 from django.http import HttpRequest
@@ -36,13 +37,30 @@ IdentityKind = ExternalIdentity.Kind
 
 # person_current's read, written once (tutoring_core.rawsql: the ORM spent more
 # CPU compiling it than the database spent answering it, on every repeat sign-in).
-_IDENTITY_USER = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
-_IDENTITY_USER_SQL = (
-    f"SELECT {_IDENTITY_USER.columns()} FROM {rawsql.table(ExternalIdentity)} i"  # noqa: S608 - names from the models; values are parameters
+# The pieces are shared with core reads that join a person to more
+# (classes.api.person_class_current); the WHERE takes tenant, kind, issuer, subject.
+IDENTITY_USER_ROW = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
+IDENTITY_USER_FROM = (
+    f"{rawsql.table(ExternalIdentity)} i"
     f" JOIN {rawsql.table(User)} u ON u.{rawsql.column(User, 'id')} = i.{rawsql.column(ExternalIdentity, 'user')}"
-    f" WHERE i.{rawsql.column(ExternalIdentity, 'tenant')} = %s AND i.{rawsql.column(ExternalIdentity, 'kind')} = %s"
-    f" AND i.{rawsql.column(ExternalIdentity, 'issuer')} = %s AND i.{rawsql.column(ExternalIdentity, 'subject')} = %s"
 )
+IDENTITY_KEY_WHERE = " AND ".join(
+    f"i.{rawsql.column(ExternalIdentity, name)} = %s" for name in ("tenant", "kind", "issuer", "subject")
+)
+_IDENTITY_USER_SQL = (
+    f"SELECT {IDENTITY_USER_ROW.columns()} FROM {IDENTITY_USER_FROM} WHERE {IDENTITY_KEY_WHERE}"  # noqa: S608 - names from the models; values are parameters
+)
+
+
+def identity_key_params(tenant: Tenant, key: IdentityKey) -> list[Any]:
+    """IDENTITY_KEY_WHERE's parameters, as the columns store them."""
+    return [
+        rawsql.param(ExternalIdentity, "tenant", tenant.pk),
+        rawsql.param(ExternalIdentity, "kind", key.kind),
+        rawsql.param(ExternalIdentity, "issuer", key.issuer),
+        rawsql.param(ExternalIdentity, "subject", key.subject),
+    ]
+
 
 __all__ = [
     "AccountsError",
@@ -83,15 +101,7 @@ def person_current(
     ``person_resolve`` would change nothing: the identity exists, was seen within
     ``seen_within`` and the profile adds nothing new. None otherwise: call
     ``person_resolve``. One query; the hot path of a repeat sign-in."""
-    found = _IDENTITY_USER.fetch_one(
-        _IDENTITY_USER_SQL,
-        [
-            rawsql.param(ExternalIdentity, "tenant", tenant.pk),
-            rawsql.param(ExternalIdentity, "kind", key.kind),
-            rawsql.param(ExternalIdentity, "issuer", key.issuer),
-            rawsql.param(ExternalIdentity, "subject", key.subject),
-        ],
-    )
+    found = IDENTITY_USER_ROW.fetch_one(_IDENTITY_USER_SQL, identity_key_params(tenant, key))
     if found is None:
         return None
     identity, user = found

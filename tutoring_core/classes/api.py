@@ -10,7 +10,16 @@ from typing import Any
 from django.db import connection
 
 from tutoring_core import rawsql
-from tutoring_core.accounts.api import IdentityKey, PersonProfile, person_current, person_if_current
+from tutoring_core.accounts.api import (
+    IDENTITY_KEY_WHERE,
+    IDENTITY_USER_FROM,
+    IDENTITY_USER_ROW,
+    IdentityKey,
+    PersonProfile,
+    identity_key_params,
+    person_current,
+    person_if_current,
+)
 from tutoring_core.accounts.models import ExternalIdentity, Tenant, User
 from tutoring_core.classes.data import ClassKeyRef, ClassSummary, UpsertResult
 from tutoring_core.classes.models import Class, ClassKey, Enrollment, School, Source, Term
@@ -28,17 +37,36 @@ EnrollmentStatus = Enrollment.Status
 
 # class_enrollment_current's read, written once (see tutoring_core.rawsql): the
 # enrollment of the user in the class a key names, in the same tenant throughout.
+# person_class_current joins the same to a person.
 _c = rawsql.column
-_ENROLLMENT_CLASS_SQL = (
-    f"SELECT c.{_c(Class, 'id')}, c.{_c(Class, 'is_active')}, c.{_c(Class, 'title')}, c.{_c(Class, 'code')}"  # noqa: S608 - names from the models; values are parameters
-    f" FROM {rawsql.table(ClassKey)} k"
+_CLASS_COLUMNS = ", ".join(f"c.{_c(Class, name)}" for name in ("id", "is_active", "title", "code"))
+_KEY_CLASS_ENROLLMENT = (
+    f"{rawsql.table(ClassKey)} k"
     f" JOIN {rawsql.table(Class)} c ON c.{_c(Class, 'id')} = k.{_c(ClassKey, 'klass')}"
     f" AND c.{_c(Class, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
     f" JOIN {rawsql.table(Enrollment)} e ON e.{_c(Enrollment, 'klass')} = c.{_c(Class, 'id')}"
     f" AND e.{_c(Enrollment, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
-    f" WHERE k.{_c(ClassKey, 'tenant')} = %s AND e.{_c(Enrollment, 'user')} = %s AND e.{_c(Enrollment, 'role')} = %s"
-    f" AND e.{_c(Enrollment, 'status')} = %s AND k.{_c(ClassKey, 'kind')} = %s"
+)
+# Takes role, status, kind, issuer, subject.
+_ENROLLMENT_MATCH = (
+    f"e.{_c(Enrollment, 'role')} = %s AND e.{_c(Enrollment, 'status')} = %s AND k.{_c(ClassKey, 'kind')} = %s"
     f" AND k.{_c(ClassKey, 'issuer')} = %s AND k.{_c(ClassKey, 'subject')} = %s"
+)
+
+
+def _enrollment_match_params(role: str, key: ClassKeyRef) -> list[Any]:
+    return [
+        rawsql.param(Enrollment, "role", role),
+        rawsql.param(Enrollment, "status", Enrollment.Status.ACTIVE),
+        rawsql.param(ClassKey, "kind", key.kind),
+        rawsql.param(ClassKey, "issuer", key.issuer),
+        rawsql.param(ClassKey, "subject", key.subject),
+    ]
+
+
+_ENROLLMENT_CLASS_SQL = (
+    f"SELECT {_CLASS_COLUMNS} FROM {_KEY_CLASS_ENROLLMENT}"  # noqa: S608 - names from the models; values are parameters
+    f" WHERE k.{_c(ClassKey, 'tenant')} = %s AND e.{_c(Enrollment, 'user')} = %s AND {_ENROLLMENT_MATCH}"
 )
 _CLASS_ID = Class._meta.get_field("id")
 
@@ -58,11 +86,7 @@ def class_enrollment_current(
             [
                 rawsql.param(Enrollment, "tenant", tenant.pk),
                 rawsql.param(Enrollment, "user", user.pk),
-                rawsql.param(Enrollment, "role", role),
-                rawsql.param(Enrollment, "status", Enrollment.Status.ACTIVE),
-                rawsql.param(ClassKey, "kind", key.kind),
-                rawsql.param(ClassKey, "issuer", key.issuer),
-                rawsql.param(ClassKey, "subject", key.subject),
+                *_enrollment_match_params(role, key),
             ],
         )
         row = cursor.fetchone()
@@ -86,21 +110,12 @@ def _class_if_current(row: Sequence[Any], *, title: str, code: str) -> uuid.UUID
 
 # person_class_current's read: the identity and its user, and (LEFT JOIN) the class
 # the key names with the user's enrollment in it, all in the tenant.
-_i, _u = (lambda f: rawsql.column(ExternalIdentity, f)), (lambda f: rawsql.column(User, f))
-_PERSON = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
+_i = lambda f: rawsql.column(ExternalIdentity, f)  # noqa: E731
 _PERSON_CLASS_SQL = (
-    f"SELECT {_PERSON.columns()}, c.{_c(Class, 'id')}, c.{_c(Class, 'is_active')}, c.{_c(Class, 'title')},"  # noqa: S608 - names from the models; values are parameters
-    f" c.{_c(Class, 'code')} FROM {rawsql.table(ExternalIdentity)} i"
-    f" JOIN {rawsql.table(User)} u ON u.{_u('id')} = i.{_i('user')}"
-    f" LEFT JOIN ({rawsql.table(ClassKey)} k"
-    f" JOIN {rawsql.table(Class)} c ON c.{_c(Class, 'id')} = k.{_c(ClassKey, 'klass')}"
-    f" AND c.{_c(Class, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
-    f" JOIN {rawsql.table(Enrollment)} e ON e.{_c(Enrollment, 'klass')} = c.{_c(Class, 'id')}"
-    f" AND e.{_c(Enrollment, 'tenant')} = k.{_c(ClassKey, 'tenant')})"
-    f" ON k.{_c(ClassKey, 'tenant')} = i.{_i('tenant')} AND e.{_c(Enrollment, 'user')} = i.{_i('user')}"
-    f" AND e.{_c(Enrollment, 'role')} = %s AND e.{_c(Enrollment, 'status')} = %s"
-    f" AND k.{_c(ClassKey, 'kind')} = %s AND k.{_c(ClassKey, 'issuer')} = %s AND k.{_c(ClassKey, 'subject')} = %s"
-    f" WHERE i.{_i('tenant')} = %s AND i.{_i('kind')} = %s AND i.{_i('issuer')} = %s AND i.{_i('subject')} = %s"
+    f"SELECT {IDENTITY_USER_ROW.columns()}, {_CLASS_COLUMNS} FROM {IDENTITY_USER_FROM}"  # noqa: S608 - names from the models; values are parameters
+    f" LEFT JOIN ({_KEY_CLASS_ENROLLMENT}) ON k.{_c(ClassKey, 'tenant')} = i.{_i('tenant')}"
+    f" AND e.{_c(Enrollment, 'user')} = i.{_i('user')} AND {_ENROLLMENT_MATCH}"
+    f" WHERE {IDENTITY_KEY_WHERE}"
 )
 
 
@@ -127,21 +142,14 @@ def person_class_current(
         cursor.execute(
             _PERSON_CLASS_SQL,
             [
-                rawsql.param(Enrollment, "role", role),
-                rawsql.param(Enrollment, "status", Enrollment.Status.ACTIVE),
-                rawsql.param(ClassKey, "kind", key.kind),
-                rawsql.param(ClassKey, "issuer", key.issuer),
-                rawsql.param(ClassKey, "subject", key.subject),
-                rawsql.param(ExternalIdentity, "tenant", tenant.pk),
-                rawsql.param(ExternalIdentity, "kind", person.kind),
-                rawsql.param(ExternalIdentity, "issuer", person.issuer),
-                rawsql.param(ExternalIdentity, "subject", person.subject),
+                *_enrollment_match_params(role, key),
+                *identity_key_params(tenant, person),
             ],
         )
         found = cursor.fetchone()
     if found is None:
         return None, None
-    identity, user = _PERSON.read(found)
+    identity, user = IDENTITY_USER_ROW.read(found)
     user = person_if_current(identity, user, tenant=tenant, profile=profile, seen_within=seen_within)
     if user is None:
         return None, None
