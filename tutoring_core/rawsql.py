@@ -109,30 +109,54 @@ class RowReader:
         return None if row is None else self.read(row)
 
 
-def insert(obj: Model) -> None:
+def insert(obj: Model, *, skip_taken_key: bool = False, using: str = DEFAULT_DB_ALIAS) -> bool:
     """INSERT ``obj`` as ``obj.save()`` would for a new row with no signal receivers:
     auto_now(_add) filled (``pre_save``), values prepared by each field, an auto
-    primary key read back. For append-only rows written on hot paths (the audit
-    log of every sign-in); the model must not rely on save() or save signals."""
-    connection = connections[DEFAULT_DB_ALIAS]
+    primary key read back. For rows written on hot paths (the audit log and the
+    session of every sign-in); the model must not rely on save() or save signals.
+
+    ``skip_taken_key``: ON CONFLICT DO NOTHING, and False (nothing written) when a
+    unique key is taken. A failed INSERT would abort the caller's transaction on
+    PostgreSQL; this way needs no savepoint (two round trips) around it."""
+    connection = connections[using]
     meta = obj._meta
     auto_pk = meta.pk if meta.pk is not None and meta.pk.get_default() is None and obj.pk is None else None
     fields = [field for field in meta.concrete_fields if field is not auto_pk]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column or f.attname) for f in fields)})"  # noqa: S608 - names from the model
-        f" VALUES ({', '.join(['%s'] * len(fields))})"
+        f" VALUES ({', '.join(['%s'] * len(fields))})" + (" ON CONFLICT DO NOTHING" if skip_taken_key else "")
     )
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
     with connection.cursor() as cursor:
         if auto_pk is not None and connection.features.can_return_columns_from_insert:
             cursor.execute(sql + f" RETURNING {quote(auto_pk.column or auto_pk.attname)}", params)
-            obj.pk = cursor.fetchone()[0]
+            returned = cursor.fetchone()
+            if returned is None:  # the key was taken (skip_taken_key)
+                return False
+            obj.pk = returned[0]
         else:
             cursor.execute(sql, params)
+            if cursor.rowcount != 1:
+                return False
             if auto_pk is not None:
                 obj.pk = connection.ops.last_insert_id(
                     cursor, meta.db_table, auto_pk.column or auto_pk.attname
                 )
     obj._state.adding = False
-    obj._state.db = DEFAULT_DB_ALIAS
+    obj._state.db = using
+    return True
+
+
+def delete(model: type[Model], field_name: str, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> int:
+    """DELETE the rows whose ``field_name`` is ``value``, in one statement (no
+    collector: for tables no other row points to, such as sessions). Returns the count."""
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    field = model._meta.get_field(field_name)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {quote(model._meta.db_table)} WHERE {column(model, field_name)} = %s",  # noqa: S608 - names from the model
+            [field.get_db_prep_value(value, connection, prepared=False)],  # type: ignore[union-attr]
+        )
+        return int(cursor.rowcount)

@@ -115,3 +115,20 @@ def test_insert_of_a_model_with_its_own_primary_key() -> None:
     rawsql.insert(tenant)
     assert Tenant.objects.get(pk=tenant.pk).slug == "given-key"
     assert User.objects.count() == 0
+
+
+def test_insert_skipping_a_taken_key_writes_nothing_and_says_so() -> None:
+    first = Tenant(slug="taken", name="First")
+    assert rawsql.insert(first, skip_taken_key=True) is True
+    again = Tenant(slug="taken", name="Second")  # slug is unique
+    assert rawsql.insert(again, skip_taken_key=True) is False
+    assert again._state.adding is True
+    assert list(Tenant.objects.values_list("slug", "name")) == [("taken", "First")]
+
+
+def test_delete_removes_exactly_the_matching_rows() -> None:
+    for slug in ("a-1", "a-2", "b-1"):
+        TenantFactory(slug=slug)
+    assert rawsql.delete(Tenant, "slug", "a-2") == 1
+    assert rawsql.delete(Tenant, "slug", "a-2") == 0
+    assert sorted(Tenant.objects.values_list("slug", flat=True)) == ["a-1", "b-1"]

@@ -25,8 +25,10 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS, CreateError
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
-from django.db import connections, router
+from django.db import router
 from django.utils.crypto import get_random_string
+
+from tutoring_core import rawsql
 
 # Keys are 32 characters from a 36-letter alphabet (about 165 bits), so two
 # sessions meet on a key only if the random source is broken; a few attempts are
@@ -129,22 +131,10 @@ class SessionStore(DatabaseSessionStore):
             self._session_key = self._get_new_session_key()
 
     def _insert(self) -> bool:
-        """INSERT the row; False if its key is taken. ON CONFLICT DO NOTHING rather
-        than catching an IntegrityError: a failed statement aborts the caller's
-        transaction on PostgreSQL, so that way needs a savepoint (two more round
-        trips) around every sign-in that saves inside one."""
+        """INSERT the row; False if its key is taken (ON CONFLICT DO NOTHING rather than
+        an IntegrityError, so no savepoint inside the caller's transaction)."""
         row = self.create_model_instance(self._get_session(no_load=True))  # type: ignore[attr-defined]
-        using = router.db_for_write(self.model, instance=row)
-        connection = connections[using]
-        quote = connection.ops.quote_name
-        fields = list(self.model._meta.concrete_fields)  # session_key, session_data, expire_date
-        sql = (
-            f"INSERT INTO {quote(self.model._meta.db_table)} ({', '.join(quote(f.column or f.attname) for f in fields)})"  # noqa: S608 - names from the model
-            f" VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields])
-            return cursor.rowcount == 1
+        return rawsql.insert(row, skip_taken_key=True, using=router.db_for_write(self.model, instance=row))
 
     async def asave(self, must_create: bool = False) -> None:
         if self.session_key is None:
@@ -173,17 +163,10 @@ class SessionStore(DatabaseSessionStore):
             if self.session_key is None or self._pending_insert:
                 return
             session_key = self.session_key
-        # One DELETE; Django's get() first only told it whether there was a row. Written
-        # out: the ORM's delete() (a collector for a table nothing points to) cost
-        # more CPU than the statement, on every sign-in that replaces a session.
-        connection = connections[router.db_for_write(self.model)]
-        quote = connection.ops.quote_name
-        key_column = self.model._meta.get_field("session_key").column or "session_key"  # type: ignore[union-attr]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {quote(self.model._meta.db_table)} WHERE {quote(key_column)} = %s",  # noqa: S608 - names from the model
-                [session_key],
-            )
+        # One DELETE; Django's get() first only told it whether there was a row. Not the
+        # ORM's delete(): its collector, for a table nothing points to, cost more CPU
+        # than the statement, on every sign-in that replaces a session.
+        rawsql.delete(self.model, "session_key", session_key, using=router.db_for_write(self.model))
 
     async def adelete(self, session_key: str | None = None) -> None:
         if session_key is None:
