@@ -25,6 +25,7 @@ import hashlib
 import logging
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -390,6 +391,8 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         self.registration_model: PlatformRegistration | None = None
         self.deployment_model: Deployment | None = None
         self.link_model: ResourceLink | None = None
+        # (deployment pk, resource_link_id) that link_model is the answer for.
+        self.link_read_for: tuple[uuid.UUID, str] | None = None
         self.claims: C.LaunchClaims | None = None
         self.state_record: dict[str, Any] = {}
 
@@ -490,16 +493,18 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         # read with its registration in one query, and used after the signature
         # holds only if the verified claim names it (services.deployment_resolve).
         body = self._jwt["body"]
-        deployment_id, link_id = body.get(C.DEPLOYMENT_ID), body.get(C.RESOURCE_LINK)
+        deployment_id, link = body.get(C.DEPLOYMENT_ID), body.get(C.RESOURCE_LINK)
+        link_id = str(link.get("id") or "") if isinstance(link, dict) else ""
         rows = launch_rows(
             registration_id=self.state_record["registration"],
             deployment_id=deployment_id.strip() if isinstance(deployment_id, str) else "",
-            resource_link_id=str(link_id.get("id") or "") if isinstance(link_id, dict) else "",
+            resource_link_id=link_id,
         )
         if rows.registration is None:
             raise LaunchRejected("registration_unknown", "The platform registration was removed or disabled.")
         self.deployment_model = rows.deployment
         self.link_model = rows.link
+        self.link_read_for = (rows.deployment.pk, link_id) if rows.deployment is not None else None
         self.registration_model = rows.registration
         self._registration = HubRegistration(rows.registration)
 

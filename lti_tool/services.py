@@ -277,11 +277,14 @@ def launch_provision(
     deployment: Deployment,
     claims: LaunchClaims,
     known_link: ResourceLink | None = None,
+    link_read_for: tuple[uuid.UUID, str] | None = None,
 ) -> LaunchOutcome:
     """Upsert the person, the class, the enrollment, the context and the resource link
     a validated launch names. Idempotent: the same launch twice changes nothing.
-    ``known_link`` is the link (with its context) the launch already read with its
-    deployment (selectors.launch_rows); it is used only if it is the one the claims name."""
+    ``known_link`` is what the launch already read, with its deployment, for the
+    (deployment pk, resource_link_id) ``link_read_for`` (selectors.launch_rows): the
+    link with its context, or None for none. It stands in for this function's own
+    read only when that pair is the one the verified claims name."""
     tenant = registration.tenant
     now = timezone.now()
     # A repeat launch of a known person, class and link reads one row of each and
@@ -327,12 +330,9 @@ def launch_provision(
         person_created = person.created
     # The link (with its context) in one read; the context is read on its own
     # only when the link is new or moved.
-    if known_link is not None and (known_link.deployment_id, known_link.resource_link_id) != (
-        deployment.pk,
-        claims.resource_link_id,
-    ):
+    if link_read_for != (deployment.pk, claims.resource_link_id):
         known_link = None
-    if known_link is None and claims.resource_link_id:
+    if link_read_for != (deployment.pk, claims.resource_link_id) and claims.resource_link_id:
         known_link = (
             ResourceLink.objects.select_related("context")
             .filter(deployment=deployment, resource_link_id=claims.resource_link_id)

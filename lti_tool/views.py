@@ -112,7 +112,11 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
     try:
         with transaction.atomic():
             outcome = services.launch_provision(
-                registration=registration, deployment=deployment, claims=claims, known_link=launch.link_model
+                registration=registration,
+                deployment=deployment,
+                claims=claims,
+                known_link=launch.link_model,
+                link_read_for=launch.link_read_for,
             )
             session_login(request, outcome.user, method="lti", fresh=True)
             summary = {

@@ -655,3 +655,25 @@ def test_framed_session_cookie_attributes_after_launch(
     session_cookie = response.cookies[settings.SESSION_COOKIE_NAME]
     assert (session_cookie["samesite"], session_cookie["secure"]) == ("None; Partitioned", True)
     assert "SameSite=None; Partitioned" in session_cookie.OutputString()
+
+
+def test_first_launch_reads_the_unknown_link_once_before_creating_it(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    """The launch's first read (registration, deployment, link) already says the link
+    is new; provisioning does not look it up again before creating it."""
+    spec = platform.launch(sub="s-9", roles=[ROLE_LEARNER], context_id="c-9", resource_link_id="rl-new")
+    login = client.get("/lti/login/", platform.login_params(spec))
+    _action, form = LtiPlatform.parse_form(fetch(login["Location"]).text)
+    with CaptureQueriesContext(connection) as captured:
+        assert client.post("/lti/launch/", form).status_code == 302
+    link_reads = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("SELECT") and 'FROM "lti_tool_resourcelink"' in q["sql"]
+    ]
+    # _seen's read-then-update_or_create of the new row; none before it.
+    assert len(link_reads) == 2, "\n".join(link_reads)
+    assert (
+        ResourceLink.objects.get(resource_link_id="rl-new").deployment.deployment_id == platform.deployment_id
+    )
