@@ -11,6 +11,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 # Redis: the grade-delivery tests run real Celery workers on it (killed mid-task).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# npm: the browser tests inject axe-core, pinned in package-lock.json.
+command -v npm >/dev/null 2>&1 || need+=(npm)
 start_redis() {
   if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
     echo "Starting Redis on 127.0.0.1:6379 for the tests"
@@ -18,8 +20,14 @@ start_redis() {
     for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.5; done
   fi
 }
+npm_tools() {
+  if [ ! -f node_modules/axe-core/axe.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --silent
+  fi
+}
 if [ ${#need[@]} -eq 0 ]; then
   start_redis
+  npm_tools
   exit 0
 fi
 if [ "$(id -u)" -ne 0 ]; then
@@ -32,3 +40,4 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 start_redis
+npm_tools
