@@ -306,6 +306,12 @@ CELERY_BEAT_SCHEDULE["lti-nrps-sync-all"] = {
 # tenant admin cannot make the server read any other file.
 ONEROSTER_CSV_ROOT = Path(env.str("ONEROSTER_CSV_ROOT", str(VAR_DIR / "roster-drops")))
 ONEROSTER_TASK_TIME_LIMIT = env.int("ONEROSTER_TASK_TIME_LIMIT", 3 * 3600, minimum=60)
+# A zip uploaded from the browser: its size, its number of entries and their unpacked size.
+ONEROSTER_UPLOAD_MAX_BYTES = env.int("ONEROSTER_UPLOAD_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+ONEROSTER_UPLOAD_MAX_ENTRIES = env.int("ONEROSTER_UPLOAD_MAX_ENTRIES", 50, minimum=1)
+ONEROSTER_UPLOAD_MAX_UNPACKED_BYTES = env.int(
+    "ONEROSTER_UPLOAD_MAX_UNPACKED_BYTES", 4 * 1024 * 1024 * 1024, minimum=1024
+)
 ONEROSTER_RETRY_BASE_SECONDS = env.int("ONEROSTER_RETRY_BASE_SECONDS", 60, minimum=1)
 ONEROSTER_MAX_RETRIES = env.int("ONEROSTER_MAX_RETRIES", 5, minimum=0)
 ONEROSTER_DELTA_HOUR = env.int("ONEROSTER_DELTA_HOUR", 2, minimum=0)
