@@ -63,6 +63,7 @@ class PlatformRegistrationAdmin(TenantScopedAdmin):
                     "auth_token_url",
                     "key_set_url",
                     "auth_audience",
+                    "trusted_audiences",
                 ),
                 "description": "Leave URLs empty to use what the preset dictates (Canvas, Moodle, Brightspace, "
                 "Blackboard, Schoology).",

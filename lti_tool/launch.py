@@ -5,8 +5,9 @@ validators for resource-link and deep-linking messages, deep-link response JWTs)
 We replace the parts that must work across processes and inside LMS iframes:
 
 - state and nonce live in the shared cache (DB cache by default, Redis in
-  production), not in the browser session; a nonce is consumed with ``cache.add``
-  so it is accepted once across every web process;
+  production), not in the browser session; a launch spends its state (and with it
+  the nonce) with ``cache.add``, so it is accepted once across every web process,
+  and a second post of the same form is refused as used (state_used);
 - the state is bound to the browser by a partitioned cookie, or by the platform's
   postMessage storage when the platform offers it (views.launch_storage);
 - the platform JWKS is fetched through tutoring_core.http, cached, and refetched
@@ -58,6 +59,7 @@ from tutoring_core.http import get as http_get
 logger = logging.getLogger(__name__)
 
 STATE_COOKIE_PREFIX = "lti1p3-"
+STATE_USED_MESSAGE = "This launch was already used; start it again from the LMS."
 ALLOWED_ALGORITHMS = ("RS256",)
 
 
@@ -272,8 +274,19 @@ def login_start(request: HttpRequest) -> LoginResult:
     )
 
 
+def _state_used_key(state: str) -> str:
+    return "lti:state-used:" + hashlib.sha256(state.encode()).hexdigest()
+
+
 def state_record(state: str) -> dict[str, Any] | None:
     return cache.get(_state_key(state)) if state else None
+
+
+def state_lookup(state: str) -> tuple[dict[str, Any] | None, bool]:
+    """The login's record for this state and whether a launch already used it, in
+    one cache round trip (get_many: one SELECT on the database cache, MGET on Redis)."""
+    found = cache.get_many([_state_key(state), _state_used_key(state)])
+    return found.get(_state_key(state)), _state_used_key(state) in found
 
 
 # --- Platform keys ----------------------------------------------------------------
@@ -454,7 +467,11 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         state = self._get_request_param("state")
         if not state:
             raise LaunchRejected("state_missing", "The launch has no state; start it again from the LMS.")
-        record = state_record(state)
+        record, used = state_lookup(state)
+        if used:
+            # Checked before the cookie: without this, a used state whose cookie the
+            # launch expired (or another browser) would get the new-window page.
+            raise LaunchRejected("state_used", STATE_USED_MESSAGE)
         if record is None:
             raise LaunchRejected(
                 "state_unknown",
@@ -543,6 +560,20 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         except jwt.InvalidTokenError as exc:
             raise LaunchRejected("token_invalid", f"The launch token is invalid: {exc}.") from None
         aud = body["aud"]
+        # LTI Security Framework 5.1.3 step 3: refuse a token that also names
+        # "additional audiences not trusted by the Tool", azp or not.
+        untrusted = sorted(
+            str(extra)
+            for extra in (aud if isinstance(aud, list) else [aud])
+            if extra != registration.client_id and extra not in registration.trusted_audience_set
+        )
+        if untrusted:
+            raise LaunchRejected(
+                "aud_untrusted",
+                f"The launch is also addressed to {', '.join(repr(a) for a in untrusted)}, an audience "
+                "this tool does not trust. If the LMS adds it on purpose, list it under the "
+                "registration's trusted audiences.",
+            )
         if isinstance(aud, list) and len(aud) > 1 and body.get("azp") != registration.client_id:
             # OIDC Core 3.1.3.7: with several audiences, azp must name us.
             raise LaunchRejected("azp_wrong", "The launch has several audiences and azp is not this tool.")
@@ -562,10 +593,12 @@ class HubMessageLaunch(MessageLaunch[DjangoRequest, HubToolConf, SessionService,
         nonce = self._jwt["body"].get("nonce")
         if not nonce or not secrets.compare_digest(str(nonce), self.state_record["nonce"]):
             raise LaunchRejected("nonce_wrong", "The launch's nonce is not the one this login issued.")
-        # add() succeeds for exactly one caller across every process sharing the cache.
-        used_key = "lti:nonce-used:" + hashlib.sha256(str(nonce).encode()).hexdigest()
+        # The nonce is the state's own (its record holds it), so spending the state
+        # spends the nonce. add() succeeds for exactly one caller across every
+        # process sharing the cache: of two posts racing past validate_state, one
+        # loses here. The marker outlives the state record, so a replay is named
+        # as one (validate_state) rather than answered as unknown or cookieless.
+        used_key = _state_used_key(self._get_request_param("state"))
         if not cache.add(used_key, 1, settings.LTI_STATE_TTL_SECONDS + settings.LTI_CLOCK_SKEW_SECONDS):
-            raise LaunchRejected(
-                "nonce_replayed", "This launch was already used; start it again from the LMS."
-            )
+            raise LaunchRejected("nonce_replayed", STATE_USED_MESSAGE)
         return self

@@ -83,6 +83,14 @@ class PlatformRegistration(TimeStamped):
         blank=True,
         help_text="Audience of client assertions when it differs from the token URL (Brightspace).",
     )
+    # LTI Security Framework 5.1.3: an id_token naming an audience besides our
+    # client_id is refused unless the registration trusts that audience too.
+    trusted_audiences = models.TextField(
+        blank=True,
+        default="",
+        help_text="Other audiences (aud) this LMS may add to its launches, one per line. "
+        "Leave empty unless the LMS documents them: launches naming any other audience are refused.",
+    )
     deployment_policy = models.CharField(
         max_length=12, choices=DeploymentPolicy.choices, default=DeploymentPolicy.HOLD
     )
@@ -106,6 +114,10 @@ class PlatformRegistration(TimeStamped):
     @property
     def token_audience(self) -> str:
         return self.auth_audience or self.auth_token_url
+
+    @property
+    def trusted_audience_set(self) -> frozenset[str]:
+        return frozenset(line.strip() for line in self.trusted_audiences.splitlines() if line.strip())
 
 
 class Deployment(TimeStamped):

@@ -106,3 +106,14 @@ def test_lti11_secret_is_write_only_in_the_admin(client: Any, tenant: Any) -> No
     assert client.post(url, {**form, "name": "Moodle 4", "lti1p1_shared_secret": ""}).status_code == 302
     registration.refresh_from_db()
     assert (registration.name, registration.lti1p1_shared_secret) == ("Moodle 4", "s3cret-from-lti11")
+
+
+def test_trusted_audiences_are_edited_in_the_admin(client: Any, tenant: Any) -> None:
+    registration = make_registration(tenant)
+    assert registration.trusted_audience_set == frozenset()
+    client.force_login(district_admin(tenant))
+    page = client.get(f"/admin/lti_tool/platformregistration/{registration.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="trusted_audiences"' in page.content.decode()
+    registration.trusted_audiences = " https://a.example.org \n\nhttps://b.example.org\n"
+    assert registration.trusted_audience_set == frozenset({"https://a.example.org", "https://b.example.org"})

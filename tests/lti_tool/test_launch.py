@@ -89,11 +89,12 @@ BAD_PAYLOADS = [
     ),
     ("missing_aud", {"mutate": _pop("aud", "azp")}, 400, "aud_missing"),
     ("wrong_aud", {"mutate": _set_claim("aud", "some-other-tool")}, 400, "aud_wrong"),
+    ("azp_names_another_client", {"mutate": _set_claim("azp", "other")}, 400, "azp_wrong"),
     (
-        "several_aud_wrong_azp",
-        {"mutate": lambda p: p.update(aud=[p["aud"], "other"], azp="other")},
+        "extra_untrusted_aud_even_with_azp",
+        {"mutate": lambda p: p.update(aud=[p["aud"], "https://other-tool.example.org"], azp=p["aud"])},
         400,
-        "azp_wrong",
+        "aud_untrusted",
     ),
     ("missing_iss", {"mutate": _pop("iss")}, 400, "iss_missing"),
     ("wrong_iss", {"mutate": _set_claim("iss", "https://evil.example.org")}, 400, "iss_wrong"),
@@ -141,6 +142,51 @@ def test_certification_bad_payloads_are_rejected_and_create_nothing(
     assert "_auth_user_id" not in client.session
 
 
+def test_extra_audience_is_refused_with_its_name(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    """LTI Security Framework 5.1.3 step 3: a token that also names an audience the
+    tool does not trust is refused, even when azp names the tool."""
+    before = _world()
+    spec = platform.launch(
+        roles=[ROLE_INSTRUCTOR],
+        mutate=lambda p: p.update(aud=[p["aud"], "https://other-tool.example.org"], azp=p["aud"]),
+    )
+    response = run_launch(client, platform, spec).response
+    assert response.status_code == 400
+    assert (
+        '<p class="error" data-code="aud_untrusted">The launch is also addressed to '
+        "&#x27;https://other-tool.example.org&#x27;, an audience this tool does not trust. "
+        "If the LMS adds it on purpose, list it under the registration&#x27;s trusted audiences.</p>"
+    ) in response.content.decode()
+    assert _world() == before
+    assert "_auth_user_id" not in client.session
+
+
+def test_extra_audience_listed_on_the_registration_is_accepted(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    registration.trusted_audiences = "https://other-tool.example.org\nhttps://third.example.org"
+    registration.save(update_fields=["trusted_audiences", "updated_at"])
+    spec = platform.launch(
+        sub="s-aud",
+        roles=[ROLE_LEARNER],
+        mutate=lambda p: p.update(aud=[p["aud"], "https://other-tool.example.org"], azp=p["aud"]),
+    )
+    assert run_launch(client, platform, spec).response.status_code == 302
+    assert ExternalIdentity.objects.get(kind="lti").subject == "s-aud"
+    # A trusted extra audience still needs azp to name the tool (OIDC Core 3.1.3.7).
+    spec = platform.launch(
+        roles=[ROLE_LEARNER],
+        mutate=lambda p: p.update(
+            aud=[p["aud"], "https://other-tool.example.org"], azp="https://other-tool.example.org"
+        ),
+    )
+    response = run_launch(type(client)(), platform, spec).response
+    assert response.status_code == 400
+    assert 'data-code="azp_wrong"' in response.content.decode()
+
+
 def test_unknown_deployment_is_held_for_approval(
     client: Any, platform: LtiPlatform, registration: Any
 ) -> None:
@@ -174,34 +220,66 @@ def test_not_a_jwt_is_rejected(client: Any, platform: LtiPlatform, registration:
     assert _counts() == before
 
 
-def test_replayed_launch_is_rejected(client: Any, platform: LtiPlatform, registration: Any) -> None:
-    result = run_launch(client, platform, platform.launch(roles=[ROLE_LEARNER]))
-    assert result.response.status_code == 302
-    before = _counts()
-    # The launch expired its state cookie; a replayer holding the cookie as well
-    # still meets the used nonce.
-    client.cookies["lti1p3-" + result.form["state"]] = result.form["state"]
-    replay = client.post("/lti/launch/", result.form)
-    assert replay.status_code == 400
-    assert 'data-code="nonce_replayed"' in replay.content.decode()
-    assert _counts() == before
+def _world() -> dict[str, int]:
+    """Everything a launch could create, a refused one included: people, classes,
+    sessions and audit rows."""
+    from django.contrib.sessions.models import Session
+
+    return {**_counts(), "sessions": Session.objects.count(), "audit": AuditLog.objects.count()}
 
 
-def test_launch_from_another_browser_is_not_accepted(
+USED_MESSAGE = "This launch was already used; start it again from the LMS."
+
+
+def test_replayed_launch_from_the_same_browser_is_refused(
     client: Any, platform: LtiPlatform, registration: Any
 ) -> None:
-    """Login CSRF: the id_token and state posted by a browser that did not start the
-    login (no state cookie) never sign anyone in."""
-    spec = platform.launch(roles=[ROLE_INSTRUCTOR])
-    login = client.get("/lti/login/", platform.login_params(spec))
-    _action, form = LtiPlatform.parse_form(fetch(login["Location"]).text)
-    victim = type(client)()
-    before = _counts()
-    response = victim.post("/lti/launch/", form)
-    assert response.status_code == 200  # the "open in a new window" page
-    assert 'id="lti-new-window"' in response.content.decode()
-    assert _counts() == before
-    assert "_auth_user_id" not in victim.session
+    result = run_launch(client, platform, platform.launch(roles=[ROLE_LEARNER]))
+    assert result.response.status_code == 302
+    client.logout()
+    before = _world()
+    # The launch expired its state cookie: the browser posts the same form again
+    # without it (as a back button or a resubmitted form does)...
+    replay = client.post("/lti/launch/", result.form)
+    assert replay.status_code == 400
+    html = replay.content.decode()
+    assert 'data-code="state_used"' in html and USED_MESSAGE in html
+    assert 'id="lti-new-window"' not in html
+    # ...or a replayer holding the cookie as well.
+    client.cookies["lti1p3-" + result.form["state"]] = result.form["state"]
+    again = client.post("/lti/launch/", result.form)
+    assert again.status_code == 400
+    assert 'data-code="state_used"' in again.content.decode()
+    assert _world() == before
+    assert "_auth_user_id" not in client.session
+
+
+def test_replayed_launch_from_a_fresh_browser_is_refused(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    result = run_launch(client, platform, platform.launch(roles=[ROLE_INSTRUCTOR]))
+    assert result.response.status_code == 302
+    before = _world()
+    stranger = type(client)()
+    replay = stranger.post("/lti/launch/", result.form)
+    assert replay.status_code == 400
+    html = replay.content.decode()
+    assert 'data-code="state_used"' in html and USED_MESSAGE in html
+    assert 'id="lti-new-window"' not in html
+    assert _world() == before
+    assert "_auth_user_id" not in stranger.session
+
+
+def test_refused_launch_uses_up_its_state(client: Any, platform: LtiPlatform, registration: Any) -> None:
+    """A launch refused after its nonce was spent (here: a held deployment) cannot
+    be posted again either; the LMS starts a new one."""
+    result = run_launch(client, platform, platform.launch(deployment_id="held-one"))
+    assert result.response.status_code == 403
+    before = _world()
+    replay = type(client)().post("/lti/launch/", result.form)
+    assert replay.status_code == 400
+    assert 'data-code="state_used"' in replay.content.decode()
+    assert _world() == before
 
 
 def test_unknown_state_is_rejected(client: Any, platform: LtiPlatform, registration: Any) -> None:
