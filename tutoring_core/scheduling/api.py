@@ -1,0 +1,97 @@
+"""The door other apps use for tutors, availability and tutoring sessions (issue 12).
+
+Writes raise the errors in ``errors`` (each with ``reason``, ``field`` and
+``http_status``); reads hand out ``data`` values, never model instances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from tutoring_core.scheduling import selectors
+from tutoring_core.scheduling.data import (
+    DateHours,
+    OccurrenceResult,
+    ParticipantInfo,
+    SeriesResult,
+    SessionInfo,
+    TutorInfo,
+    WeeklyHours,
+)
+from tutoring_core.scheduling.errors import (
+    BookingRefused,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    SchedulingError,
+    SlotTaken,
+)
+from tutoring_core.scheduling.models import TutorProfile
+from tutoring_core.scheduling.services import (
+    availability_set,
+    booking_cancel,
+    booking_confirm,
+    booking_create,
+    booking_reschedule,
+    group_join,
+    may_book,
+    series_create,
+    session_outcome_set,
+    slots_for,
+    tutor_profile_set,
+)
+
+__all__ = [
+    "BookingRefused",
+    "DateHours",
+    "InvalidInput",
+    "NotAllowed",
+    "NotFound",
+    "OccurrenceResult",
+    "ParticipantInfo",
+    "SchedulingError",
+    "SeriesResult",
+    "SessionInfo",
+    "SlotTaken",
+    "TutorInfo",
+    "WeeklyHours",
+    "availability_set",
+    "booking_cancel",
+    "booking_confirm",
+    "booking_create",
+    "booking_reschedule",
+    "group_join",
+    "may_book",
+    "series_create",
+    "session_info",
+    "session_outcome_set",
+    "sessions_for_person",
+    "sessions_starting_between",
+    "slots_for",
+    "tutor_info",
+    "tutor_profile_set",
+]
+
+
+def session_info(session_id: uuid.UUID) -> SessionInfo:
+    """One session with its tutor and participants (any tenant: callers scope by tenant_id)."""
+    return selectors.session_info(session_id)
+
+
+def sessions_for_person(person_id: uuid.UUID, start: dt.datetime, end: dt.datetime) -> list[SessionInfo]:
+    """Sessions overlapping [start, end) that the person teaches, attends, or a ward of theirs attends."""
+    return selectors.sessions_for_person(person_id, start, end)
+
+
+def sessions_starting_between(start: dt.datetime, end: dt.datetime) -> list[SessionInfo]:
+    """Booked sessions whose UTC start lies in [start, end) (for reminders)."""
+    return selectors.sessions_starting_between(start, end)
+
+
+def tutor_info(person_id: uuid.UUID) -> TutorInfo:
+    """The tutor's profile and availability; NotFound when the person is not a tutor."""
+    profile = TutorProfile.objects.select_related("user").filter(user_id=person_id).first()
+    if profile is None:
+        raise NotFound("This person is not a tutor.", "person_id")
+    return selectors.tutor_info(profile)

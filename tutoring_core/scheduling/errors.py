@@ -1,0 +1,59 @@
+"""Errors the scheduling door raises, each with a reason a person can act on.
+
+``http_status`` is what the JSON API answers with; ``field`` names the input at fault
+(None when the request as a whole is refused).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+
+class SchedulingError(Exception):
+    http_status = 400
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+class InvalidInput(SchedulingError):
+    """A value that cannot be used (an unknown time zone, a rule that ends before it starts)."""
+
+    http_status = 400
+
+
+class BookingRefused(SchedulingError):
+    """The request is understood and refused: outside availability, too late to cancel..."""
+
+    http_status = 400
+
+
+class NotAllowed(BookingRefused):
+    """The person acting may not do this (they may not book for that student...)."""
+
+    http_status = 403
+
+
+class NotFound(SchedulingError):
+    """No such row in the actor's tenant (other tenants' rows look like nothing at all)."""
+
+    http_status = 404
+
+
+class SlotTaken(SchedulingError):
+    """The time is no longer free; ``alternatives`` are the nearest free slots (aware UTC)."""
+
+    http_status = 409
+
+    def __init__(
+        self,
+        reason: str = "That time is no longer free.",
+        field: str | None = "start",
+        *,
+        alternatives: Sequence[tuple[dt.datetime, dt.datetime]] = (),
+    ) -> None:
+        super().__init__(reason, field)
+        self.alternatives = list(alternatives)

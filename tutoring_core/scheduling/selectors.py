@@ -1,0 +1,299 @@
+"""Reads that services, the API and pages share."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch, Q, QuerySet
+
+from tutoring_core.accounts.models import GuardianLink, Role, RoleAssignment, Tenant, User
+from tutoring_core.classes.models import Class, Enrollment
+from tutoring_core.scheduling.data import (
+    DateHours,
+    ParticipantInfo,
+    SessionInfo,
+    TutorInfo,
+    WeeklyHours,
+)
+from tutoring_core.scheduling.errors import NotFound
+from tutoring_core.scheduling.models import (
+    SchedulingPolicy,
+    Session,
+    SessionParticipant,
+    TutorProfile,
+)
+from tutoring_core.scheduling.protocol import slots
+
+UTC = dt.UTC
+
+
+def policy_for(tenant: Tenant | uuid.UUID) -> SchedulingPolicy:
+    """The tenant's policy, or an unsaved one with the defaults."""
+    tenant_id = tenant.pk if isinstance(tenant, Tenant) else tenant
+    policy = SchedulingPolicy.objects.filter(tenant_id=tenant_id).first()
+    return policy or SchedulingPolicy(tenant_id=tenant_id)
+
+
+def person_in_tenant(*, tenant_id: uuid.UUID | None, person_id: Any, field: str) -> User:
+    """The person in that tenant, or NotFound: another tenant's people do not exist here."""
+    try:
+        return User.objects.get(pk=person_id, tenant_id=tenant_id, is_active=True)
+    except (User.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound("No such person.", field) from None
+
+
+def tutor_profile_of(user: User) -> TutorProfile | None:
+    return TutorProfile.objects.filter(user=user).first()
+
+
+def tutor_profiles(
+    *, tenant: Tenant, class_id: uuid.UUID | None = None, subject: str = ""
+) -> QuerySet[TutorProfile]:
+    """Active tutors of the tenant; with class_id those who serve that class."""
+    profiles = TutorProfile.objects.filter(tenant=tenant, is_active=True, user__is_active=True)
+    if class_id is not None:
+        klass = Class.objects.filter(tenant=tenant, pk=class_id).first()
+        if klass is None:
+            raise NotFound("No such class.", "class_id")
+        serves_all = Q(schools__isnull=True, classes__isnull=True)
+        serves = serves_all | Q(classes=klass)
+        if klass.school_id:
+            serves |= Q(schools=klass.school_id)
+        profiles = profiles.filter(serves)
+    if subject:
+        # JSON lists: compare in Python below would page badly; subjects are few per tutor.
+        ids = [p.pk for p in profiles if subject.casefold() in {s.casefold() for s in p.subjects}]
+        profiles = TutorProfile.objects.filter(pk__in=ids)
+    return profiles.select_related("user").distinct().order_by("user__last_name", "user__first_name", "pk")
+
+
+def availability_of(profile: TutorProfile) -> slots.Availability:
+    return slots.Availability(
+        time_zone=profile.time_zone,
+        weekly=tuple(
+            slots.WeeklyRule(weekday=r.weekday, start_minute=r.start_minute, end_minute=r.end_minute)
+            for r in profile.rules.all()
+        ),
+        overrides=tuple(
+            slots.DateOverride(
+                date=o.date, start_minute=o.start_minute, end_minute=o.end_minute, unavailable=o.unavailable
+            )
+            for o in profile.overrides.all()
+        ),
+        buffer_before=dt.timedelta(minutes=profile.buffer_before_min),
+        buffer_after=dt.timedelta(minutes=profile.buffer_after_min),
+        min_notice=dt.timedelta(minutes=profile.min_notice_min),
+        window_days=profile.window_days,
+        daily_cap=profile.daily_cap,
+    )
+
+
+def busy_blocks(
+    *,
+    tutor_id: uuid.UUID,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    exclude_id: uuid.UUID | None = None,
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Blocked ranges (session plus buffers) of the tutor's held and booked sessions near [start, end)."""
+    rows = Session.objects.blocking(now).filter(tutor_id=tutor_id, block_end__gt=start, block_start__lt=end)
+    if exclude_id is not None:
+        rows = rows.exclude(pk=exclude_id)
+    return [
+        (b_start.astimezone(UTC), b_end.astimezone(UTC))
+        for b_start, b_end in rows.order_by("block_start").values_list("block_start", "block_end")
+    ]
+
+
+def booked_per_day(
+    *,
+    tutor_id: uuid.UUID,
+    time_zone: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    exclude_id: uuid.UUID | None = None,
+) -> dict[dt.date, int]:
+    """Held and booked sessions per tutor-local date, for dates touching [start, end)."""
+    zone = zoneinfo.ZoneInfo(time_zone)
+    rows = Session.objects.blocking(now).filter(
+        tutor_id=tutor_id, start__gte=start - dt.timedelta(days=2), start__lt=end + dt.timedelta(days=2)
+    )
+    if exclude_id is not None:
+        rows = rows.exclude(pk=exclude_id)
+    return dict(Counter(s.astimezone(zone).date() for s in rows.values_list("start", flat=True)))
+
+
+def is_student(person: User) -> bool:
+    if Enrollment.objects.filter(user=person, role=Role.STUDENT, status=Enrollment.Status.ACTIVE).exists():
+        return True
+    return RoleAssignment.objects.active().filter(user=person, role=Role.STUDENT).exists()
+
+
+def student_class_ids(student: User) -> set[uuid.UUID]:
+    return set(
+        Enrollment.objects.filter(
+            user=student, role=Role.STUDENT, status=Enrollment.Status.ACTIVE, klass__is_active=True
+        ).values_list("klass_id", flat=True)
+    )
+
+
+def teaches_student(*, teacher: User, student: User, klass: Class | None) -> bool:
+    """A teacher of (one of) the student's classes; of that class when one is named."""
+    classes = student_class_ids(student)
+    if klass is not None:
+        classes &= {klass.pk}
+    return Enrollment.objects.filter(
+        user=teacher, role=Role.TEACHER, status=Enrollment.Status.ACTIVE, klass_id__in=classes
+    ).exists()
+
+
+def is_guardian_of(*, guardian: User, student: User) -> bool:
+    return GuardianLink.objects.filter(guardian=guardian, student=student, is_active=True).exists()
+
+
+def serves(*, profile: TutorProfile, student: User, klass: Class | None) -> bool:
+    """Whether the tutor serves the student (in that class, when one is named)."""
+    school_ids = set(profile.schools.values_list("pk", flat=True))
+    class_ids = set(profile.classes.values_list("pk", flat=True))
+    if not school_ids and not class_ids:
+        return True
+    candidates: Iterable[Class]
+    if klass is not None:
+        candidates = [klass]
+    else:
+        candidates = Class.objects.filter(pk__in=student_class_ids(student))
+    return any(
+        c.pk in class_ids or (c.school_id is not None and c.school_id in school_ids) for c in candidates
+    )
+
+
+def session_in_tenant(*, tenant_id: uuid.UUID | None, session_id: Any, lock: bool = False) -> Session:
+    rows = Session.objects.filter(tenant_id=tenant_id)
+    if lock:
+        rows = rows.select_for_update()
+    try:
+        return rows.get(pk=session_id)
+    except (Session.DoesNotExist, ValueError, TypeError, ValidationError):
+        # A malformed id is no id at all.
+        raise NotFound("No such session.", "session_id") from None
+
+
+def _info(session: Session) -> SessionInfo:
+    participants = tuple(
+        ParticipantInfo(
+            person_id=p.student_id,
+            name=p.student.full_name,
+            email=p.student.email,
+            status=p.status,
+            outcome=p.outcome,
+        )
+        for p in session.participants.all()
+    )
+    return SessionInfo(
+        id=session.pk,
+        tenant_id=session.tenant_id,
+        tutor_id=session.tutor_id,
+        tutor_name=session.tutor.full_name,
+        tutor_email=session.tutor.email,
+        start=session.start.astimezone(UTC),
+        end=session.end.astimezone(UTC),
+        status=session.status,
+        subject=session.subject,
+        class_id=session.klass_id,
+        class_title=session.klass.title if session.klass else "",
+        time_zone=session.time_zone,
+        sequence=session.sequence,
+        participants=participants,
+        cancelled=session.status == Session.Status.CANCELLED,
+        updated_at=session.updated_at,
+        capacity=session.capacity,
+        series_id=session.series_id,
+        outcome=session.outcome,
+        hold_expires_at=session.hold_expires_at,
+    )
+
+
+def _with_related(rows: QuerySet[Session]) -> QuerySet[Session]:
+    return rows.select_related("tutor", "klass").prefetch_related(
+        # Participants in a stable order, their people with them.
+        _participants_prefetch()
+    )
+
+
+def _participants_prefetch() -> Prefetch:
+    return Prefetch(
+        "participants",
+        queryset=SessionParticipant.objects.select_related("student").order_by("created_at", "id"),
+    )
+
+
+def session_info(session_id: uuid.UUID) -> SessionInfo:
+    session = _with_related(Session.objects.filter(pk=session_id)).first()
+    if session is None:
+        raise NotFound("No such session.", "session_id")
+    return _info(session)
+
+
+def sessions_info(rows: QuerySet[Session]) -> list[SessionInfo]:
+    return [_info(s) for s in _with_related(rows).order_by("start", "id")]
+
+
+def sessions_for_person(
+    person_id: uuid.UUID, start: dt.datetime, end: dt.datetime, *, include_expired: bool = False
+) -> list[SessionInfo]:
+    """Sessions overlapping [start, end) that the person teaches, attends, or a ward of theirs attends.
+
+    Cancelled sessions are included (calendars show them cancelled); expired holds are not.
+    """
+    person = User.objects.filter(pk=person_id).only("pk", "tenant_id").first()
+    if person is None:
+        return []
+    wards = GuardianLink.objects.filter(guardian_id=person_id, is_active=True).values("student_id")
+    rows = Session.objects.filter(tenant_id=person.tenant_id, start__lt=end, end__gt=start).filter(
+        Q(tutor_id=person_id) | Q(participants__student_id=person_id) | Q(participants__student_id__in=wards)
+    )
+    if not include_expired:
+        rows = rows.exclude(status=Session.Status.EXPIRED)
+    return sessions_info(Session.objects.filter(pk__in=rows.values("pk")))
+
+
+def sessions_starting_between(start: dt.datetime, end: dt.datetime) -> list[SessionInfo]:
+    """Booked sessions (all tenants) whose UTC start is in [start, end): what reminders look at."""
+    return sessions_info(
+        Session.objects.filter(status=Session.Status.BOOKED, start__gte=start, start__lt=end)
+    )
+
+
+def tutor_info(profile: TutorProfile) -> TutorInfo:
+    return TutorInfo(
+        person_id=profile.user_id,
+        tenant_id=profile.tenant_id,
+        name=profile.user.full_name,
+        email=profile.user.email,
+        subjects=tuple(profile.subjects),
+        grade_levels=tuple(profile.grade_levels),
+        languages=tuple(profile.languages),
+        bio=profile.bio,
+        time_zone=profile.time_zone,
+        session_lengths=tuple(profile.session_lengths),
+        school_ids=tuple(sorted(profile.schools.values_list("pk", flat=True))),
+        class_ids=tuple(sorted(profile.classes.values_list("pk", flat=True))),
+        is_active=profile.is_active,
+        buffer_before_min=profile.buffer_before_min,
+        buffer_after_min=profile.buffer_after_min,
+        min_notice_min=profile.min_notice_min,
+        window_days=profile.window_days,
+        daily_cap=profile.daily_cap,
+        weekly=tuple(WeeklyHours(r.weekday, r.start_minute, r.end_minute) for r in profile.rules.all()),
+        overrides=tuple(
+            DateHours(o.date, o.start_minute, o.end_minute, o.unavailable) for o in profile.overrides.all()
+        ),
+    )
