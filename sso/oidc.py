@@ -122,6 +122,22 @@ def authorization_start(idp: IdentityProvider, *, redirect_uri: str) -> Authoriz
     return AuthorizationStart(url=url, state=state, nonce=nonce, code_verifier=verifier)
 
 
+def authorization_response_issuer_check(idp: IdentityProvider, iss: str | None) -> None:
+    """RFC 9207 §2.4: when the authorization response (or error response) carries
+    ``iss``, it must equal this provider's issuer identifier (simple string
+    comparison) before anything else in the response is used, so a response from
+    another provider (a mix-up attack) never has its code sent to this one.
+    Without ``iss`` the response is handled as before."""
+    if iss is None:
+        return
+    expected = discover(idp)["issuer"]
+    if iss != expected:
+        raise SignInRejected(
+            "iss-mismatch",
+            f"The sign-in response comes from {iss!r}, not from {idp.name} ({expected!r}); start again.",
+        )
+
+
 def exchange_code(
     idp: IdentityProvider, *, code: str, redirect_uri: str, code_verifier: str
 ) -> dict[str, Any]:

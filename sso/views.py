@@ -479,6 +479,7 @@ def oidc_callback(request: HttpRequest, tenant_slug: str) -> HttpResponse:
             raise SignInRejected("unknown-provider", "That identity provider is no longer enabled.")
         if timezone.now().timestamp() - flow["at"] > services.REQUEST_LIFETIME.total_seconds():
             raise SignInRejected("request-expired", "The sign-in took too long; start again.")
+        oidc.authorization_response_issuer_check(idp, request.GET.get("iss"))
         if request.GET.get("error"):
             raise SignInRejected(
                 "idp-error",

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -408,3 +408,44 @@ def test_broken_jwks_is_a_clear_refusal(client: Client, north: Tenant, forge: Fo
     assert response.status_code == 400
     assert "The provider&#x27;s JSON Web Key Set cannot be used" in response.content.decode()
     assert IdentityProvider.objects.get(tenant=north).jwks == {}
+
+
+# --- RFC 9207: the iss authorization-response parameter ---------------------------------
+
+
+def test_authorization_response_iss_of_another_provider_is_refused(
+    client: Client, north: Tenant, forge: ForgeProvider
+) -> None:
+    """A mix-up attack: the response carries another provider's iss. Refused before
+    the code goes to any token endpoint; nothing is created."""
+    idp = _provider(north, forge.issuer, allow_jit=True)
+    query = _start(client, idp)
+    before = (User.objects.count(), ExternalIdentity.objects.count())
+    response = client.get(
+        "/sso/north/oidc/callback/",
+        {"code": "abc", "state": query["state"], "iss": "https://attacker.example.org"},
+    )
+    assert response.status_code == 400
+    assert (
+        "The sign-in response comes from &#x27;https://attacker.example.org&#x27;, not from "
+        f"North Cloud Login (&#x27;{forge.issuer}&#x27;); start again."
+    ) in response.content.decode()
+    assert forge.token_requests == []
+    assert (User.objects.count(), ExternalIdentity.objects.count()) == before
+    assert "_auth_user_id" not in client.session
+    refused = AuditLog.objects.get(action="auth.sign_in_refused")
+    assert refused.details["code"] == "iss-mismatch"
+
+
+@pytest.mark.peer
+def test_authorization_response_iss_of_the_provider_is_accepted(
+    client: Client, north: Tenant, mock_server: str
+) -> None:
+    idp = _provider(north, mock_server)
+    rostered = UserFactory(tenant=north, username="ada")
+    ExternalIdentityFactory(user=rostered, kind="oneroster", issuer="sis", subject="SIS-STU-1")
+    query = _start(client, idp)
+    callback = _authorize_at_mock(query["_url"], "oidc-stu-1")
+    finish = client.get(callback + "&" + urlencode({"iss": mock_server}))
+    assert finish.status_code == 302
+    assert client.session["_auth_user_id"] == str(rostered.pk)
