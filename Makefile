@@ -22,7 +22,6 @@ install-system-test-deps:
 
 migrate: install
 	$(DEV_ENV) $(BIN)/python manage.py migrate --noinput
-	$(DEV_ENV) $(BIN)/python manage.py createcachetable
 
 demo: migrate
 	$(DEV_ENV) $(BIN)/python manage.py demo_load

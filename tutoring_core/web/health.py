@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -23,6 +24,24 @@ def _check_database() -> str | None:
             cursor.fetchone()
     except Exception as exc:  # any driver error means "not ready"
         return type(exc).__name__
+    return None
+
+
+def _check_cache() -> str | None:
+    """A round trip on a key no one else uses: a missing cache table (a deploy that
+    skipped migrate) or an unreachable Redis shows here, not as 500s on every LTI
+    login, which keeps its state and nonce in this cache."""
+    from django.core.cache import cache
+
+    key = f"readyz:{uuid.uuid4().hex}"
+    try:
+        cache.set(key, key, 30)
+        found = cache.get(key)
+        cache.delete(key)
+    except Exception as exc:  # the database cache raises DB errors, Redis its own
+        return type(exc).__name__
+    if found != key:
+        return "CacheValueLost"
     return None
 
 
@@ -55,7 +74,11 @@ def _last_heartbeat() -> str | None:
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     checks = {}
-    for name, check in (("database", _check_database), ("broker", _check_broker)):
+    for name, check in (
+        ("database", _check_database),
+        ("cache", _check_cache),
+        ("broker", _check_broker),
+    ):
         started = time.perf_counter()
         error = check()
         checks[name] = {
