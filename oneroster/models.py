@@ -10,11 +10,17 @@ from tutoring_core.accounts.fields import EncryptedTextField
 from tutoring_core.accounts.models import Tenant, TimeStamped, User
 
 
+def roster_upload_name(instance: RosterConnection, filename: str) -> str:
+    # A fresh name each time: a new upload never overwrites the zip a run may be reading.
+    return f"oneroster/{instance.tenant_id}/{instance.pk}/{uuid.uuid4().hex}.zip"
+
+
 class RosterConnection(TimeStamped):
     """One roster source of one tenant: a CSV drop, a OneRoster REST endpoint, or Classroom."""
 
     class Kind(models.TextChoices):
-        CSV = "csv", "OneRoster CSV (folder or zip)"
+        CSV = "csv", "OneRoster CSV in a server folder (automated drops)"
+        CSV_UPLOAD = "csv_upload", "OneRoster CSV zip uploaded here"
         REST_1_1 = "rest_1_1", "OneRoster REST 1.1 (OAuth 1.0a HMAC-SHA256)"
         REST_1_2 = "rest_1_2", "OneRoster REST 1.2 (OAuth 2.0 client credentials)"
         GOOGLE_CLASSROOM = "google_classroom", "Google Classroom (service account)"
@@ -27,6 +33,12 @@ class RosterConnection(TimeStamped):
     csv_path = models.CharField(
         max_length=500, blank=True, help_text="Server folder or zip the SIS drops its export into (CSV only)."
     )
+    # The zip a district admin uploaded (kind csv_upload), in the default file storage
+    # under a name the hub chose (never the browser's); its own name is kept to show.
+    upload = models.FileField(upload_to=roster_upload_name, blank=True, max_length=300, editable=False)
+    upload_name = models.CharField(max_length=255, blank=True, editable=False)
+    upload_size = models.PositiveBigIntegerField(default=0, editable=False)
+    uploaded_at = models.DateTimeField(null=True, blank=True, editable=False)
     base_url = models.URLField(blank=True, help_text="https://sis.example.org")
     base_path = models.CharField(
         max_length=200,
@@ -64,8 +76,9 @@ class RosterConnection(TimeStamped):
     apply_valid_rows = models.BooleanField(
         default=False, help_text="On validation errors, apply the valid rows and list the rejected ones."
     )
-    schedule_delta = models.BooleanField(default=True, help_text="Nightly delta sync.")
-    schedule_full = models.BooleanField(default=True, help_text="Weekly full sync.")
+    # Off until an admin ticks them: a new connection syncs when someone says so.
+    schedule_delta = models.BooleanField(default=False, help_text="Nightly delta sync.")
+    schedule_full = models.BooleanField(default=False, help_text="Weekly full sync.")
     delta_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:

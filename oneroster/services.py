@@ -6,20 +6,27 @@ import datetime as dt
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
 from oneroster import pipeline
-from oneroster.models import RosterConnection, SyncError, SyncRun
+from oneroster.models import RosterConnection, SyncError, SyncRun, roster_upload_name
+from oneroster.protocol.csv_source import NotUtf8
 from oneroster.protocol.records import RosterProtocolError
-from oneroster.sources import SourceUnavailable, open_source
+from oneroster.sources import SourceUnavailable, open_source, upload_check
 from tutoring_core.accounts import api as accounts
 
 logger = logging.getLogger(__name__)
+
+
+LIVE_STATUSES = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING, SyncRun.Status.AWAITING_APPROVAL)
 
 
 class SyncRefused(Exception):
@@ -121,14 +128,35 @@ def sync_run_execute(*, run_id: uuid.UUID, progress: pipeline.ProgressFn | None 
         raise
     except (RosterProtocolError, pipeline.SyncAborted) as exc:
         pipeline.staging_clear(run)
-        SyncError.objects.create(
-            run=run, entity="", location=run.source_path or run.connection.base_url, message=str(exc)
-        )
-        return _finish(run, SyncRun.Status.FAILED, str(exc), error_count=run.error_count + 1)
-    except Exception as exc:
+        if isinstance(exc, NotUtf8):
+            SyncError.objects.create(run=run, entity="", location=exc.name, line=exc.line, message=str(exc))
+        else:
+            SyncError.objects.create(run=run, entity="", location=_source_label(run), message=str(exc))
+        # Rows read before the failure may have recorded their own errors (stored, not
+        # yet counted on the run): the count covers them and the reason that stopped it.
+        errors = max(run.error_count + 1, SyncError.objects.filter(run=run).count())
+        return _finish(run, SyncRun.Status.FAILED, str(exc), error_count=errors)
+    except Exception:
         logger.exception("roster sync %s failed", run.pk)
         pipeline.staging_clear(run)
-        return _finish(run, SyncRun.Status.FAILED, f"Internal error: {exc}")
+        # The exception's text is for the operators' log, not the district's page.
+        message = (
+            f"The sync stopped on an unexpected error (logged as run {run.pk}). "
+            "Rows applied before it stay applied; run it again, or ask the hub's operators."
+        )
+        SyncError.objects.create(run=run, entity="", location=_source_label(run), message=message)
+        return _finish(run, SyncRun.Status.FAILED, message, error_count=run.error_count + 1)
+
+
+def _source_label(run: SyncRun) -> str:
+    connection = run.connection
+    if run.source_path:
+        return run.source_path
+    if connection.kind == RosterConnection.Kind.CSV:
+        return connection.csv_path
+    if connection.kind == RosterConnection.Kind.CSV_UPLOAD:
+        return connection.upload_name or "uploaded zip"
+    return connection.base_url
 
 
 class _Clock:
@@ -278,14 +306,74 @@ def sync_run_reject(*, run: SyncRun, actor: accounts.User | None) -> SyncRun:
     return run
 
 
+class UploadRefused(Exception):
+    """An uploaded roster zip was not stored; the message says why."""
+
+
+def connection_upload_store(
+    *, connection: RosterConnection, upload: UploadedFile, actor: accounts.User | None
+) -> RosterConnection:
+    """Store ``upload`` as the connection's roster zip, in the default file storage.
+
+    Checked before anything is written (size, zip safety, a OneRoster file inside);
+    the new zip gets a fresh name, so a run reading the old one is never cut short,
+    and the old one is deleted only once the new one is committed."""
+    if connection.kind != RosterConnection.Kind.CSV_UPLOAD:
+        raise UploadRefused(
+            f"{connection.name} does not take uploads; set its kind to "
+            f"“{RosterConnection.Kind.CSV_UPLOAD.label}” first."
+        )
+    if upload.size is None or upload.size > settings.ONEROSTER_UPLOAD_MAX_BYTES:
+        limit = filesizeformat(settings.ONEROSTER_UPLOAD_MAX_BYTES)
+        raise UploadRefused(f"The file is larger than the {limit} limit.")
+    try:
+        upload.seek(0)
+        summary = upload_check(upload.file)  # type: ignore[arg-type]
+    except RosterProtocolError as exc:
+        raise UploadRefused(str(exc)) from None
+    upload.seek(0)
+    storage = connection.upload.storage
+    with transaction.atomic():
+        locked = RosterConnection.objects.select_for_update().get(pk=connection.pk)
+        if SyncRun.objects.filter(connection=locked, status__in=LIVE_STATUSES).exists():
+            raise UploadRefused(
+                f"A sync of {connection.name} is queued, running or waiting for approval; "
+                "upload the new zip when it has finished."
+            )
+        old_name = locked.upload.name
+        new_name = storage.save(roster_upload_name(locked, upload.name or ""), upload)
+        try:
+            locked.upload.name = new_name
+            locked.upload_name = Path(upload.name or "roster.zip").name[:255]
+            locked.upload_size = upload.size
+            locked.uploaded_at = timezone.now()
+            locked.save(update_fields=["upload", "upload_name", "upload_size", "uploaded_at", "updated_at"])
+            accounts.audit_record(
+                tenant=locked.tenant,
+                actor=actor,
+                action="roster.zip_uploaded",
+                target=locked,
+                details={
+                    "name": locked.upload_name,
+                    "bytes": upload.size,
+                    "entries": summary.entries,
+                    "files": list(summary.csv_files),
+                },
+            )
+        except BaseException:
+            storage.delete(new_name)
+            raise
+        if old_name:
+            transaction.on_commit(lambda: storage.delete(old_name))
+    return locked
+
+
 def sync_run_give_up(*, run_id: uuid.UUID, message: str) -> None:
     """Terminal state for a run whose source stayed unreachable through every retry."""
     run = SyncRun.objects.select_related("connection").get(pk=run_id)
     if run.status in (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING):
         pipeline.staging_clear(run)
-        SyncError.objects.create(
-            run=run, entity="", location=run.connection.base_url or run.source_path, message=message
-        )
+        SyncError.objects.create(run=run, entity="", location=_source_label(run), message=message)
         _finish(run, SyncRun.Status.FAILED, message, error_count=run.error_count + 1)
 
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 
 from oneroster.models import RosterConnection, SyncRun
 from oneroster.protocol.classroom import ClassroomClient
-from oneroster.protocol.csv_source import CsvPackage
+from oneroster.protocol.csv_source import CsvPackage, ZipSummary, check_zip
 from oneroster.protocol.records import ENTITIES, Record, RosterProtocolError
 from oneroster.protocol.rest import RestClient, RestFetchError
 from tutoring_core import http
@@ -28,10 +31,10 @@ class Source(Protocol):
 
 
 class CsvSource:
-    def __init__(self, path: str, *, delta: bool) -> None:
+    def __init__(self, path: str | BinaryIO, *, delta: bool) -> None:
         if not path:
             raise RosterProtocolError("No CSV folder or zip was given for this run.")
-        if not Path(path).exists():
+        if isinstance(path, str) and not Path(path).exists():
             raise RosterProtocolError(f"{path} does not exist.")
         self.package = CsvPackage(path, delta=delta)
 
@@ -48,6 +51,41 @@ class CsvSource:
 
     def close(self) -> None:
         self.package.close()
+
+
+class UploadSource(CsvSource):
+    """The zip a district admin uploaded, read from the default file storage as it is
+    (any storage backend: zipfile needs only a seekable file, never a local path)."""
+
+    def __init__(self, connection: RosterConnection, *, delta: bool) -> None:
+        if not connection.upload:
+            raise RosterProtocolError("No roster zip has been uploaded for this connection yet.")
+        try:
+            self.file = connection.upload.open("rb")
+        except FileNotFoundError:
+            raise RosterProtocolError(
+                f"The uploaded zip {connection.upload_name} is missing from storage; upload it again."
+            ) from None
+        try:
+            super().__init__(self.file, delta=delta)  # type: ignore[arg-type]
+        except BaseException:
+            self.file.close()
+            raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.file.close()
+
+
+def upload_check(raw: BinaryIO) -> ZipSummary:
+    """The limits every uploaded roster zip must meet (settings ONEROSTER_UPLOAD_*)."""
+    return check_zip(
+        raw,
+        max_entries=settings.ONEROSTER_UPLOAD_MAX_ENTRIES,
+        max_unpacked_bytes=settings.ONEROSTER_UPLOAD_MAX_UNPACKED_BYTES,
+    )
 
 
 class _DjangoTransport:
@@ -134,6 +172,42 @@ class ClassroomSource:
         self.client.close()
 
 
+def outbound_url_problem(url: str) -> str | None:
+    """Why the hub would refuse to call ``url``, in words for the form; None if it may.
+
+    The same rules as tutoring_core/http.py's guard (http or https only, public
+    addresses only unless OUTBOUND_ALLOW_PRIVATE_ADDRESSES), checked when the URL is
+    saved. A name that does not resolve now is let through: the guard checks the
+    address again at every connection, and the connection test says so at once."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return f"{url!r} is not a well-formed URL."
+    if parts.scheme not in ("http", "https"):
+        return "Use an address that starts with https:// (or http://)."
+    host = parts.hostname
+    if not host or " " in url:
+        return f"{url!r} is not a well-formed URL."
+    if parts.username or parts.password:
+        return "Put the credentials in the client id and secret fields, not in the URL."
+    if settings.OUTBOUND_ALLOW_PRIVATE_ADDRESSES:
+        return None
+    refused = f"{host} is a private or local address; the hub only calls public addresses."
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
+            return refused
+        try:
+            infos = socket.getaddrinfo(host, port or 443, 0, socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return None
+        addresses = [str(info[4][0]) for info in infos]
+        return refused if any(not http.address_allowed(a) for a in addresses) else None
+    return None if http.address_allowed(host) else refused
+
+
 def csv_path_checked(path: str) -> str:
     """``path`` resolved inside ONEROSTER_CSV_ROOT, or a refusal."""
     if not path:
@@ -152,6 +226,10 @@ def open_source(run: SyncRun) -> Source:
         # connection's own path was typed by a tenant admin and must stay in the drop root.
         path = run.source_path or csv_path_checked(connection.csv_path)
         return CsvSource(path, delta=run.mode == SyncRun.Mode.DELTA)
+    if connection.kind == RosterConnection.Kind.CSV_UPLOAD and not run.source_path:
+        return UploadSource(connection, delta=run.mode == SyncRun.Mode.DELTA)
+    if connection.kind == RosterConnection.Kind.CSV_UPLOAD:
+        return CsvSource(run.source_path, delta=run.mode == SyncRun.Mode.DELTA)
     if connection.kind == RosterConnection.Kind.GOOGLE_CLASSROOM:
         return ClassroomSource(connection, full=run.mode == SyncRun.Mode.FULL)
     since = None
@@ -166,9 +244,16 @@ def open_source(run: SyncRun) -> Source:
 
 def connection_test(connection: RosterConnection) -> str:
     """Try the connection once (one small read); return a line for the admin."""
-    if connection.kind == RosterConnection.Kind.CSV:
-        source = CsvSource(csv_path_checked(connection.csv_path), delta=False)
+    if connection.kind in (RosterConnection.Kind.CSV, RosterConnection.Kind.CSV_UPLOAD):
+        source: CsvSource = (
+            CsvSource(csv_path_checked(connection.csv_path), delta=False)
+            if connection.kind == RosterConnection.Kind.CSV
+            else UploadSource(connection, delta=False)
+        )
         try:
+            # Every file the run would read, end to end: a Latin-1 export is found
+            # here, not half-way through a run.
+            source.package.check_encoding()
             modes = source.entity_modes()
             return f"CSV {source.package.version} package readable; files: " + ", ".join(
                 f"{e}={m}" for e, m in modes.items()

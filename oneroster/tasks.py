@@ -57,11 +57,12 @@ def scheduled_syncs(mode: str) -> int:
     )
     queued = 0
     for connection in connections.select_related("tenant").order_by("pk"):
-        if connection.kind == RosterConnection.Kind.CSV and not connection.csv_path:
+        csv_kinds = (RosterConnection.Kind.CSV, RosterConnection.Kind.CSV_UPLOAD)
+        if connection.kind in csv_kinds and not (connection.csv_path or connection.upload):
             continue
         # A delta needs a baseline; a connection never synced gets a full sync instead.
         run_mode = mode if connection.delta_since or mode == "full" else SyncRun.Mode.FULL
-        if connection.kind == RosterConnection.Kind.CSV and mode == "delta":
+        if connection.kind in csv_kinds and mode == "delta":
             continue  # CSV drops say bulk or delta in their own manifest: the full schedule reads them
         try:
             with transaction.atomic():

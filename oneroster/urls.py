@@ -7,6 +7,7 @@ from oneroster import views
 app_name = "oneroster"
 urlpatterns: list[URLPattern | URLResolver] = [
     path("connections/<uuid:connection_id>/test", views.connection_test_view, name="connection_test"),
+    path("connections/<uuid:connection_id>/upload", views.connection_upload_view, name="connection_upload"),
     path("connections/<uuid:connection_id>/run", views.connection_run_view, name="connection_run"),
     path("runs/<uuid:run_id>/", views.run_detail_view, name="run_detail"),
     path("runs/<uuid:run_id>/progress", views.run_progress_view, name="run_progress"),

@@ -3,22 +3,36 @@ read its report, approve or reject a paused run. Linked from the admin."""
 
 from __future__ import annotations
 
+import logging
 import uuid
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from oneroster.forms import RosterZipForm, UploadLimitHandler
 from oneroster.models import SyncRun
 from oneroster.protocol.records import ENTITIES, RosterProtocolError
+from oneroster.run_status import ENTITY_WORDS, run_progress, timing_rows
 from oneroster.selectors import get_connection_for_user, get_run_for_user
-from oneroster.services import SyncRefused, run_report, sync_run_approve, sync_run_create, sync_run_reject
+from oneroster.services import (
+    SyncRefused,
+    UploadRefused,
+    connection_upload_store,
+    run_report,
+    sync_run_approve,
+    sync_run_create,
+    sync_run_reject,
+)
 from oneroster.sources import connection_test
 from oneroster.tasks import sync_run_enqueue
 from tutoring_core.accounts import api as accounts
+
+logger = logging.getLogger(__name__)
 
 
 def _signed_in(request: HttpRequest) -> HttpResponse | None:
@@ -41,6 +55,12 @@ def connection_test_view(request: HttpRequest, connection_id: uuid.UUID) -> Http
         result = connection_test(connection)
     except (RosterProtocolError, OSError) as exc:
         messages.error(request, f"Connection test failed: {exc}")
+    except Exception:
+        # A test is a question, not a write: whatever broke, answer with a page.
+        logger.exception("roster connection test %s failed", connection.pk)
+        messages.error(
+            request, "Connection test failed on an unexpected error; the operators have the details."
+        )
     else:
         messages.success(request, f"Connection test passed: {result}")
     accounts.audit_record(
@@ -51,6 +71,55 @@ def connection_test_view(request: HttpRequest, connection_id: uuid.UUID) -> Http
         ip_address=accounts.client_ip(request),
     )
     return redirect(_connection_page(connection.pk))
+
+
+@csrf_exempt
+def connection_upload_view(request: HttpRequest, connection_id: uuid.UUID) -> HttpResponse:
+    # The size limit must sit in front of the handlers that spool the file, before
+    # anything reads the body; CSRF is checked just after, on the parsed form.
+    limit = UploadLimitHandler(request)
+    request.upload_handlers.insert(0, limit)
+    return _connection_upload(request, connection_id, limit)
+
+
+@csrf_protect
+def _connection_upload(
+    request: HttpRequest, connection_id: uuid.UUID, limit: UploadLimitHandler
+) -> HttpResponse:
+    if (login := _signed_in(request)) is not None:
+        return login
+    connection = get_connection_for_user(request, connection_id)
+    if request.method not in ("GET", "POST"):
+        return HttpResponseNotAllowed(["GET", "POST"])
+    status = 200
+    if request.method == "POST":
+        form = RosterZipForm(request.POST, request.FILES, too_large=limit.exceeded)
+        if form.is_valid():
+            upload = form.cleaned_data["zip_file"]
+            try:
+                connection = connection_upload_store(
+                    connection=connection,
+                    upload=upload,
+                    actor=request.user if isinstance(request.user, accounts.User) else None,
+                )
+            except UploadRefused as exc:
+                form.add_error("zip_file", str(exc))
+            else:
+                messages.success(
+                    request,
+                    f"Uploaded {connection.upload_name} ({filesizeformat(connection.upload_size)}). "
+                    "Test it, or run a sync with it.",
+                )
+                return redirect("oneroster:connection_upload", connection_id=connection.pk)
+        status = 400
+    else:
+        form = RosterZipForm()
+    return render(
+        request,
+        "oneroster/connection_upload.html",
+        {"connection": connection, "form": form, "connection_url": _connection_page(connection.pk)},
+        status=status,
+    )
 
 
 def connection_run_view(request: HttpRequest, connection_id: uuid.UUID) -> HttpResponse:
@@ -83,30 +152,20 @@ def run_detail_view(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
     run = get_run_for_user(request, run_id)
     if request.method != "GET":
         return HttpResponseNotAllowed(["GET"])
-    rows = [(e, run.counts.get(e, {})) for e in ENTITIES] if run.counts else []
+    rows = [(e, ENTITY_WORDS.get(e, e), run.counts.get(e, {})) for e in ENTITIES] if run.counts else []
     return render(
         request,
         "oneroster/run_detail.html",
         {
             "run": run,
+            "progress": run_progress(run),
             "rows": rows,
             "errors": run.errors.all()[:500],
             "live": run.status in (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING),
-            "timings": _timing_rows(run.timings),
+            "timings": timing_rows(run.timings),
             "connection_url": _connection_page(run.connection_id),
         },
     )
-
-
-def _timing_rows(timings: dict[str, Any]) -> list[tuple[str, float]]:
-    """run.timings as (phase, seconds) rows, apply steps as "apply: <step>"."""
-    rows = []
-    for phase, value in timings.items():
-        if isinstance(value, dict):
-            rows += [(f"{phase}: {step}", seconds) for step, seconds in value.items()]
-        else:
-            rows.append((phase, value))
-    return rows
 
 
 def run_progress_view(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
@@ -114,11 +173,17 @@ def run_progress_view(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
         return login
     run = get_run_for_user(request, run_id)
     report = run_report(run)
+    progress = run_progress(run)
     report.update(
         phase=run.phase,
+        phase_label=progress.phase_label,
         progress_done=run.progress_done,
         progress_total=run.progress_total,
-        percent=run.progress_percent,
+        rows_read=progress.rows_read,
+        percent=progress.percent,
+        progress_text=progress.text,
+        failed=progress.failed,
+        reason=progress.reason,
     )
     return JsonResponse(report)
 

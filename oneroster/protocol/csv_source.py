@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from oneroster.protocol.records import (
     ACTIVE,
@@ -184,27 +184,163 @@ class Manifest:
         return any(mode == "delta" for mode in self.modes.values())
 
 
+ENCODING_SCAN_CHUNK = 1 << 20
+
+
+class NotUtf8(RosterProtocolError):
+    """A file of the package is not UTF-8 (OneRoster CSV 1.1 section 2.1: UTF-8 only)."""
+
+    def __init__(self, name: str, byte: int, line: int) -> None:
+        super().__init__(f"file {name} is not UTF-8 (byte 0x{byte:02x} at line {line})")
+        self.name = name
+        self.byte = byte
+        self.line = line
+
+
+def first_non_utf8(raw: IO[bytes]) -> tuple[int, int] | None:
+    """(byte, line) of the first byte of ``raw`` that is not UTF-8, or None.
+
+    Reads in chunks, so a file of any size is checked in constant memory; the line
+    is the physical line a person finds in an editor (a UTF-8 sequence never holds
+    a newline byte, so counting b"\n" before the bad byte is exact)."""
+    carry = b""
+    lines_before = 0
+    while True:
+        chunk = raw.read(ENCODING_SCAN_CHUNK)
+        data = carry + chunk
+        if not data:
+            return None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # A sequence cut by the chunk boundary is finished by the next chunk.
+            if chunk and exc.reason == "unexpected end of data":
+                valid, carry = data[: exc.start], data[exc.start :]
+                lines_before += valid.count(b"\n")
+                continue
+            return data[exc.start], lines_before + data.count(b"\n", 0, exc.start) + 1
+        if not chunk:
+            return None
+        lines_before += data.count(b"\n")
+        carry = b""
+
+
+@dataclass(frozen=True)
+class ZipSummary:
+    entries: int
+    unpacked_bytes: int
+    csv_files: tuple[str, ...]
+
+
+def _unsafe_member(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return (
+        name.startswith(("/", "\\"))
+        or "\0" in name
+        or (len(name) > 1 and name[1] == ":")  # a Windows drive (C:...)
+        or any(part == ".." for part in parts)
+    )
+
+
+def check_zip(raw: BinaryIO, *, max_entries: int, max_unpacked_bytes: int) -> ZipSummary:
+    """Refuse a zip that could hurt whoever unpacks it or that holds no roster.
+
+    The hub never unpacks to disk (members are streamed), but a zip is also a file a
+    person may open again later: names that climb out of the folder (``../``, an
+    absolute path, a drive), more entries than a roster has, or more unpacked bytes
+    than allowed (a zip bomb) are refused outright. zipfile stops reading a member at
+    its declared size, so the declared sizes are the ones that count."""
+    try:
+        archive = zipfile.ZipFile(raw)
+    except (zipfile.BadZipFile, OSError):
+        raise RosterProtocolError("The file is not a zip file.") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > max_entries:
+            raise RosterProtocolError(
+                f"The zip holds {len(infos)} entries; a roster zip may hold at most {max_entries}."
+            )
+        for info in infos:
+            if _unsafe_member(info.filename):
+                raise RosterProtocolError(
+                    f"The zip entry {info.filename!r} points outside the zip's folder; it is refused."
+                )
+            if info.flag_bits & 0x1:
+                raise RosterProtocolError(f"The zip entry {info.filename!r} is password-protected.")
+        unpacked = sum(info.file_size for info in infos)
+        if unpacked > max_unpacked_bytes:
+            raise RosterProtocolError(
+                f"The zip unpacks to {unpacked} bytes; at most {max_unpacked_bytes} are allowed."
+            )
+        known = {name.lower() for name in FILES.values()}
+        found = sorted(
+            {
+                info.filename.rsplit("/", 1)[-1].lower()
+                for info in infos
+                if not info.is_dir() and info.filename.rsplit("/", 1)[-1].lower() in known
+            }
+        )
+        if not found:
+            raise RosterProtocolError(
+                "The zip holds no OneRoster CSV files (orgs.csv, users.csv, classes.csv, ...)."
+            )
+        return ZipSummary(entries=len(infos), unpacked_bytes=unpacked, csv_files=tuple(found))
+
+
 class _Package:
     """A folder or a zip; files are found by name, case-insensitively, at the top
-    or inside one folder (zips made by hand often wrap everything in a folder)."""
+    or inside one folder (zips made by hand often wrap everything in a folder).
+    A zip may also be an open binary file (an upload read from file storage)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | BinaryIO) -> None:
         self.path = path
         self._zip: zipfile.ZipFile | None = None
         self._names: dict[str, str] = {}
-        if path.is_dir():
+        if not isinstance(path, Path):
+            try:
+                self._zip = zipfile.ZipFile(path)
+            except zipfile.BadZipFile:
+                raise RosterProtocolError("The uploaded file is not a zip file.") from None
+            self._index_zip(self._zip)
+        elif path.is_dir():
             for child in path.iterdir():
                 if child.is_file():
                     self._names[child.name.lower()] = str(child)
         elif zipfile.is_zipfile(path):
             self._zip = zipfile.ZipFile(path)
-            for info in self._zip.infolist():
-                if info.is_dir():
-                    continue
-                base = info.filename.rsplit("/", 1)[-1].lower()
-                self._names.setdefault(base, info.filename)
+            self._index_zip(self._zip)
         else:
             raise RosterProtocolError(f"{path} is neither a folder nor a zip file.")
+
+    def _index_zip(self, archive: zipfile.ZipFile) -> None:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            base = info.filename.rsplit("/", 1)[-1].lower()
+            self._names.setdefault(base, info.filename)
+
+    def display_name(self, name: str) -> str:
+        """How a person finds the file: its name in the zip, or in the folder."""
+        target = self._names[name.lower()]
+        return target if self._zip is not None else Path(target).name
+
+    def names(self) -> list[str]:
+        return sorted(self._names)
+
+    @contextmanager
+    def open_binary(self, name: str) -> Iterator[IO[bytes]]:
+        target = self._names[name.lower()]
+        if self._zip is not None:
+            with self._zip.open(target) as raw:
+                yield raw
+        else:
+            with open(target, "rb") as handle:
+                yield handle
+
+    def encoding_error(self, name: str) -> NotUtf8 | None:
+        with self.open_binary(name) as raw:
+            found = first_non_utf8(raw)
+        return None if found is None else NotUtf8(self.display_name(name), *found)
 
     def has(self, name: str) -> bool:
         return name.lower() in self._names
@@ -231,9 +367,22 @@ def _norm(header: str) -> str:
 class CsvPackage:
     """One OneRoster CSV package. ``records()`` streams every row of every file."""
 
-    def __init__(self, path: str | Path, *, delta: bool | None = None) -> None:
-        self.package = _Package(Path(path))
+    def __init__(self, path: str | Path | BinaryIO, *, delta: bool | None = None) -> None:
+        self.package = _Package(path if not isinstance(path, str) else Path(path))
         self.manifest = self._read_manifest(delta)
+
+    def _not_utf8(self, name: str, exc: UnicodeDecodeError) -> RosterProtocolError:
+        # The text reader decodes ahead in blocks, so its error cannot say where the
+        # byte is; one pass over the raw bytes can.
+        return self.package.encoding_error(name) or RosterProtocolError(f"file {name} is not UTF-8 ({exc})")
+
+    def check_encoding(self) -> None:
+        """Raise ``NotUtf8`` for the first file this package would read that is not UTF-8."""
+        names = ["manifest.csv"] if self.package.has("manifest.csv") else []
+        names += [FILES[e] for e, mode in self.manifest.modes.items() if mode != "absent"]
+        for name in names:
+            if (problem := self.package.encoding_error(name)) is not None:
+                raise problem
 
     def close(self) -> None:
         self.package.close()
@@ -253,12 +402,15 @@ class CsvPackage:
         if self.package.has("manifest.csv"):
             with self.package.open("manifest.csv") as handle:
                 reader = csv.reader(handle)
-                header = next(reader, None)
-                if header is None or [_norm(h) for h in header[:2]] != ["propertyname", "value"]:
-                    raise RosterProtocolError("manifest.csv:1: header must be propertyName,value")
-                for row in reader:
-                    if len(row) >= 2 and row[0].strip():
-                        props[row[0].strip()] = row[1].strip()
+                try:
+                    header = next(reader, None)
+                    if header is None or [_norm(h) for h in header[:2]] != ["propertyname", "value"]:
+                        raise RosterProtocolError("manifest.csv:1: header must be propertyName,value")
+                    for row in reader:
+                        if len(row) >= 2 and row[0].strip():
+                            props[row[0].strip()] = row[1].strip()
+                except UnicodeDecodeError as exc:
+                    raise self._not_utf8("manifest.csv", exc) from None
         version = props.get("oneroster.version", "")
         if not version:
             # No manifest (or no version in it): 1.2 is the layout with roles.csv.
@@ -297,7 +449,10 @@ class CsvPackage:
             reader = csv.reader(handle)
             try:
                 header = next(reader, None)
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:
+                # Fatal for the whole run: every row after the bad byte is unreadable.
+                raise self._not_utf8(filename, exc) from None
+            except csv.Error as exc:
                 yield _file_error(entity, filename, 1, f"cannot read the header: {exc}")
                 return
             if header is None:
@@ -315,7 +470,9 @@ class CsvPackage:
                     row = next(reader)
                 except StopIteration:
                     return
-                except (csv.Error, UnicodeDecodeError) as exc:
+                except UnicodeDecodeError as exc:
+                    raise self._not_utf8(filename, exc) from None
+                except csv.Error as exc:
                     yield _file_error(entity, filename, reader.line_num + 1, f"unreadable row: {exc}")
                     return
                 line = reader.line_num

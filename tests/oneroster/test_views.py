@@ -57,7 +57,7 @@ def test_run_now_queues_a_run_after_commit_and_the_worker_applies_it(
     assert Enrollment.objects.filter(tenant=setup["tenant"]).count() == 2 * 6 + 30 * 6
     page = client.get(reverse("oneroster:run_detail", args=[run.pk]))
     assert page.status_code == 200
-    assert b"Succeeded" in page.content and b"<td>enrollment</td><td>192</td>" in page.content
+    assert b"Succeeded" in page.content and b"<td>Enrollments</td><td>192</td>" in page.content
     progress = client.get(reverse("oneroster:run_progress", args=[run.pk])).json()
     assert (progress["status"], progress["percent"], progress["progress_total"]) == (
         "succeeded",
@@ -155,7 +155,12 @@ def test_admin_refuses_a_csv_path_outside_the_drop_folder(client: Any, setup: di
 def test_scheduled_syncs_queue_each_connection_once(
     setup: dict[str, Any], django_capture_on_commit_callbacks: Any
 ) -> None:
-    RosterConnection.objects.create(tenant=setup["tenant"], name="off", csv_path="north", is_active=False)
+    RosterConnection.objects.create(
+        tenant=setup["tenant"], name="off", csv_path="north", is_active=False, schedule_full=True
+    )
+    # A new connection is on no schedule until an admin ticks one.
+    RosterConnection.objects.create(tenant=setup["tenant"], name="unscheduled", csv_path="north")
+    RosterConnection.objects.filter(pk=setup["conn"].pk).update(schedule_full=True)
     with django_capture_on_commit_callbacks() as callbacks:
         assert scheduled_syncs("full") == 1
         assert scheduled_syncs("full") == 0  # the first is still queued
