@@ -56,7 +56,7 @@ class SessionParticipantInline(admin.TabularInline):  # type: ignore[type-arg]
     model = SessionParticipant
     extra = 0
     fields = ["student", "status", "outcome", "booked_by", "cancelled_at"]
-    readonly_fields = fields
+    readonly_fields = ["student", "status", "outcome", "booked_by", "cancelled_at"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -42,6 +42,8 @@ def policy_for(tenant: Tenant | uuid.UUID) -> SchedulingPolicy:
 
 def person_in_tenant(*, tenant_id: uuid.UUID | None, person_id: Any, field: str) -> User:
     """The person in that tenant, or NotFound: another tenant's people do not exist here."""
+    if tenant_id is None:
+        raise NotFound("No such person.", field)
     try:
         return User.objects.get(pk=person_id, tenant_id=tenant_id, is_active=True)
     except (User.DoesNotExist, ValueError, TypeError, ValidationError):
@@ -176,6 +178,8 @@ def serves(*, profile: TutorProfile, student: User, klass: Class | None) -> bool
 
 
 def session_in_tenant(*, tenant_id: uuid.UUID | None, session_id: Any, lock: bool = False) -> Session:
+    if tenant_id is None:
+        raise NotFound("No such session.", "session_id")
     rows = Session.objects.filter(tenant_id=tenant_id)
     if lock:
         rows = rows.select_for_update()
@@ -254,7 +258,7 @@ def sessions_for_person(
     Cancelled sessions are included (calendars show them cancelled); expired holds are not.
     """
     person = User.objects.filter(pk=person_id).only("pk", "tenant_id").first()
-    if person is None:
+    if person is None or person.tenant_id is None:
         return []
     wards = GuardianLink.objects.filter(guardian_id=person_id, is_active=True).values("student_id")
     rows = Session.objects.filter(tenant_id=person.tenant_id, start__lt=end, end__gt=start).filter(

@@ -211,8 +211,11 @@ def tutor_profile_set(*, actor: User, person: User, **fields: Any) -> TutorProfi
     if "class_ids" in fields:
         classes = _rows_in_tenant(Class, fields["class_ids"], actor.tenant_id, "class_ids")
 
+    tenant = person.tenant
+    if tenant is None:
+        raise NotFound("No such person.", "person_id")
     profile, created = TutorProfile.objects.select_for_update().get_or_create(
-        user=person, defaults={"tenant_id": person.tenant_id, "time_zone": person.time_zone, **values}
+        user=person, defaults={"tenant": tenant, "time_zone": person.time_zone, **values}
     )
     if not created and values:
         for name, value in values.items():
@@ -222,9 +225,9 @@ def tutor_profile_set(*, actor: User, person: User, **fields: Any) -> TutorProfi
         profile.schools.set(schools)
     if classes is not None:
         profile.classes.set(classes)
-    role_assign(tenant=person.tenant, user=person, role=Role.TUTOR)  # type: ignore[arg-type]
+    role_assign(tenant=tenant, user=person, role=Role.TUTOR)
     audit_record(
-        tenant=person.tenant,
+        tenant=tenant,
         actor=actor,
         action="scheduling.tutor.create" if created else "scheduling.tutor.update",
         target=profile,
@@ -717,8 +720,7 @@ def booking_confirm(*, actor: User, session_id: Any) -> Session:
         return session  # confirming twice changes nothing
     now = timezone.now()
     if session.status == Session.Status.HELD and session.hold_expires_at and session.hold_expires_at <= now:
-        session.status = Session.Status.EXPIRED
-        session.save(update_fields=["status", "updated_at"])
+        # No write: the refusal rolls back, and the next booking of this tutor marks it expired.
         raise BookingRefused("The hold has expired; choose the time again.", "session_id")
     if session.status != Session.Status.HELD:
         raise BookingRefused(
