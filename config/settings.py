@@ -343,3 +343,18 @@ CELERY_BEAT_SCHEDULE |= {
     "sso-certificate-expiry": {"task": "sso.certificate_expiry_check", "schedule": 24 * 3600.0},
     "sso-purge-expired": {"task": "sso.purge_expired", "schedule": 3600.0},
 }
+
+# [api]
+# The JSON API at /api/v1/ (config/api.py; bearer tokens in tutoring_core/apiauth).
+# A token's last_used_at is written at most this often (seconds), not on every request.
+API_TOKEN_LAST_USED_SECONDS = env.int("API_TOKEN_LAST_USED_SECONDS", 60, minimum=0)
+# Idempotency-Key answers are kept this long, then purged by the beat task below.
+API_IDEMPOTENCY_TTL_HOURS = env.int("API_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
+# The interactive docs page at /api/v1/docs (the OpenAPI document is always served).
+API_DOCS = env.bool("API_DOCS", True)
+if API_DOCS:
+    INSTALLED_APPS.append("ninja")  # serves the docs page's scripts locally, not from a CDN
+CELERY_BEAT_SCHEDULE["apiauth-purge-idempotency"] = {
+    "task": "apiauth.purge_idempotency_records",
+    "schedule": 3600.0,
+}

@@ -1,0 +1,30 @@
+"""Isolation makers for the JSON API's admin models.
+
+The API's own URLs are bearer-only, so the session-signed walker in
+tests/test_tenant_isolation.py cannot call them: they are exempted below and walked
+with another district's bearer token in tests/api/test_isolation.py instead.
+"""
+
+from __future__ import annotations
+
+from tests import factories as f
+from tests.isolation import EXEMPT_URL_NAMES, admin_model
+from tutoring_core.accounts.models import Tenant
+from tutoring_core.apiauth.services import token_create
+
+for _name in (
+    "api_tutor_put",
+    "api_tutor_get",
+    "api_availability_put",
+    "api_tutor_slots",
+    "api_booking_cancel",
+    "api_booking_reschedule",
+):
+    EXEMPT_URL_NAMES[_name] = (
+        "JSON API, bearer-only: walked with another district's token in tests/api/test_isolation.py"
+    )
+
+
+@admin_model("apiauth.ApiToken")
+def _api_token(tenant: Tenant) -> object:
+    return token_create(person=f.UserFactory(tenant=tenant)).row
