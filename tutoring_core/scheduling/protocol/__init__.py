@@ -1,0 +1,1 @@
+"""Scheduling rules that need no Django: the slot engine (slots.py)."""
