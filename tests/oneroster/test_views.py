@@ -74,6 +74,8 @@ def test_other_personas_get_404_and_change_nothing(client: Any, setup: dict[str,
     for name, arg, method in [
         ("connection_test", conn.pk, "post"),
         ("connection_run", conn.pk, "post"),
+        ("connection_upload", conn.pk, "get"),
+        ("connection_upload", conn.pk, "post"),
         ("run_detail", run.pk, "get"),
         ("run_progress", run.pk, "get"),
         ("run_approve", run.pk, "post"),
