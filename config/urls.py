@@ -3,12 +3,14 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from config.api import api
 from tutoring_core.web import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", api.urls),
     path("lti/advantage/", include("lti_tool.advantage.urls")),
     path("lti/", include("lti_tool.urls")),
     path("oneroster/", include("oneroster.urls")),
