@@ -225,3 +225,21 @@ class SimulatorKey(TimeStamped):
 
     class Meta:
         ordering = ["created_at"]
+
+
+class SimulatorPlacement(TimeStamped):
+    """What the demo launch simulator (the pretend LMS) placed in its course from a
+    deep-linking response: a resource link it names, with the item's title, custom
+    parameters and line item, so the simulator can open it as a real LMS would."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    resource_link_id = models.CharField(max_length=64, unique=True)
+    title = models.CharField(max_length=255, blank=True)
+    custom = models.JSONField(default=dict, blank=True)
+    line_item = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return self.title or self.resource_link_id

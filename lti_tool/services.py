@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 # Custom parameters our deep-linking content items carry, naming what to open.
 CUSTOM_TARGET = "hub_target"
 CUSTOM_TUTOR = "hub_tutor"
+# Set by our deep-linking response on a gradable item: the column planned for it
+# (lti_tool.advantage.api.placement_plan), bound at the placed link's first launch.
+CUSTOM_PLACEMENT = "hub_placement"
 
 
 def _check_url(value: str, label: str) -> str:
@@ -437,6 +440,7 @@ def launch_provision(
                 lineitem_url=claims.ags.lineitem,
                 lineitems_url=claims.ags.lineitems or "",
                 context_id=claims.context_id or "",
+                placement_ref=str(claims.custom.get(CUSTOM_PLACEMENT, "")),
             )
     return LaunchOutcome(
         user=user,

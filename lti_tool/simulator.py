@@ -4,6 +4,7 @@ on lti1p3platform. See lti_tool/demo.py."""
 from __future__ import annotations
 
 import typing as t
+import uuid
 from collections.abc import Callable
 from functools import wraps
 
@@ -20,6 +21,7 @@ from lti1p3platform.registration import Registration
 
 from lti_tool import demo, keys
 from lti_tool.launch import launch_url, login_url
+from lti_tool.models import SimulatorPlacement
 
 
 def demo_only(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -78,6 +80,12 @@ def course(request: HttpRequest) -> HttpResponse:
     persona_key = request.GET.get("as", "")
     message = request.GET.get("message", "resource")
     persona = demo.PERSONAS.get(persona_key)
+    placement = _placement(request.GET.get("placement", ""))
+    if request.GET.get("placement") and placement is None:
+        raise Http404("The simulated course has no such placed item.")
+    hint = "deeplink" if message == "deeplink" else "resource"
+    if placement is not None:
+        hint = f"placement:{placement.pk}"
     login = None
     if persona is not None:
         login = {
@@ -86,7 +94,7 @@ def course(request: HttpRequest) -> HttpResponse:
                 "iss": demo.issuer(),
                 "login_hint": persona.key,
                 "target_link_uri": launch_url(),
-                "lti_message_hint": "deeplink" if message == "deeplink" else "resource",
+                "lti_message_hint": hint,
                 "client_id": demo.CLIENT_ID,
                 "lti_deployment_id": demo.DEPLOYMENT_ID,
             },
@@ -94,8 +102,22 @@ def course(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "lti_tool/simulator.html",
-        {"personas": demo.PERSONAS.values(), "persona": persona, "message": message, "login": login},
+        {
+            "personas": demo.PERSONAS.values(),
+            "persona": persona,
+            "message": message,
+            "login": login,
+            "placement": placement,
+            "placements": SimulatorPlacement.objects.order_by("created_at"),
+        },
     )
+
+
+def _placement(value: str) -> SimulatorPlacement | None:
+    try:
+        return SimulatorPlacement.objects.filter(pk=uuid.UUID(value)).first() if value else None
+    except ValueError:
+        return None
 
 
 @demo_only
@@ -131,10 +153,20 @@ def auth(request: HttpRequest) -> HttpResponse:
         context_label=demo.COURSE_ID,
     )
     launch.set_extra_claims({"given_name": claims["given_name"], "family_name": claims["family_name"]})
-    if params.get("lti_message_hint") == "deeplink":
+    hint = params.get("lti_message_hint", "")
+    if hint == "deeplink":
         launch.set_dl(
             demo.platform_urls()["deep_link_return"], title="Add tutoring", accept_types={"ltiResourceLink"}
         )
+    elif hint.startswith("placement:"):
+        # An item placed by deep linking, opened as the LMS opens it: its own
+        # resource link, with the custom parameters the tool's response set.
+        placement = _placement(hint.removeprefix("placement:"))
+        if placement is None:
+            return HttpResponse("invalid_request: unknown placement", status=400, content_type="text/plain")
+        launch.set_resource_link_claim(placement.resource_link_id, title=placement.title)
+        if placement.custom:
+            launch.set_custom_parameters_claim(dict(placement.custom))
     else:
         launch.set_resource_link_claim("sim-link-tutoring", title="Tutoring")
         launch.set_custom_parameters_claim({"hub_target": "class"})
@@ -176,4 +208,19 @@ def deep_link_return(request: HttpRequest) -> HttpResponse:
         return HttpResponse(
             f"The simulated LMS refused the response: {exc}", status=400, content_type="text/plain"
         )
-    return render(request, "lti_tool/simulator_placed.html", {"items": items})
+    # The LMS keeps what was placed as resource links of its own naming.
+    placements = [
+        SimulatorPlacement.objects.create(
+            resource_link_id=f"sim-placed-{uuid.uuid4().hex[:16]}",
+            title=str(item.get("title") or "")[:255],
+            custom={str(k): str(v) for k, v in (item.get("custom") or {}).items()},
+            line_item=item.get("lineItem") if isinstance(item.get("lineItem"), dict) else None,
+        )
+        for item in items
+        if isinstance(item, dict) and item.get("type") == "ltiResourceLink"
+    ]
+    return render(
+        request,
+        "lti_tool/simulator_placed.html",
+        {"items": items, "placements": placements, "personas": demo.PERSONAS.values()},
+    )

@@ -22,6 +22,7 @@ from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.lineitem import LineItem
 
 from lti_tool import keys, services
+from lti_tool.advantage.api import placement_plan
 from lti_tool.launch import (
     HubCookieService,
     HubMessageLaunch,
@@ -143,6 +144,9 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
                 "deployment_id": deployment.deployment_id,
                 "class_id": str(outcome.class_id) if outcome.class_id else None,
                 "settings": dict(claims.deep_linking or {}),
+                # Where gradable items' columns will be (AGS claim of the request).
+                "lineitems": claims.ags.lineitems if claims.ags is not None else "",
+                "context_id": claims.context_id or "",
             },
             DEEP_LINK_TTL,
         )
@@ -343,32 +347,50 @@ def deep_link(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
         return render(request, "lti_tool/deep_link.html", {**context, "error": error}, status=400)
 
     gradable = set(request.POST.getlist("gradable"))
-    resources = []
-    for value in chosen:
-        option = by_value[value]
-        target, _, ref = value.partition(":")
-        custom = {services.CUSTOM_TARGET: target}
-        if ref:
-            custom[services.CUSTOM_TUTOR] = ref
-        resource = (
-            DeepLinkResource().set_url(launch_url()).set_title(option["title"]).set_custom_params(custom)
-        )
-        if value in gradable:
-            resource.set_lineitem(
-                LineItem().set_score_maximum(100).set_label(option["title"]).set_resource_id(value)
-            )
-        resources.append(resource)
     registration = PlatformRegistration.objects.get(pk=record["registration"], tenant_id=record["tenant"])
+    # One response per request, claimed before anything is written: a form posted
+    # twice (a double click) plans its columns once.
+    if not cache.delete(_deep_link_key(session_id)):
+        raise Http404("No such deep-linking request.")
+    resources = []
+    planned: dict[str, str] = {}
+    with transaction.atomic():
+        for value in chosen:
+            option = by_value[value]
+            target, _, ref = value.partition(":")
+            custom = {services.CUSTOM_TARGET: target}
+            if ref:
+                custom[services.CUSTOM_TUTOR] = ref
+            resource = DeepLinkResource().set_url(launch_url()).set_title(option["title"])
+            if value in gradable and klass is not None:
+                # The column shows on the class's grades page now (issue 11): the
+                # platform makes its own from this lineItem, and the placed link's
+                # first launch binds the two through the custom parameter.
+                placement = uuid.uuid4().hex
+                placement_plan(
+                    tenant=registration.tenant,
+                    registration_id=registration.pk,
+                    class_id=klass.pk,
+                    placement_ref=placement,
+                    title=option["title"],
+                    context_id=record.get("context_id", ""),
+                    lineitems_url=record.get("lineitems", ""),
+                )
+                custom[services.CUSTOM_PLACEMENT] = placement
+                planned[value] = placement
+                resource.set_lineitem(
+                    LineItem().set_score_maximum(100).set_label(option["title"]).set_resource_id(placement)
+                )
+            resources.append(resource.set_custom_params(custom))
+        audit_record(
+            tenant=registration.tenant,
+            actor=request.user if isinstance(request.user, User) else None,
+            action="lti.deep_link.respond",
+            target=registration,
+            details={"items": chosen, "gradable": sorted(gradable), "placements": planned},
+        )
     deep_link_obj = DeepLink(HubRegistration(registration), record["deployment_id"], dl_settings)  # type: ignore[arg-type]
     response_jwt = deep_link_obj.get_response_jwt(resources)
-    cache.delete(_deep_link_key(session_id))  # one response per request
-    audit_record(
-        tenant=registration.tenant,
-        actor=request.user if isinstance(request.user, User) else None,
-        action="lti.deep_link.respond",
-        target=registration,
-        details={"items": chosen, "gradable": sorted(gradable)},
-    )
     return render(
         request,
         "lti_tool/deep_link_return.html",

@@ -18,7 +18,7 @@ from lti_tool.advantage import services, tasks
 from lti_tool.advantage.data import Placement, SyncRef
 from tutoring_core.accounts.api import Tenant, User
 
-__all__ = ["Placement", "SyncRef", "membership_sync_queue", "placement_register"]
+__all__ = ["Placement", "SyncRef", "membership_sync_queue", "placement_plan", "placement_register"]
 
 
 def placement_register(
@@ -66,13 +66,25 @@ def placement_seen_at_launch(
     lineitem_url: str,
     lineitems_url: str = "",
     context_id: str = "",
+    placement_ref: str = "",
 ) -> Placement | None:
     """A launch whose AGS claim binds a line item to its link (the platform made the
     column, e.g. from a deep-linking lineItem): make the link gradable once. Cheap on
-    relaunch: one indexed lookup when the column is known already."""
+    relaunch: one indexed lookup when the column is known already. ``placement_ref``
+    (the link's custom parameter, set by our deep-linking response) names the column
+    :func:`placement_plan` made for it: that one is bound, no second one is made."""
     from lti_tool.advantage.models import LineItem
 
     if LineItem.objects.filter(registration_id=registration_id, url=lineitem_url).exists():
+        return None
+    if placement_ref and services.placement_bind(
+        tenant_id=tenant.pk,
+        registration_id=registration_id,
+        placement_ref=placement_ref,
+        resource_link_id=resource_link_id,
+        lineitem_url=lineitem_url,
+        lineitems_url=lineitems_url,
+    ):
         return None
     return placement_register(
         tenant=tenant,
@@ -83,6 +95,38 @@ def placement_seen_at_launch(
         lineitem_url=lineitem_url,
         lineitems_url=lineitems_url,
         context_id=context_id,
+    )
+
+
+def placement_plan(
+    *,
+    tenant: Tenant,
+    registration_id: uuid.UUID,
+    class_id: uuid.UUID,
+    placement_ref: str,
+    title: str,
+    score_maximum: Decimal | int | float = 100,
+    context_id: str = "",
+    lineitems_url: str = "",
+) -> Placement:
+    """A gradable deep-linking item: its column on the class's grades page now, bound
+    to the platform's column at the placed link's first launch (see
+    ``services.placement_plan``). Idempotent for one ``placement_ref``."""
+    line_item = services.placement_plan(
+        tenant=tenant,
+        registration_id=registration_id,
+        class_id=class_id,
+        placement_ref=placement_ref,
+        title=title,
+        score_maximum=score_maximum,
+        context_id=context_id,
+        lineitems_url=lineitems_url,
+    )
+    return Placement(
+        line_item_id=line_item.pk,
+        activity_id=line_item.activity_id,
+        label=line_item.label,
+        line_item_url=line_item.url,
     )
 
 

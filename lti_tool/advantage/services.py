@@ -158,20 +158,22 @@ def placement_register(
     lineitems_url: str = "",
     resource_id: str = "",
     tag: str = "",
+    activity_key: str = "",
 ) -> LineItem:
     """Make a placed resource link gradable: a progress activity, its line item, and
     the outbox destination that carries the activity's results there. Idempotent.
 
     ``lineitem_url`` comes from the launch's AGS claim when the platform made the
     column (deep linking); otherwise the column is found or created in
-    ``lineitems_url`` by :func:`lineitem_sync`.
+    ``lineitems_url`` by :func:`lineitem_sync`. ``activity_key`` names a placement
+    whose resource link the platform has not named yet (:func:`placement_plan`).
     """
-    if not lineitem_url and not lineitems_url:
+    if not lineitem_url and not lineitems_url and not activity_key:
         raise ProtocolError("The platform gave no line item service for this link (no AGS claim).")
     activity = progress.activity_upsert(
         tenant=tenant,
         class_id=class_id,
-        key=f"lti:{registration_id}:{resource_link_id}",
+        key=activity_key or f"lti:{registration_id}:{resource_link_id}",
         title=title,
         score_maximum=score_maximum,
     )
@@ -215,6 +217,72 @@ def placement_register(
             channel=str(registration_id),  # one dispatcher and one rate limit per platform
         )
     return line_item
+
+
+def placement_plan(
+    *,
+    tenant: Tenant,
+    registration_id: uuid.UUID,
+    class_id: uuid.UUID,
+    placement_ref: str,
+    title: str,
+    score_maximum: Decimal | int | float = 100,
+    context_id: str = "",
+    lineitems_url: str = "",
+) -> LineItem:
+    """A gradable item a teacher chose in deep linking, as a column of the class's
+    grades page at once, before the platform has named its resource link.
+
+    The deep-linking response asks the platform to make the column (its lineItem
+    carries ``resourceId = placement_ref``) and the placed link to carry
+    ``placement_ref`` as a custom parameter. The link's first launch binds this
+    row to the platform's column (:func:`placement_bind`); until then a delivery
+    finds the column in ``lineitems_url`` by that resource id. No sync is queued
+    here: one run before the platform has read the response would make a second
+    column there."""
+    return placement_register(
+        tenant=tenant,
+        registration_id=registration_id,
+        class_id=class_id,
+        resource_link_id="",
+        title=title,
+        score_maximum=score_maximum,
+        context_id=context_id,
+        lineitems_url=lineitems_url,
+        resource_id=placement_ref,
+        activity_key=f"lti:{registration_id}:placement:{placement_ref}",
+    )
+
+
+def placement_bind(
+    *,
+    tenant_id: uuid.UUID,
+    registration_id: uuid.UUID,
+    placement_ref: str,
+    resource_link_id: str,
+    lineitem_url: str,
+    lineitems_url: str = "",
+) -> bool:
+    """The first launch of a link placed by deep linking: its planned column takes
+    the platform's line item URL and resource link id. Claimed by update, so two
+    first launches bind it once; False when there is nothing left to bind."""
+    if LineItem.objects.filter(registration_id=registration_id, url=lineitem_url).exists():
+        return False  # the column is known already (a delivery found it)
+    values: dict[str, object] = {
+        "url": lineitem_url,
+        "resource_link_id": resource_link_id,
+        "updated_at": timezone.now(),
+    }
+    if lineitems_url:
+        values["lineitems_url"] = lineitems_url
+    try:
+        with transaction.atomic():
+            bound = LineItem.objects.filter(
+                tenant_id=tenant_id, registration_id=registration_id, resource_id=placement_ref, url=""
+            ).update(**values)
+    except IntegrityError:  # another launch bound that URL to this row a moment ago
+        return False
+    return bound == 1
 
 
 def _apply_shape(line_item: LineItem, shape: LineItemShape) -> None:

@@ -53,6 +53,9 @@ def _page(
     students = [e.user for e in members if e.role == "student"]
     activities = list(progress.activities_for_class(tenant=tenant, class_id=klass.pk))
     latest = progress.latest_results(tenant=tenant, activity_ids=[a.pk for a in activities])
+    line_items = list(selectors.line_items_for_class(tenant_id=tenant.pk, class_id=klass.pk))
+    by_activity = {item.activity_id: item for item in line_items}
+    columns = [{"activity": a, "line_item": by_activity.get(a.pk)} for a in activities]
     rows = [
         {
             "student": student,
@@ -66,13 +69,14 @@ def _page(
         {
             "klass": klass,
             "activities": activities,
+            "columns": columns,
             "rows": rows,
             "members": members,
             "form": form or ScoreEntryForm(),
             "sync": selectors.latest_membership_sync(tenant_id=tenant.pk, class_id=klass.pk),
             "can_sync": bool(platforms.memberships_for_class(tenant=tenant, class_id=klass.pk)),
             "unplaced": len(platforms.gradable_links_for_class(tenant=tenant, class_id=klass.pk))
-            - selectors.line_items_for_class(tenant_id=tenant.pk, class_id=klass.pk).count(),
+            - len(line_items),
         },
         status=status,
     )

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 import requests
+from django.urls import reverse
 
+from lti_tool.advantage.models import LineItem
 from lti_tool.models import ResourceLink
 from tests.factories import EnrollmentFactory, UserFactory
 from tests.lti_tool.conftest import run_launch
@@ -61,14 +63,20 @@ def test_deep_linking_round_trip_several_items(client: Any, platform: LtiPlatfor
     placed = requests.post(action, data=fields, timeout=10)
     assert placed.status_code == 200, placed.text
     assert platform.deep_link_errors == []
+    planned = LineItem.objects.get()
+    assert len(planned.resource_id) == 32
     assert platform.deep_link_responses == [
         [
             {
                 "type": "ltiResourceLink",
                 "title": "Algebra I: tutoring",
                 "url": "http://testserver/lti/launch/",
-                "lineItem": {"scoreMaximum": 100, "label": "Algebra I: tutoring", "resourceId": "class"},
-                "custom": {"hub_target": "class"},
+                "lineItem": {
+                    "scoreMaximum": 100,
+                    "label": "Algebra I: tutoring",
+                    "resourceId": planned.resource_id,
+                },
+                "custom": {"hub_target": "class", "hub_placement": planned.resource_id},
             },
             {
                 "type": "ltiResourceLink",
@@ -147,3 +155,63 @@ def test_deep_linking_page_personas(
         assert other.get(url).status_code == 404
         assert other.post(url, {"item": ["class"]}).status_code == 404
     assert client.get(url).status_code == 200
+
+
+LINEITEMS = "https://lms.example.org/api/lti/courses/1/line_items"
+
+
+def test_gradable_placement_is_a_grades_column_at_once_and_its_first_launch_binds_it(
+    client: Any, platform: LtiPlatform, registration: Any
+) -> None:
+    """Issue 11: the teacher who places a graded page sees its column on the grades
+    page right away; the placed link's first launch (carrying the platform's line
+    item) binds that column instead of making a second one."""
+    from tutoring_core.progress.models import Activity
+
+    response = _dl_launch(client, platform, ags_lineitems=LINEITEMS)
+    klass = ClassKey.objects.get(subject=f"{platform.deployment_id}/course-1").klass
+    answer = client.post(response["Location"], {"item": ["class", "booking"], "gradable": ["class"]})
+    assert answer.status_code == 200
+    planned = LineItem.objects.get()
+    assert (planned.label, planned.url, planned.resource_link_id, planned.lineitems_url, planned.context_id) == (
+        "Algebra I: tutoring", "", "", LINEITEMS, "course-1",
+    )  # fmt: skip
+    assert planned.activity.klass_id == klass.pk
+
+    grades = client.get(reverse("lti_advantage:class_grades", args=[klass.pk]))
+    assert grades.status_code == 200
+    html = grades.content.decode()
+    assert (
+        f'<th data-activity="{planned.activity_id}">Algebra I: tutoring <span class="muted">/ 100</span>'
+        '<br><span class="muted line-item">LMS column: Algebra I: tutoring (links when the LMS first opens it)'
+        "</span></th>"
+    ) in html
+    assert f'<option value="{planned.activity_id}">Algebra I: tutoring</option>' in html
+    assert "No gradable activity is placed in this class yet." not in html
+
+    action, fields = LtiPlatform.parse_form(answer.content.decode())
+    platform.set_tool_jwks(client.get("/lti/jwks.json").json())
+    assert requests.post(action, data=fields, timeout=10).status_code == 200
+    placed = platform.deep_link_responses[0][0]
+    student = type(client)()
+    for _ in range(2):
+        launch = run_launch(
+            student,
+            platform,
+            platform.launch(
+                sub="student-1",
+                roles=[ROLE_LEARNER],
+                context_id="course-1",
+                resource_link_id="lms-link-1",
+                resource_link_title=placed["title"],
+                custom=placed["custom"],
+                ags_lineitems=LINEITEMS,
+                ags_lineitem=LINEITEMS + "/41",
+            ),
+        ).response
+        assert launch.status_code == 302
+    bound = LineItem.objects.get()
+    assert (bound.pk, bound.url, bound.resource_link_id) == (planned.pk, LINEITEMS + "/41", "lms-link-1")
+    assert Activity.objects.filter(klass=klass).count() == 1
+    html = client.get(reverse("lti_advantage:class_grades", args=[klass.pk])).content.decode()
+    assert "LMS column: Algebra I: tutoring (linked)</span>" in html

@@ -101,3 +101,63 @@ def test_simulator_is_absent_outside_demo_mode(client: Any, settings: Any) -> No
     settings.DEMO_MODE = False
     assert client.get("/lti/demo/?as=teacher").status_code == 404
     assert client.get("/lti/demo/platform/jwks.json").status_code == 404
+
+
+def test_simulator_opens_what_deep_linking_placed(demo_server: str) -> None:
+    """Issue 11: the simulated LMS keeps the placed items as resource links and opens
+    them; a graded one is a column on the teacher's grades page."""
+    from lti_tool.advantage.models import LineItem
+    from lti_tool.models import ResourceLink, SimulatorPlacement
+
+    teacher = requests.Session()
+    picker = _walk(teacher, demo_server, "as=teacher&message=deeplink")
+    _localhost_is_secure(teacher)
+    answer = teacher.post(
+        picker.url,
+        data={
+            "item": ["class"],
+            "gradable": ["class"],
+            "csrfmiddlewaretoken": teacher.cookies.get("csrftoken"),
+        },
+        headers={"Referer": picker.url},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text[:500]
+    action, fields = LtiPlatform.parse_form(answer.text)
+    placed = teacher.post(action, data=fields, timeout=10)
+    assert placed.status_code == 200, placed.text
+    placement = SimulatorPlacement.objects.get()
+    planned = LineItem.objects.get()
+    assert (placement.title, placement.custom, placement.line_item) == (
+        "Algebra I — Period 2: tutoring",
+        {"hub_target": "class", "hub_placement": planned.resource_id},
+        {"scoreMaximum": 100, "label": "Algebra I — Period 2: tutoring", "resourceId": planned.resource_id},
+    )
+    assert f'href="/lti/demo/?as=student&amp;placement={placement.pk}"' in placed.text
+
+    klass_id = planned.activity.klass_id
+    grades = teacher.get(f"{demo_server}/lti/advantage/classes/{klass_id}/grades/", timeout=10)
+    assert grades.status_code == 200
+    assert 'Algebra I — Period 2: tutoring <span class="muted">/ 100</span>' in grades.text
+    assert "LMS column: Algebra I — Period 2: tutoring (links when the LMS first opens it)" in grades.text
+
+    course = requests.get(f"{demo_server}/lti/demo/", timeout=10).text
+    assert f'data-placement="{placement.resource_link_id}"' in course
+    landed = _walk(requests.Session(), demo_server, f"as=student&placement={placement.pk}")
+    assert landed.status_code == 200
+    assert "<h1>Algebra I — Period 2</h1>" in landed.text
+    link = ResourceLink.objects.get(resource_link_id=placement.resource_link_id)
+    assert (link.title, link.target, link.custom) == (
+        "Algebra I — Period 2: tutoring",
+        "class",
+        {"hub_target": "class", "hub_placement": planned.resource_id},
+    )
+    assert landed.url == f"{demo_server}/classes/{klass_id}/"
+
+
+def test_simulator_refuses_an_unknown_placement(client: Any, settings: Any) -> None:
+    settings.DEMO_MODE = True
+    assert (
+        client.get("/lti/demo/?as=student&placement=00000000-0000-0000-0000-000000000000").status_code == 404
+    )
+    assert client.get("/lti/demo/?as=student&placement=not-a-uuid").status_code == 404
