@@ -358,3 +358,38 @@ CELERY_BEAT_SCHEDULE["apiauth-purge-idempotency"] = {
     "task": "apiauth.purge_idempotency_records",
     "schedule": 3600.0,
 }
+
+# [accounts: sign-in]
+# A district admin's first password: the link `tenant_create --admin-email` prints
+# works once, for this many hours (Django's password-reset tokens; the hub has no
+# other reset flow).
+SET_PASSWORD_LINK_HOURS = env.int("SET_PASSWORD_LINK_HOURS", 24, minimum=1)
+PASSWORD_RESET_TIMEOUT = SET_PASSWORD_LINK_HOURS * 3600
+# Password sign-in (/signin/, /admin/login/) throttled by django-axes: after this many
+# failures for one username, or from one address, sign-in is refused (429) until the
+# failures are SIGNIN_LOCKOUT_MINUTES old. LTI and SSO sign-ins are not counted
+# (tutoring_core/accounts/throttle.py).
+SIGNIN_FAILURES_PER_ACCOUNT = env.int("SIGNIN_FAILURES_PER_ACCOUNT", 5, minimum=1)
+SIGNIN_FAILURES_PER_ADDRESS = env.int("SIGNIN_FAILURES_PER_ADDRESS", 30, minimum=1)
+SIGNIN_LOCKOUT_MINUTES = env.int("SIGNIN_LOCKOUT_MINUTES", 15, minimum=1)
+INSTALLED_APPS.append("axes")
+AUTHENTICATION_BACKENDS.insert(0, "axes.backends.AxesStandaloneBackend")  # first, per axes
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last, per axes
+import datetime as _dt  # noqa: E402
+
+AXES_HANDLER = "tutoring_core.accounts.throttle.SignInThrottleHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one locks
+AXES_FAILURE_LIMIT = SIGNIN_FAILURES_PER_ACCOUNT  # the handler shifts the address count
+AXES_COOLOFF_TIME = _dt.timedelta(minutes=SIGNIN_LOCKOUT_MINUTES)
+# Attempts refused during a lockout are audited but not counted, so the time the
+# lockout page names is when it really ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+AXES_DISABLE_ACCESS_LOG = True  # successes are in the audit log (auth.sign_in)
+# The same client address as the audit log (accounts.api.client_ip: REMOTE_ADDR,
+# which the proxy layer sets from X-Forwarded-For; see deploy/).
+AXES_CLIENT_IP_CALLABLE = "tutoring_core.accounts.api.client_ip"
+AXES_USERNAME_CALLABLE = "tutoring_core.accounts.throttle.attempted_username"
+AXES_LOCKOUT_CALLABLE = "tutoring_core.web.signin.locked_out"
+AXES_ENABLE_ADMIN = False  # no tenant to scope by; `manage.py axes_list_attempts` / `axes_reset_username`
+AXES_VERBOSE = False

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from tests import factories as f
-from tests.isolation import admin_model, url_param
+from tests.isolation import EXEMPT_URL_NAMES, admin_model, url_param
 from tutoring_core.accounts.models import Tenant
+
+EXEMPT_URL_NAMES["set_password"] = (
+    "authorized by the one-time token in its URL, not by who is signed in: any link that is not "
+    "a live token for that person answers 410 (tests/tutoring_core/test_set_password.py)"
+)
 
 
 @url_param("class_id")

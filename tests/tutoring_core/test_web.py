@@ -6,7 +6,14 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import Personas
-from tests.factories import PASSWORD, EnrollmentFactory, GuardianLinkFactory, UserFactory, district_admin
+from tests.factories import (
+    PASSWORD,
+    EnrollmentFactory,
+    GuardianLinkFactory,
+    TenantFactory,
+    UserFactory,
+    district_admin,
+)
 from tutoring_core.accounts.models import AuditLog
 
 pytestmark = pytest.mark.django_db
@@ -119,11 +126,44 @@ def test_district_code_leads_to_the_districts_sso_page(client: Any, personas: Pe
     assert response["Location"] == "/sso/north/"
 
 
-def test_unknown_or_inactive_district_code_is_explained(client: Any, personas: Personas) -> None:
-    response = client.get(reverse("web:district_sign_in"), {"district": "nowhere"})
-    assert response.status_code == 404
-    assert "No district uses the code &#x27;nowhere&#x27;." in response.content.decode()
-    personas.tenant.is_active = False
-    personas.tenant.save()
-    assert client.get(reverse("web:district_sign_in"), {"district": "north"}).status_code == 404
-    assert client.get(reverse("web:district_sign_in")).status_code == 400
+def test_district_code_answer_does_not_tell_which_districts_exist(
+    client: Any, personas: Personas, django_assert_num_queries: Any
+) -> None:
+    """Issue 11: a code no district uses, an inactive district's code and a live one
+    get the same answer (status, headers, body), without a lookup; the SSO page the
+    person proceeds to is where an unknown code is explained."""
+    inactive = TenantFactory(slug="east", is_active=False)
+    answers = {}
+    for code in ("north", "nowhere", inactive.slug):
+        with django_assert_num_queries(0):
+            response = client.get(reverse("web:district_sign_in"), {"district": code})
+        answers[code] = (
+            response.status_code,
+            sorted(response.headers.keys()),
+            response["Location"].replace(code, "CODE"),
+            response.content,
+        )
+    assert answers["north"] == answers["nowhere"] == answers["east"]
+    assert answers["north"][:1] + answers["north"][2:] == (302, "/sso/CODE/", b"")
+    assert client.get("/sso/nowhere/").status_code == 404
+    assert client.get("/sso/north/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({}, "Enter your district&#x27;s code."),
+        ({"district": "  "}, "Enter your district&#x27;s code."),
+        (
+            {"district": "north/../admin"},
+            "A district code has only letters, digits, hyphens and underscores.",
+        ),
+        ({"district": "x" * 64}, "A district code has only letters, digits, hyphens and underscores."),
+    ],
+)
+def test_malformed_district_code_is_explained(
+    client: Any, personas: Personas, query: dict[str, str], message: str
+) -> None:
+    response = client.get(reverse("web:district_sign_in"), query)
+    assert response.status_code == 400
+    assert message in response.content.decode()

@@ -7,6 +7,7 @@ Integration apps (lti_tool, oneroster, sso, scorm) import from here, never from
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 
 from django.contrib.auth import login as _login
@@ -136,9 +137,18 @@ def tenant_info(tenant: Tenant) -> TenantInfo:
 
 
 def client_ip(request: HttpRequest) -> str | None:
+    """The client's address, for the audit log and sign-in throttling (django-axes
+    reads it through AXES_CLIENT_IP_CALLABLE, so both always agree). None when the
+    server handed us something that is not an address."""
     # REMOTE_ADDR is the proxy's address behind nginx; deploy/ sets it from
     # X-Forwarded-For at the proxy (gunicorn forwarded_allow_ips), not here.
-    return request.META.get("REMOTE_ADDR") or None
+    value = request.META.get("REMOTE_ADDR") or None
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
 
 
 def session_login(request: HttpRequest, user: User, *, method: str, fresh: bool = False) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -11,10 +12,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from tutoring_core.accounts.api import audit_record, client_ip, is_district_admin, user_roles
-from tutoring_core.accounts.models import Role, Tenant, User
+from tutoring_core.accounts.models import Role, User
 from tutoring_core.accounts.selectors import wards_of
 from tutoring_core.classes.models import Class
 from tutoring_core.classes.selectors import class_members, classes_for_user
+
+# The shape of a tenant slug (Django's slug), which is what a district code is.
+DISTRICT_CODE = re.compile(r"[-a-z0-9_]{1,63}")
 
 
 class SignInView(auth_views.LoginView):
@@ -38,10 +42,13 @@ class SignInView(auth_views.LoginView):
 def district_sign_in(request: HttpRequest) -> HttpResponse:
     """Send a person to their district's single sign-on page by district code.
 
+    The answer never depends on whether a district uses the code: any well-formed
+    code gets the same redirect, with no lookup (issue 11: a 404 here told anyone
+    which codes exist). The SSO page it leads to says when no district matches.
     The core knows only the URL shape (settings.DISTRICT_SIGN_IN_URL), not the SSO app.
     """
     code = request.GET.get("district", "").strip().lower()
-    if code and Tenant.objects.active().filter(slug=code).exists():
+    if code and DISTRICT_CODE.fullmatch(code):
         return redirect(settings.DISTRICT_SIGN_IN_URL.format(slug=code))
     form = AuthenticationForm(request)
     return render(
@@ -50,11 +57,11 @@ def district_sign_in(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "district": code,
-            "district_error": f"No district uses the code {code!r}."
+            "district_error": "A district code has only letters, digits, hyphens and underscores."
             if code
             else "Enter your district's code.",
         },
-        status=404 if code else 400,
+        status=400,
     )
 
 
