@@ -179,6 +179,8 @@ def run_progress_view(request: HttpRequest, run_id: uuid.UUID) -> HttpResponse:
         phase_label=progress.phase_label,
         progress_done=run.progress_done,
         progress_total=run.progress_total,
+        status_label=progress.status_label,
+        live=run.status in (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING),
         rows_read=progress.rows_read,
         percent=progress.percent,
         progress_text=progress.text,
