@@ -12,14 +12,14 @@ import datetime as dt
 import re
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Body, Header, Query, Router, Schema
 from ninja.responses import Status
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from tutoring_core.accounts.models import User
 from tutoring_core.accounts.selectors import is_district_admin
@@ -42,6 +42,21 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 # --- shapes -----------------------------------------------------------------------------------
+
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=dt.UTC)
+
+
+def _instant(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("Give the time with its UTC offset (for example 2027-01-04T15:00:00Z).")
+    # Far-off years would overflow date arithmetic (a slot search runs days either side).
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("Give a time between the years 1970 and 2199.")
+    return value.astimezone(dt.UTC)
+
+
+Instant = Annotated[dt.datetime, AfterValidator(_instant)]
 
 
 class SlotOut(Schema):
@@ -197,15 +212,15 @@ class AvailabilityIn(Schema):
 
 
 class SlotsQuery(Schema):
-    start: dt.datetime = Field(description="ISO 8601 with a UTC offset.")
-    end: dt.datetime = Field(description="ISO 8601 with a UTC offset.")
+    start: Instant = Field(description="ISO 8601 with a UTC offset.")
+    end: Instant = Field(description="ISO 8601 with a UTC offset.")
     duration: int = Field(ge=1, le=MAX_DURATION_MIN, description="Minutes.")
 
 
 class BookingIn(Schema):
     tutor: uuid.UUID
     student: uuid.UUID
-    start: dt.datetime = Field(description="ISO 8601 with a UTC offset.")
+    start: Instant = Field(description="ISO 8601 with a UTC offset.")
     duration: int = Field(ge=1, le=MAX_DURATION_MIN, description="Minutes.")
     class_id: uuid.UUID | None = None
     subject: str = Field("", max_length=200)
@@ -213,8 +228,8 @@ class BookingIn(Schema):
 
 class BookingsQuery(Schema):
     person: uuid.UUID | None = Field(None, description="Whose sessions (default: the caller's).")
-    start: dt.datetime | None = Field(None, description="Default: now.")
-    end: dt.datetime | None = Field(None, description="Default: 90 days after start.")
+    start: Instant | None = Field(None, description="Default: now.")
+    end: Instant | None = Field(None, description="Default: 90 days after start.")
 
 
 class CancelIn(Schema):
@@ -223,7 +238,7 @@ class CancelIn(Schema):
 
 
 class RescheduleIn(Schema):
-    start: dt.datetime = Field(description="ISO 8601 with a UTC offset.")
+    start: Instant = Field(description="ISO 8601 with a UTC offset.")
     duration: int | None = Field(None, ge=1, le=MAX_DURATION_MIN, description="Minutes; default: unchanged.")
 
 
@@ -524,9 +539,6 @@ def bookings_list(request: HttpRequest, query: Query[BookingsQuery]) -> dict[str
         )
     start = query.start or timezone.now()
     end = query.end or start + dt.timedelta(days=90)
-    for name, value in (("start", start), ("end", end)):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise InvalidInput("Give the time with its UTC offset (for example 2027-01-04T15:00:00Z).", name)
     if end <= start:
         raise InvalidInput("The end must be after the start.", "end")
     if end - start > dt.timedelta(days=MAX_LIST_DAYS):
