@@ -393,3 +393,60 @@ AXES_USERNAME_CALLABLE = "tutoring_core.accounts.throttle.attempted_username"
 AXES_LOCKOUT_CALLABLE = "tutoring_core.web.signin.locked_out"
 AXES_ENABLE_ADMIN = False  # no tenant to scope by; `manage.py axes_list_attempts` / `axes_reset_username`
 AXES_VERBOSE = False
+
+# [messaging]
+# Session notices and reminders (issue 12). Email goes through Django's backend: the
+# console unless EMAIL_URL (smtp://user:pass@host:587 with STARTTLS, smtps://... for
+# implicit TLS, smtp+plain://... for neither, console://, locmem://) or EMAIL_HOST is set.
+from urllib.parse import unquote as _unquote  # noqa: E402
+from urllib.parse import urlsplit as _urlsplit  # noqa: E402
+
+EMAIL_URL = env.str("EMAIL_URL", "")
+EMAIL_HOST = env.str("EMAIL_HOST", "")
+EMAIL_PORT = env.int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 30, minimum=1)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "Tutoring Hub <no-reply@localhost>")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+if EMAIL_URL:
+    _email = _urlsplit(EMAIL_URL)
+    if _email.scheme in ("console", "locmem"):
+        EMAIL_BACKEND = f"django.core.mail.backends.{_email.scheme}.EmailBackend"
+    elif _email.scheme in ("smtp", "smtps", "smtp+plain"):
+        if not _email.hostname:
+            raise ImproperlyConfigured("EMAIL_URL names no host (smtp://user:password@host:port).")
+        EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        EMAIL_HOST = _email.hostname
+        EMAIL_USE_SSL = _email.scheme == "smtps"
+        EMAIL_USE_TLS = _email.scheme == "smtp"
+        EMAIL_PORT = _email.port or {"smtp": 587, "smtps": 465, "smtp+plain": 25}[_email.scheme]
+        EMAIL_HOST_USER = _unquote(_email.username or "")
+        EMAIL_HOST_PASSWORD = _unquote(_email.password or "")
+    else:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL must start with smtp://, smtps://, smtp+plain://, console:// or locmem://, not {_email.scheme}://."
+        )
+MESSAGING_MAX_ATTEMPTS = env.int("MESSAGING_MAX_ATTEMPTS", 8, minimum=1)
+MESSAGING_RETRY_BASE_SECONDS = env.int("MESSAGING_RETRY_BASE_SECONDS", 60, minimum=1)
+MESSAGING_LEASE_SECONDS = env.int("MESSAGING_LEASE_SECONDS", 600, minimum=60)
+CELERY_BEAT_SCHEDULE["messaging-reminders"] = {"task": "messaging.reminders", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["messaging-sweep"] = {"task": "messaging.sweep", "schedule": 300.0}
+
+# [calendars]
+# Secret iCal feeds (/calendar/<token>.ics) and CalDAV push of sessions (issue 12).
+CALENDARS_UID_DOMAIN = env.str("CALENDARS_UID_DOMAIN", _urlsplit(PUBLIC_BASE_URL).hostname or "tutoring-hub")
+CALENDARS_FEED_PAST_DAYS = env.int("CALENDARS_FEED_PAST_DAYS", 90, minimum=0)
+CALENDARS_FEED_FUTURE_DAYS = env.int("CALENDARS_FEED_FUTURE_DAYS", 400, minimum=1)
+# Plain-http CalDAV servers only for development and tests (a password goes with each push).
+CALENDARS_CALDAV_ALLOW_HTTP = env.bool("CALENDARS_CALDAV_ALLOW_HTTP", DEBUG)
+CALENDARS_MAX_RETRIES = env.int("CALENDARS_MAX_RETRIES", 8, minimum=0)
+CALENDARS_RETRY_BASE_SECONDS = env.int("CALENDARS_RETRY_BASE_SECONDS", 60, minimum=1)
+CALENDARS_PUSH_LEASE_SECONDS = env.int("CALENDARS_PUSH_LEASE_SECONDS", 600, minimum=60)
+CELERY_BEAT_SCHEDULE["calendars-sweep"] = {"task": "calendars.sweep", "schedule": 300.0}

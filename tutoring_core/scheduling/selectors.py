@@ -301,3 +301,32 @@ def tutor_info(profile: TutorProfile) -> TutorInfo:
             DateHours(o.date, o.start_minute, o.end_minute, o.unavailable) for o in profile.overrides.all()
         ),
     )
+
+
+# --- added by helper "notify" (messaging): a minimal read the contract's SessionInfo lacks ---
+def session_booker_ids(session_id: uuid.UUID) -> set[uuid.UUID]:
+    """Who booked the session or a place in it (its creator and each participant's booker)."""
+    bookers = set(
+        SessionParticipant.objects.filter(session_id=session_id, booked_by__isnull=False).values_list(
+            "booked_by_id", flat=True
+        )
+    )
+    created_by = Session.objects.filter(pk=session_id).values_list("created_by_id", flat=True).first()
+    if created_by is not None:
+        bookers.add(created_by)
+    return bookers
+
+
+# --- added by helper "notify" (messaging): how far ahead reminders must look ---
+def reminder_offsets_max() -> int:
+    """The largest reminder offset (minutes) of any tenant's policy, or of the default."""
+    largest = max(_default_reminder_offsets_for_notify())
+    for offsets in SchedulingPolicy.objects.values_list("reminder_offsets_min", flat=True):
+        for offset in offsets or ():
+            if isinstance(offset, int) and offset > largest:
+                largest = offset
+    return largest
+
+
+def _default_reminder_offsets_for_notify() -> list[int]:
+    return list(SchedulingPolicy._meta.get_field("reminder_offsets_min").get_default())

@@ -1,0 +1,131 @@
+"""Writes for session notices and reminders: outbox rows first, then a task sends each."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from tutoring_core.accounts.models import GuardianLink, User
+from tutoring_core.messaging.models import Notification, NotificationKind, NotificationStatus
+from tutoring_core.scheduling import api as scheduling_api
+from tutoring_core.scheduling.data import SessionInfo
+
+logger = logging.getLogger(__name__)
+
+CHANGES = (NotificationKind.BOOKED, NotificationKind.RESCHEDULED, NotificationKind.CANCELLED)
+
+
+def people_concerned(info: SessionInfo, *, change: str) -> list[uuid.UUID]:
+    """The tutor, each student, their guardians and whoever booked, in a stable order.
+
+    A cancelled session concerns its former students too; otherwise only booked ones.
+    """
+    if change == NotificationKind.CANCELLED:
+        students = [p.person_id for p in info.participants]
+    else:
+        students = [p.person_id for p in info.participants if p.status == "booked"]
+    guardians = list(
+        GuardianLink.objects.filter(tenant_id=info.tenant_id, student_id__in=students, is_active=True)
+        .order_by("student_id", "guardian_id")
+        .values_list("guardian_id", flat=True)
+    )
+    from tutoring_core.scheduling.selectors import session_booker_ids
+
+    bookers = sorted(session_booker_ids(info.id))
+    ordered = list(dict.fromkeys([info.tutor_id, *students, *guardians, *bookers]))
+    # Only active people of the session's tenant (a booker may have left the district).
+    present = set(
+        User.objects.filter(pk__in=ordered, tenant_id=info.tenant_id, is_active=True).values_list(
+            "pk", flat=True
+        )
+    )
+    return [p for p in ordered if p in present]
+
+
+def session_changed(*, session_id: uuid.UUID, change: str, actor_id: uuid.UUID | None) -> None:
+    """Queue the notices of a booking, reschedule or cancel, in the caller's transaction.
+
+    One email row per person concerned (idempotent: a person hears of a change at a
+    given SEQUENCE once), one calendar push per CalDAV-connected person; the sends are
+    enqueued when the caller's transaction commits, so a rolled-back booking sends
+    nothing. A held session concerns nobody yet (its confirmation will).
+    """
+    if change not in CHANGES:
+        raise ValueError(f"Unknown session change {change!r}.")
+    info = scheduling_api.session_info(session_id)
+    if info.status in ("held", "expired"):
+        return
+    people = people_concerned(info, change=change)
+    now = timezone.now()
+    with transaction.atomic():
+        # Older notices still waiting are stale now: the new one tells the current state.
+        Notification.objects.filter(
+            session_id=info.id,
+            status=NotificationStatus.PENDING,
+            kind__in=CHANGES,
+            sequence__lt=info.sequence,
+        ).update(status=NotificationStatus.SUPERSEDED, updated_at=now)
+        _reminders_drop_stale(info, now=now)
+        with_email = set(User.objects.filter(pk__in=people).exclude(email="").values_list("pk", flat=True))
+        Notification.objects.bulk_create(
+            [
+                Notification(
+                    tenant_id=info.tenant_id,
+                    session_id=info.id,
+                    recipient_id=person,
+                    kind=change,
+                    sequence=info.sequence,
+                    session_start=info.start,
+                    actor_id=actor_id,
+                    next_attempt_at=now,
+                )
+                for person in people
+                if person in with_email
+            ],
+            ignore_conflicts=True,
+        )
+        ids = list(
+            Notification.objects.filter(
+                session_id=info.id,
+                kind=change,
+                sequence=info.sequence,
+                status=NotificationStatus.PENDING,
+            ).values_list("pk", flat=True)
+        )
+        _enqueue_on_commit(ids)
+        from tutoring_core.calendars import api as calendars_api
+
+        calendars_api.session_push_queue(info=info, change=change, people=people)
+
+
+def _reminders_drop_stale(info: SessionInfo, *, now: dt.datetime) -> None:
+    rows = Notification.objects.filter(
+        session_id=info.id, kind=NotificationKind.REMINDER, status=NotificationStatus.PENDING
+    )
+    if info.status == "booked":
+        rows = rows.exclude(session_start=info.start)
+    rows.update(
+        status=NotificationStatus.DROPPED, last_error="The session was moved or cancelled.", updated_at=now
+    )
+
+
+def _enqueue_on_commit(ids: Iterable[uuid.UUID]) -> None:
+    id_list = [str(i) for i in ids]
+    if not id_list:
+        return
+
+    def send() -> None:
+        from tutoring_core.messaging.tasks import notification_send
+
+        for notification_id in id_list:
+            try:
+                notification_send.delay(notification_id)
+            except Exception:  # a broker hiccup must not fail a committed booking; the sweep resends
+                logger.exception("Could not enqueue notification %s", notification_id)
+
+    transaction.on_commit(send)
