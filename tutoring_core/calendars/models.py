@@ -11,13 +11,16 @@ from tutoring_core.accounts.models import Tenant, TimeStamped, User
 
 
 class CalendarFeed(TimeStamped):
-    """A person's secret feed URL. Only the SHA-256 of the token is stored: a leaked
-    database does not leak the URLs, and a reset replaces the hash (the old URL 404s)."""
+    """A person's secret feed URL. Requests are matched on the SHA-256 of the token (an
+    index probe on a digest: no timing leak about other tokens); the token itself is
+    kept only encrypted, so the owner's settings page can show the URL again. A reset
+    replaces both (the old URL 404s)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     person = models.OneToOneField(User, on_delete=models.CASCADE, related_name="calendar_feed")
     token_hash = models.CharField(max_length=64, unique=True)
+    token = EncryptedTextField(blank=True)
     last_fetched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

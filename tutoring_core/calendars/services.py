@@ -63,9 +63,18 @@ def feed_token_reset(*, person: User) -> str:
         raise CalendarError("Only people of a district have a calendar feed.")
     token = secrets.token_urlsafe(32)  # 256 bits
     CalendarFeed.objects.update_or_create(
-        person=person, defaults={"tenant_id": person.tenant_id, "token_hash": _token_hash(token)}
+        person=person,
+        defaults={"tenant_id": person.tenant_id, "token_hash": _token_hash(token), "token": token},
     )
     return token
+
+
+def feed_token_of(person: User) -> str:
+    """The person's current feed token, made on first use."""
+    feed = CalendarFeed.objects.filter(person=person).first()
+    if feed is not None and feed.token:
+        return feed.token
+    return feed_token_reset(person=person)
 
 
 def feed_person(token: str) -> User | None:
