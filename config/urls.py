@@ -14,6 +14,7 @@ urlpatterns = [
     path("lti/advantage/", include("lti_tool.advantage.urls")),
     path("lti/", include("lti_tool.urls")),
     path("oneroster/", include("oneroster.urls")),
+    path("scheduling/", include("tutoring_core.scheduling.urls")),
     path("calendar/", include("tutoring_core.calendars.urls")),
     path("scorm/", include("scorm.urls")),
     path("sso/", include("sso.urls")),

@@ -164,10 +164,11 @@ def _target_url(link: ResourceLink | None, class_id: uuid.UUID | None) -> str:
     if class_id is None:
         return reverse("web:home")
     url = reverse("web:class_detail", kwargs={"class_id": class_id})
+    # The "Book a tutor" and "Tutor's page" placements open the scheduling pages (issue 12).
     if link is not None and link.target == ResourceLink.Target.TUTOR and link.target_ref:
-        return f"{url}?{urlencode({'tutor': link.target_ref})}"
+        return reverse("scheduling:tutor_booking", kwargs={"class_id": class_id, "tutor_id": link.target_ref})
     if link is not None and link.target == ResourceLink.Target.BOOKING:
-        return f"{url}#booking"
+        return reverse("scheduling:class_booking", kwargs={"class_id": class_id})
     return url
 
 

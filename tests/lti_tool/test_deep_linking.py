@@ -104,7 +104,7 @@ def test_deep_linking_round_trip_several_items(client: Any, platform: LtiPlatfor
         ),
     ).response
     assert launch.status_code == 302
-    assert launch["Location"] == f"/classes/{klass.pk}/?tutor={tutor.pk}"
+    assert launch["Location"] == f"/scheduling/classes/{klass.pk}/tutors/{tutor.pk}/"
     link = ResourceLink.objects.get(resource_link_id="placed-2")
     assert (link.target, link.target_ref) == ("tutor", str(tutor.pk))
 
