@@ -164,7 +164,7 @@ def test_the_same_change_told_twice_is_one_notice_each(
     )
     messaging_api.session_changed(session_id=session.pk, change="booked", actor_id=world.student.pk)
     assert Notification.objects.count() == 3
-    with pytest.raises(ValueError, match="Unknown session change 'moved'."):
+    with pytest.raises(ValueError, match=r"Unknown session change 'moved'\."):
         messaging_api.session_changed(session_id=session.pk, change="moved", actor_id=None)
 
 

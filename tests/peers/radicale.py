@@ -58,7 +58,7 @@ class RadicaleServer:
         htpasswd = self._dir / "users"
         htpasswd.write_text("".join(f"{user}:{password}\n" for user, password in self.users.items()))
         (self._dir / "storage").mkdir()
-        self._log = open(self._dir / "radicale.log", "wb")  # noqa: SIM115 (closed in stop)
+        self._log = open(self._dir / "radicale.log", "wb")
         self._process = subprocess.Popen(
             [
                 sys.executable,
