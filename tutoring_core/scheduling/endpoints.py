@@ -9,6 +9,7 @@ booking rule lives here.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -562,6 +563,9 @@ def booking_cancel(
 ) -> Status:
     """Cancel a session (or, with ``student``, one place in a group session). Cancelling twice changes nothing."""
     actor = request_person(request)
+    # ninja reads an optional body field by field, so it would take [1, 2] for "no body".
+    if request.body.strip() and not isinstance(json.loads(request.body), dict | None):
+        raise InvalidInput("Send a JSON object as the request body, or no body.", "body")
     payload = payload or CancelIn.model_validate({})
 
     def work() -> Answer:
