@@ -20,7 +20,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
@@ -387,11 +387,7 @@ def my_sessions(request: HttpRequest) -> HttpResponse:
     rest = [s for s in sessions if s.id not in shown]
     if rest:
         groups.append({"title": "Sessions you booked for others", "sessions": rest})
-    feed = None
-    try:
-        feed = reverse("calendars:my_feed")
-    except NoReverseMatch:
-        pass
+    feed = reverse("calendars:settings")  # the person's secret iCal feed lives there
     return _render(
         request,
         "scheduling/my_sessions.html",
