@@ -57,3 +57,6 @@ class SlotTaken(SchedulingError):
     ) -> None:
         super().__init__(reason, field)
         self.alternatives = list(alternatives)
+        # "check": seen before writing; "constraint": the database refused the write
+        # (another transaction took the time first; PostgreSQL's exclusion constraint).
+        self.decided_by = "check"

@@ -586,11 +586,13 @@ def _claim_time(
         if not _is_overlap_violation(exc):
             raise
         # Another transaction took the time between our check and our write (PostgreSQL).
-        raise SlotTaken(
+        taken = SlotTaken(
             alternatives=_alternatives(
                 av, tutor_id=tutor_id, around=start, duration=duration, now=now, exclude_id=exclude_id
             )
-        ) from None
+        )
+        taken.decided_by = "constraint"
+        raise taken from None
     return session
 
 
@@ -697,9 +699,8 @@ def _actor_side(actor: User, session: Session) -> str:
         return "tutor"
     if session.created_by_id == actor.pk:
         return "student"
-    for participant in session.participants.filter(status=SessionParticipant.Status.BOOKED).select_related(
-        "student"
-    ):
+    # Every participant, cancelled ones too: repeating a cancel must find the same people.
+    for participant in session.participants.select_related("student"):
         student = participant.student
         if student.pk == actor.pk or participant.booked_by_id == actor.pk:
             return "student"
