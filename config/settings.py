@@ -21,7 +21,7 @@ DEBUG = env.bool("DEBUG", False)
 DEMO_MODE = env.bool("DEMO_MODE", False)
 # Run after the core's demo district is loaded (`manage.py demo_load`): each
 # integration adds its own demo pieces without the core importing it.
-DEMO_LOADERS = ["lti_tool.demo.simulator_register"]
+DEMO_LOADERS = ["lti_tool.demo.simulator_register", "tutoring_core.scheduling.demo.demo_load"]
 
 SECRET_KEY = env.str("SECRET_KEY")
 if not SECRET_KEY:
