@@ -199,6 +199,11 @@ def test_availability_editor_shows_and_saves_through_the_service(client: Any, wo
         ),
         ({"weekly-0-end": ""}, "weekly-0-end", "Give both times, or leave both empty to drop the row."),
         (
+            {"weekly-0-end": "00:00"},
+            "weekly-0-end",
+            "A rule must end after it starts; midnight at the end of the day is 24:00.",
+        ),
+        (
             {"overrides-1-unavailable": "on"},
             "overrides-1-start",
             "A day off has no hours: clear the times or untick Day off.",

@@ -20,6 +20,7 @@ WEEKDAY_CHOICES = [
     (5, "Saturday"),
     (6, "Sunday"),
 ]
+MIDNIGHT_END = "A rule must end after it starts; midnight at the end of the day is 24:00."
 HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
 
 
@@ -76,6 +77,8 @@ class WeeklyRuleForm(forms.Form):
         if (start is None) != (end is None):
             missing = "start" if start is None else "end"
             self.add_error(missing, "Give both times, or leave both empty to drop the row.")
+        elif end == 0:
+            self.add_error("end", MIDNIGHT_END)
         return data
 
 
@@ -96,6 +99,8 @@ class OverrideForm(forms.Form):
             self.add_error(
                 "start" if data.get("start") is None else "end", "Give the hours, or tick Day off."
             )
+        elif data.get("end") == 0:
+            self.add_error("end", MIDNIGHT_END)
         return data
 
 
