@@ -70,6 +70,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "tutoring_core.web.middleware.FramePolicyMiddleware",
 ]
+# Flash messages ride in the session: inside an LMS iframe the session cookie is
+# partitioned (lti_tool.middleware) while a separate messages cookie would be dropped
+# with third-party cookies blocked, and "Your session is booked." would never show.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
