@@ -378,3 +378,36 @@ def test_reschedule_onto_a_taken_time_offers_alternatives(client: Any, world: Wo
     assert response.context["taken"][0][0] == thursday + dt.timedelta(hours=1)
     session.refresh_from_db()
     assert session.start == WED_10
+
+
+# --- ways in: the home page's next steps and the class page ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("persona", "links"),
+    [
+        ("tutor", ["scheduling:my_availability", "scheduling:my_week"]),
+        ("student", ["scheduling:my_sessions"]),
+        ("guardian", ["scheduling:my_sessions"]),
+        ("teacher", ["scheduling:my_sessions"]),
+        ("admin", ["scheduling:tutor_list"]),
+    ],
+)
+def test_home_next_steps_link_the_scheduling_pages(
+    client: Any, world: World, persona: str, links: list[str]
+) -> None:
+    from tutoring_core.accounts.api import role_assign
+    from tutoring_core.accounts.models import Role
+
+    if persona == "tutor":
+        role_assign(tenant=world.tenant, user=world.tutor, role=Role.TUTOR)
+    client.force_login(getattr(world, persona))
+    page = client.get(reverse("web:home")).content.decode()
+    for name in links:
+        assert f'<li><a href="{reverse(name)}">' in page
+
+
+def test_class_page_links_its_booking_page(client: Any, world: World) -> None:
+    client.force_login(world.student)
+    page = client.get(reverse("web:class_detail", kwargs={"class_id": world.klass.pk})).content.decode()
+    assert f'<a class="button" href="{_book_url(world)}">Book a tutor</a>' in page

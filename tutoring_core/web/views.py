@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth import views as auth_views
@@ -65,21 +66,42 @@ def district_sign_in(request: HttpRequest) -> HttpResponse:
     )
 
 
-NEXT_STEPS = {
+# A step is its text, or (text, URL name) when a page of the hub does it.
+NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
     Role.DISTRICT_ADMIN: [
         "Connect your student information system (roster sync).",
         "Register your LMS (LTI 1.3) and your identity provider (SSO).",
         "Review the audit log in the admin.",
+        ("Make people tutors and set what they teach.", "scheduling:tutor_list"),
     ],
     Role.SCHOOL_ADMIN: ["Check that every class at your school has its teachers and students."],
     Role.TEACHER: [
         "Add the tutoring hub to your LMS course to place activities.",
         "Review your classes' rosters below.",
+        ("See the tutoring sessions you booked; book a tutor from a class's page.", "scheduling:my_sessions"),
     ],
-    Role.TUTOR: ["Set your weekly availability so students can book you."],
-    Role.STUDENT: ["Open a class to see its tutoring activities."],
-    Role.GUARDIAN: ["See your children's classes below."],
+    Role.TUTOR: [
+        ("Set your weekly availability so students can book you.", "scheduling:my_availability"),
+        ("See your sessions this week.", "scheduling:my_week"),
+    ],
+    Role.STUDENT: [
+        "Open a class to see its tutoring activities and book a tutor.",
+        ("See your upcoming tutoring sessions.", "scheduling:my_sessions"),
+    ],
+    Role.GUARDIAN: [
+        "See your children's classes below.",
+        ("See your children's upcoming tutoring sessions.", "scheduling:my_sessions"),
+    ],
 }
+
+
+def _steps(roles: Sequence[str]) -> list[dict[str, str]]:
+    steps = []
+    for role in roles:
+        for step in NEXT_STEPS[role]:
+            text, name = (step, "") if isinstance(step, str) else step
+            steps.append({"text": text, "url": reverse(name) if name else ""})
+    return list({step["text"]: step for step in steps}.values())
 
 
 @login_required
@@ -93,7 +115,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "web/home.html",
         {
             "roles": [Role(role).label for role in ordered],
-            "next_steps": [step for role in ordered for step in NEXT_STEPS[role]],
+            "next_steps": _steps(ordered),
             "classes": classes_for_user(user=user),
             "wards": wards,
             "is_district_admin": is_district_admin(user),
