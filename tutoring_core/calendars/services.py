@@ -8,7 +8,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Iterable
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -229,8 +229,8 @@ def _claim(push_id: uuid.UUID, now: dt.datetime) -> bool:
 
 
 def _object_href(account: CalDAVAccount, session_id: uuid.UUID) -> str:
-    # The resource name is ours to choose (RFC 4791 5.3.2); the UID is a safe one.
-    return urljoin(account.collection_url, quote(ics.session_uid(session_id), safe="@.-_") + ".ics")
+    # The resource name is ours to choose (RFC 4791 5.3.2); the session id needs no escaping.
+    return urljoin(account.collection_url, f"{session_id}.ics")
 
 
 def _put(account: CalDAVAccount, href: str, body: bytes, *, etag: str) -> str:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_http_methods
 
 from tutoring_core.accounts.api import audit_record
 from tutoring_core.accounts.models import User
@@ -15,12 +15,14 @@ from tutoring_core.calendars import services
 from tutoring_core.calendars.models import CalDAVAccount
 
 
-@require_GET
 def feed(request: HttpRequest, feed_token: str) -> HttpResponse:
-    """GET /calendar/<token>.ics: no sign-in (calendar apps cannot); the token is the key."""
+    """GET /calendar/<token>.ics: no sign-in (calendar apps cannot); the token is the key.
+    An unknown token is 404 whatever the method, so the URL space says nothing."""
     person = services.feed_person(feed_token)
     if person is None:
         raise Http404("No such calendar.")
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     response = HttpResponse(services.feed_text(person), content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="tutoring.ics"'
     # The URL is a secret: no shared cache may keep it, and no page may leak it on.
