@@ -12,6 +12,7 @@ import time_machine
 from tests.factories import UserFactory
 from tests.scheduling.factories import NOW, WED_10, SchedulingPolicyFactory, World, make_world
 from tutoring_core.accounts.models import AuditLog, Role
+from tutoring_core.messaging.models import Notification
 from tutoring_core.scheduling import api, services
 from tutoring_core.scheduling.models import Session, SessionParticipant
 
@@ -78,6 +79,11 @@ def test_each_persona_may_book(world: World, persona: str) -> None:
         actor,
         "booked",
     )
+    # Everyone concerned hears of it, queued in the booking's transaction.
+    told = set(
+        Notification.objects.filter(session_id=session.pk, kind="booked").values_list("recipient", flat=True)
+    )
+    assert told == {world.tutor.pk, world.student.pk, world.guardian.pk, actor.pk}
     audit = AuditLog.objects.get(action="scheduling.session.book")
     assert (audit.actor, audit.target_id, audit.tenant) == (actor, str(session.pk), world.tenant)
 
@@ -309,6 +315,7 @@ def test_hold_then_confirm(world: World, frozen: Any) -> None:
     held = _book(world, actor=world.student, hold=True)
     assert (held.status, held.hold_expires_at) == ("held", NOW + dt.timedelta(minutes=5))
     assert not AuditLog.objects.filter(action="scheduling.session.book").exists()
+    assert not Notification.objects.filter(session_id=held.pk).exists()  # a hold concerns nobody yet
     with pytest.raises(api.SlotTaken):  # a hold blocks the time like a booking
         _book(world, actor=world.admin, student=world.other_student)
 
@@ -317,6 +324,9 @@ def test_hold_then_confirm(world: World, frozen: Any) -> None:
     confirmed.refresh_from_db()
     assert (confirmed.status, confirmed.hold_expires_at) == ("booked", None)
     assert AuditLog.objects.filter(action="scheduling.session.confirm", target_id=str(held.pk)).count() == 1
+    assert (
+        Notification.objects.filter(session_id=held.pk, kind="booked").count() == 3
+    )  # tutor, student, guardian
     # Confirming again changes nothing.
     assert services.booking_confirm(actor=world.student, session_id=held.pk).status == "booked"
 
@@ -334,7 +344,7 @@ def test_an_expired_hold_no_longer_blocks(world: World, frozen: Any) -> None:
     assert (held.status, other.status) == ("expired", "booked")
     with pytest.raises(api.BookingRefused) as expired:
         services.booking_confirm(actor=world.student, session_id=held.pk)
-    assert expired.value.reason == "The session is hold expired, not held."
+    assert expired.value.reason == "The hold has expired; choose the time again."
 
 
 def test_confirming_a_hold_after_it_expired_is_refused(world: World, frozen: Any) -> None:
@@ -378,8 +388,10 @@ def test_group_session_fills_to_capacity(world: World) -> None:
 
     # One student leaving frees their place; the session goes on.
     services.booking_cancel(actor=world.other_student, session_id=group.pk)
+    services.booking_cancel(actor=world.other_student, session_id=group.pk)  # again: no change
     group.refresh_from_db()
-    assert group.status == "booked"
+    assert (group.status, group.sequence) == ("booked", 0)
+    assert AuditLog.objects.filter(action="scheduling.session.leave").count() == 1
     services.group_join(actor=third, session_id=group.pk, student=third)
     assert sorted(group.participants.filter(status="booked").values_list("student__username", flat=True)) == [
         "chloe",
@@ -488,3 +500,12 @@ def test_sessions_for_person_and_reminders_window(world: World) -> None:
     assert api.sessions_for_person(world.other_student.pk, *window) == []
     assert [s.id for s in api.sessions_starting_between(WED_10, WED_10 + H)] == [session.pk]
     assert api.sessions_starting_between(WED_10 + H, WED_10 + 2 * H) == []
+
+
+def test_cancelling_a_hold_frees_the_time_and_tells_nobody(world: World) -> None:
+    held = _book(world, actor=world.student, hold=True)
+    services.booking_cancel(actor=world.student, session_id=held.pk)
+    held.refresh_from_db()
+    assert (held.status, held.outcome) == ("cancelled", "")
+    assert not Notification.objects.filter(session_id=held.pk).exists()
+    assert _book(world, actor=world.admin, student=world.other_student).status == "booked"

@@ -534,9 +534,17 @@ def _claim_time(
     expired first, so they neither block the time nor trip the exclusion constraint.
     """
     tutor_id = profile.user_id
-    Session.objects.filter(tutor_id=tutor_id, status=Session.Status.HELD, hold_expires_at__lte=now).update(
-        status=Session.Status.EXPIRED, updated_at=now
+    # Locked in primary-key order so two bookings expiring the same holds cannot deadlock.
+    lapsed = list(
+        Session.objects.select_for_update()
+        .filter(tutor_id=tutor_id, status=Session.Status.HELD, hold_expires_at__lte=now)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
+    if lapsed:
+        Session.objects.filter(pk__in=lapsed, status=Session.Status.HELD).update(
+            status=Session.Status.EXPIRED, updated_at=now
+        )
     exclude_id = session.pk if session is not None else None
     end = start + duration
     block_start = start - av.buffer_before
@@ -720,13 +728,14 @@ def booking_confirm(*, actor: User, session_id: Any) -> Session:
     if session.status == Session.Status.BOOKED:
         return session  # confirming twice changes nothing
     now = timezone.now()
-    if session.status == Session.Status.HELD and session.hold_expires_at and session.hold_expires_at <= now:
+    lapsed = (
+        session.status == Session.Status.HELD and session.hold_expires_at and session.hold_expires_at <= now
+    )
+    if lapsed or session.status == Session.Status.EXPIRED:
         # No write: the refusal rolls back, and the next booking of this tutor marks it expired.
         raise BookingRefused("The hold has expired; choose the time again.", "session_id")
     if session.status != Session.Status.HELD:
-        raise BookingRefused(
-            f"The session is {session.get_status_display().lower()}, not held.", "session_id"
-        )
+        raise BookingRefused(f"The session is {session.status}; only a hold can be confirmed.", "session_id")
     session.status = Session.Status.BOOKED
     session.hold_expires_at = None
     session.save(update_fields=["status", "hold_expires_at", "updated_at"])
@@ -804,7 +813,13 @@ def booking_cancel(*, actor: User, session_id: Any, reason: str = "", student: U
             f"Too late to cancel: cancel at least {hours} hours before the start.", "session_id"
         )
     outcome = Session.Outcome.LATE_CANCEL if late else Session.Outcome.NONE
-    active = list(session.participants.filter(status=SessionParticipant.Status.BOOKED))
+    everyone = list(session.participants.all())
+    active = [p for p in everyone if p.status == SessionParticipant.Status.BOOKED]
+    if session.capacity > 1 and side == "student":
+        leaver = student.pk if student is not None else actor.pk
+        places = [p for p in everyone if leaver in (p.student_id, p.booked_by_id)]
+        if places and all(p.status == SessionParticipant.Status.CANCELLED for p in places):
+            return session  # leaving twice changes nothing
     leaving = _leaving(actor, session, side, active, student)
     if leaving is not None and len(active) > 1:
         leaving.status = SessionParticipant.Status.CANCELLED
@@ -820,6 +835,7 @@ def booking_cancel(*, actor: User, session_id: Any, reason: str = "", student: U
             details={"student": str(leaving.student_id), "late": late, "reason": reason},
         )
         return session
+    was_held = session.status == Session.Status.HELD
     session.status = Session.Status.CANCELLED
     session.cancelled_at = now
     session.cancelled_by = actor
@@ -847,7 +863,8 @@ def booking_cancel(*, actor: User, session_id: Any, reason: str = "", student: U
         target=session,
         details={"late": late, "reason": reason},
     )
-    _notify(session, "cancelled", actor)
+    if not was_held:  # a hold concerned nobody yet: nobody was told of it
+        _notify(session, "cancelled", actor)
     return session
 
 
