@@ -140,6 +140,8 @@ LOGOUT_REDIRECT_URL = "web:login"
 # Pages an integration adds to a class, shown to its teachers and tutors on the
 # core class page as (label, URL name taking class_id); the core imports none of them.
 CLASS_STAFF_LINKS = [("Grades and LMS gradebook", "lti_advantage:class_grades")]
+# Pages the home page links in demo mode (settings.DEMO_MODE) as (label, URL name).
+DEMO_HOME_LINKS = [("Try the LMS launch simulator", "lti_tool:simulator")]
 # Where "sign in with your district account" sends a person (the SSO app's page).
 DISTRICT_SIGN_IN_URL = "/sso/{slug}/"
 
