@@ -411,3 +411,15 @@ def test_class_page_links_its_booking_page(client: Any, world: World) -> None:
     client.force_login(world.student)
     page = client.get(reverse("web:class_detail", kwargs={"class_id": world.klass.pk})).content.decode()
     assert f'<a class="button" href="{_book_url(world)}">Book a tutor</a>' in page
+
+
+def test_a_double_click_holds_once(client: Any, world: World) -> None:
+    client.force_login(world.student)
+    first = client.post(_hold_url(world), {"slot": _slot(world, MON_9)})
+    second = client.post(_hold_url(world), {"slot": _slot(world, MON_9)})
+    session = Session.objects.get()
+    assert (
+        first["Location"]
+        == second["Location"]
+        == reverse("scheduling:booking_confirm", kwargs={"booking_id": session.pk})
+    )

@@ -267,6 +267,21 @@ def class_booking(
     return _render(request, "scheduling/booking.html", context, context["zone"])
 
 
+def _own_hold(*, user: User, tutor: User, student: User, start: dt.datetime) -> Session | None:
+    return (
+        Session.objects.blocking(timezone.now())
+        .filter(
+            tenant_id=user.tenant_id,
+            tutor=tutor,
+            start=start,
+            status=Session.Status.HELD,
+            created_by=user,
+            participants__student=student,
+        )
+        .first()
+    )
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def class_booking_hold(
@@ -280,25 +295,23 @@ def class_booking_hold(
         return redirect("scheduling:class_booking", class_id=klass.pk)
     user = _user(request)
     parsed = _parse_slot(request.POST.get("slot", ""))
-    context = _booking_context(request, klass, tutor_id, request.POST)
-    error = ""
+    students = {str(s.pk): s for s in _bookable_students(user, klass)}
+    wanted = request.POST.get("student") or (str(user.pk) if list(students) == [str(user.pk)] else "")
+    student = students.get(wanted)
+    taken = None
     status = 400
-    student = None
     if parsed is None:
         error = "Choose a time from the list."
+    elif student is None:
+        error = (
+            "Choose the student the session is for."
+            if students
+            else "You cannot book sessions for anyone in this class."
+        )
     else:
-        students = {str(s.pk): s for s in context["students"]}
-        student = students.get(context["chosen_student"])
-        if student is None:
-            error = (
-                "Choose the student the session is for."
-                if students
-                else ("You cannot book sessions for anyone in this class.")
-            )
-    if not error and parsed is not None and student is not None:
         tutor_pk, start, minutes = parsed
+        tutor = get_tutor_for_user(request, tutor_pk).user
         try:
-            tutor = get_tutor_for_user(request, tutor_pk).user
             session = services.booking_create(
                 actor=user,
                 tutor=tutor,
@@ -309,7 +322,10 @@ def class_booking_hold(
                 hold=True,
             )
         except SlotTaken as exc:
-            context["taken"] = {
+            mine = _own_hold(user=user, tutor=tutor, student=student, start=start)
+            if mine is not None:  # a double click: the first click's hold is this one
+                return redirect("scheduling:booking_confirm", booking_id=mine.pk)
+            taken = {
                 "tutor": tutor,
                 "alternatives": [(s, e, _slot_value(tutor.pk, s, minutes)) for s, e in exc.alternatives],
             }
@@ -318,11 +334,12 @@ def class_booking_hold(
         except SchedulingError as exc:
             if exc.http_status == 404:
                 raise Http404(exc.reason) from None
-            error = exc.reason
-            status = exc.http_status
+            error, status = exc.reason, exc.http_status
         else:
             return redirect("scheduling:booking_confirm", booking_id=session.pk)
-    context["error"] = error
+    # Shown again with the free times as they are now, the refusal on top.
+    context = _booking_context(request, klass, tutor_id, request.POST)
+    context.update(error=error, taken=taken)
     return _render(request, "scheduling/booking.html", context, context["zone"], status=status)
 
 
