@@ -13,6 +13,16 @@ import tutoring_core.accounts.models
 import tutoring_core.scheduling.models
 
 
+class BtreeGistExtensionOnPostgres(BtreeGistExtension):
+    """btree_gist on PostgreSQL only, both ways (Django's operation checks the vendor
+    going forwards but not backwards, where SQLite has no pg_extension table)."""
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):  # type: ignore[no-untyped-def]
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
 class Migration(migrations.Migration):
     initial = True
 
@@ -24,8 +34,8 @@ class Migration(migrations.Migration):
 
     operations = [
         # The exclusion constraint compares the tutor (a uuid) with = inside a GiST index.
-        # BtreeGistExtension does nothing on databases other than PostgreSQL.
-        BtreeGistExtension(),
+        # Nothing happens on databases other than PostgreSQL.
+        BtreeGistExtensionOnPostgres(),
         migrations.CreateModel(
             name="SchedulingPolicy",
             fields=[
