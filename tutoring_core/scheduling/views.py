@@ -271,7 +271,7 @@ def _own_hold(*, user: User, tutor: User, student: User, start: dt.datetime) -> 
     return (
         Session.objects.blocking(timezone.now())
         .filter(
-            tenant_id=user.tenant_id,
+            tenant_id=_tenant_id(user),
             tutor=tutor,
             start=start,
             status=Session.Status.HELD,
