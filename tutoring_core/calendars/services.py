@@ -105,8 +105,18 @@ def feed_text(person: User, *, now: dt.datetime | None = None) -> bytes:
         now - dt.timedelta(days=settings.CALENDARS_FEED_PAST_DAYS),
         now + dt.timedelta(days=settings.CALENDARS_FEED_FUTURE_DAYS),
     )
-    events = [ics.session_event(s) for s in sessions if s.status != "held"]
+    events = [
+        ics.session_event(s, cancelled=_cancelled_for(s, person)) for s in sessions if s.status != "held"
+    ]
     return ics.calendar_text(events, name="Tutoring sessions")
+
+
+def _cancelled_for(info: SessionInfo, person: User) -> bool:
+    """A student who gave up their place in a group session sees it cancelled."""
+    if info.cancelled:
+        return True
+    mine = [p for p in info.participants if p.person_id == person.pk]
+    return bool(mine) and all(p.status != "booked" for p in mine) and info.tutor_id != person.pk
 
 
 # --- CalDAV accounts -----------------------------------------------------------------------

@@ -249,12 +249,20 @@ def reminders_run(*, now: dt.datetime | None = None) -> list[uuid.UUID]:
     horizon = now + dt.timedelta(minutes=reminder_offsets_max())
     sessions = scheduling_api.sessions_starting_between(now + dt.timedelta(microseconds=1), horizon)
     offsets_of: dict[uuid.UUID, list[int]] = {}
+    # Reminders already made (by an earlier run) need not be worked out again: the job
+    # runs every minute over a day of sessions. Someone who joins a session after its
+    # reminder went out has had the booking notice instead.
+    made = set(
+        Notification.objects.filter(
+            kind=NotificationKind.REMINDER, session_id__in=[info.id for info in sessions]
+        ).values_list("session_id", "offset_min", "session_start")
+    )
     wanted: list[Notification] = []
     for info in sessions:
         if info.tenant_id not in offsets_of:
             offsets_of[info.tenant_id] = list(policy_for(info.tenant_id).reminder_offsets_min or [])
         offset = reminder_offset_due(offsets_of[info.tenant_id], start=info.start, now=now)
-        if offset is None:
+        if offset is None or (info.id, offset, info.start) in made:
             continue
         for person in people_concerned(info, change=NotificationKind.BOOKED):
             wanted.append(
@@ -270,7 +278,7 @@ def reminders_run(*, now: dt.datetime | None = None) -> list[uuid.UUID]:
                 )
             )
     if not wanted:
-        return []
+        return _pending_reminders(now)
     with_email = set(
         User.objects.filter(pk__in={w.recipient_id for w in wanted})
         .exclude(email="")
@@ -279,12 +287,17 @@ def reminders_run(*, now: dt.datetime | None = None) -> list[uuid.UUID]:
     Notification.objects.bulk_create(
         [w for w in wanted if w.recipient_id in with_email], ignore_conflicts=True
     )
+    return _pending_reminders(now)
+
+
+def _pending_reminders(now: dt.datetime) -> list[uuid.UUID]:
+    """Reminders due to be sent (new ones, and any an earlier run made but did not send)."""
     return list(
         Notification.objects.filter(
             kind=NotificationKind.REMINDER,
             status=NotificationStatus.PENDING,
-            session_id__in={w.session_id for w in wanted},
             next_attempt_at__lte=now,
+            session_start__gt=now,
         )
         .order_by("session_start", "pk")
         .values_list("pk", flat=True)
