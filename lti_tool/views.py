@@ -38,6 +38,7 @@ from lti_tool.protocol import claims as C
 from lti_tool.protocol.errors import LaunchRejected
 from tutoring_core.accounts.api import ProvisioningRefused, Role, User, audit_record, client_ip, session_login
 from tutoring_core.classes.api import Class, class_members
+from tutoring_core.scheduling.api import tutors_for_class
 
 logger = logging.getLogger(__name__)
 
@@ -308,15 +309,15 @@ def _choices(record: dict[str, Any]) -> tuple[Class | None, list[dict[str, str]]
     if klass is not None:
         options.append({"value": "class", "title": f"{klass.title}: tutoring", "kind": "Class tutoring page"})
         options.append({"value": "booking", "title": f"{klass.title}: book a tutor", "kind": "Booking page"})
+        tutors: dict[str, str] = {}
         for enrollment in class_members(klass=klass).filter(role=Role.TUTOR):
             tutor: User = enrollment.user
-            options.append(
-                {
-                    "value": f"tutor:{tutor.pk}",
-                    "title": f"Tutoring with {tutor.full_name or tutor.username}",
-                    "kind": "Tutor's page",
-                }
-            )
+            tutors[str(tutor.pk)] = tutor.full_name or tutor.username
+        # Tutors who serve the class through scheduling (issue 12), enrolled or not.
+        for info in tutors_for_class(tenant_id=klass.tenant_id, class_id=klass.pk):
+            tutors.setdefault(str(info.person_id), info.name or info.email)
+        for pk, name in tutors.items():
+            options.append({"value": f"tutor:{pk}", "title": f"Tutoring with {name}", "kind": "Tutor's page"})
     return klass, options
 
 

@@ -423,3 +423,21 @@ def test_a_double_click_holds_once(client: Any, world: World) -> None:
         == second["Location"]
         == reverse("scheduling:booking_confirm", kwargs={"booking_id": session.pk})
     )
+
+
+def test_deep_linking_offers_the_booking_page_and_each_tutor_serving_the_class(world: World) -> None:
+    from lti_tool.views import _choices
+    from tests.factories import UserFactory
+    from tests.scheduling.factories import TutorProfileFactory
+
+    elsewhere = TutorProfileFactory(
+        user=UserFactory(tenant=world.tenant, first_name="Omar", last_name="Diaz")
+    )
+    elsewhere.classes.set([world.other_class])  # serves Biology only
+    klass, options = _choices({"class_id": str(world.klass.pk), "tenant": str(world.tenant.pk)})
+    assert klass == world.klass
+    assert [(o["value"], o["title"], o["kind"]) for o in options] == [
+        ("class", "Algebra I: tutoring", "Class tutoring page"),
+        ("booking", "Algebra I: book a tutor", "Booking page"),
+        (f"tutor:{world.tutor.pk}", "Tutoring with Priya Shah", "Tutor's page"),
+    ]

@@ -71,6 +71,7 @@ __all__ = [
     "slots_for",
     "tutor_info",
     "tutor_profile_set",
+    "tutors_for_class",
 ]
 
 
@@ -95,3 +96,18 @@ def tutor_info(person_id: uuid.UUID) -> TutorInfo:
     if profile is None:
         raise NotFound("This person is not a tutor.", "person_id")
     return selectors.tutor_info(profile)
+
+
+def tutors_for_class(*, tenant_id: uuid.UUID, class_id: uuid.UUID) -> list[TutorInfo]:
+    """Active tutors who serve the class (listed for it, its school, or the whole district),
+    by name; [] for a class not in that tenant. For the LMS "Tutor's page" placements."""
+    from tutoring_core.accounts.models import Tenant
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return []
+    try:
+        profiles = selectors.tutor_profiles(tenant=tenant, class_id=class_id)
+    except NotFound:
+        return []
+    return [selectors.tutor_info(profile) for profile in profiles]
