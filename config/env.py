@@ -92,5 +92,38 @@ class Env:
             raise ImproperlyConfigured(f"{name} names an unsupported database: {url!r}.")
         return dict(config)
 
+    def email(self, name: _Str) -> dict[_Str, object]:
+        """Django email settings from one URL (empty: nothing): smtp:// (STARTTLS, port 587),
+        smtps:// (implicit TLS, 465), smtp+plain:// (neither, 25), console://, locmem://."""
+        from urllib.parse import unquote, urlsplit
+
+        url = self.str(name)
+        if not url:
+            return {}
+        parts = urlsplit(url)
+        if parts.scheme in ("console", "locmem"):
+            return {"EMAIL_BACKEND": f"django.core.mail.backends.{parts.scheme}.EmailBackend"}
+        ports = {"smtp": 587, "smtps": 465, "smtp+plain": 25}
+        if parts.scheme not in ports:
+            raise ImproperlyConfigured(
+                f"{name} must start with smtp://, smtps://, smtp+plain://, console:// or locmem://, "
+                f"not {parts.scheme}://."
+            )
+        try:
+            port = parts.port or ports[parts.scheme]
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} has a port that is not a number.") from None
+        if not parts.hostname:
+            raise ImproperlyConfigured(f"{name} names no host (smtp://user:password@host:port).")
+        return {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": parts.hostname,
+            "EMAIL_PORT": port,
+            "EMAIL_USE_TLS": parts.scheme == "smtp",
+            "EMAIL_USE_SSL": parts.scheme == "smtps",
+            "EMAIL_HOST_USER": unquote(parts.username or ""),
+            "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        }
+
 
 env = Env()

@@ -404,7 +404,6 @@ AXES_VERBOSE = False
 # Session notices and reminders (issue 12). Email goes through Django's backend: the
 # console unless EMAIL_URL (smtp://user:pass@host:587 with STARTTLS, smtps://... for
 # implicit TLS, smtp+plain://... for neither, console://, locmem://) or EMAIL_HOST is set.
-from urllib.parse import unquote as _unquote  # noqa: E402
 from urllib.parse import urlsplit as _urlsplit  # noqa: E402
 
 EMAIL_URL = env.str("EMAIL_URL", "")
@@ -421,24 +420,16 @@ EMAIL_BACKEND = (
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend"
 )
-if EMAIL_URL:
-    _email = _urlsplit(EMAIL_URL)
-    if _email.scheme in ("console", "locmem"):
-        EMAIL_BACKEND = f"django.core.mail.backends.{_email.scheme}.EmailBackend"
-    elif _email.scheme in ("smtp", "smtps", "smtp+plain"):
-        if not _email.hostname:
-            raise ImproperlyConfigured("EMAIL_URL names no host (smtp://user:password@host:port).")
-        EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        EMAIL_HOST = _email.hostname
-        EMAIL_USE_SSL = _email.scheme == "smtps"
-        EMAIL_USE_TLS = _email.scheme == "smtp"
-        EMAIL_PORT = _email.port or {"smtp": 587, "smtps": 465, "smtp+plain": 25}[_email.scheme]
-        EMAIL_HOST_USER = _unquote(_email.username or "")
-        EMAIL_HOST_PASSWORD = _unquote(_email.password or "")
-    else:
-        raise ImproperlyConfigured(
-            f"EMAIL_URL must start with smtp://, smtps://, smtp+plain://, console:// or locmem://, not {_email.scheme}://."
-        )
+_email = env.email("EMAIL_URL")  # when set, it wins over the EMAIL_* variables
+if _email:
+    EMAIL_BACKEND = str(_email["EMAIL_BACKEND"])
+if "EMAIL_HOST" in _email:
+    EMAIL_HOST = str(_email["EMAIL_HOST"])
+    EMAIL_PORT = int(str(_email["EMAIL_PORT"]))
+    EMAIL_USE_TLS = bool(_email["EMAIL_USE_TLS"])
+    EMAIL_USE_SSL = bool(_email["EMAIL_USE_SSL"])
+    EMAIL_HOST_USER = str(_email["EMAIL_HOST_USER"])
+    EMAIL_HOST_PASSWORD = str(_email["EMAIL_HOST_PASSWORD"])
 MESSAGING_MAX_ATTEMPTS = env.int("MESSAGING_MAX_ATTEMPTS", 8, minimum=1)
 MESSAGING_RETRY_BASE_SECONDS = env.int("MESSAGING_RETRY_BASE_SECONDS", 60, minimum=1)
 MESSAGING_LEASE_SECONDS = env.int("MESSAGING_LEASE_SECONDS", 600, minimum=60)
