@@ -441,3 +441,21 @@ def test_deep_linking_offers_the_booking_page_and_each_tutor_serving_the_class(w
         ("booking", "Algebra I: book a tutor", "Booking page"),
         (f"tutor:{world.tutor.pk}", "Tutoring with Priya Shah", "Tutor's page"),
     ]
+
+
+def test_booking_page_shows_ten_tutors_a_page(client: Any, world: World) -> None:
+    from tests.factories import UserFactory
+    from tests.scheduling.factories import TutorProfileFactory
+
+    for n in range(10):
+        TutorProfileFactory(
+            user=UserFactory(tenant=world.tenant, first_name="Zed", last_name=f"Tutor{n:02d}")
+        )
+    client.force_login(world.student)
+    first = client.get(_book_url(world))
+    assert [t["profile"].user.last_name for t in first.context["tutors"]] == ["Shah"] + [
+        f"Tutor{n:02d}" for n in range(9)
+    ]
+    assert "Tutors 1\u201310 of 11" in first.content.decode()
+    second = client.get(_book_url(world), {"page": "2"})
+    assert [t["profile"].user.last_name for t in second.context["tutors"]] == ["Tutor09"]

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
@@ -45,6 +46,7 @@ from tutoring_core.web.views import get_class_for_user
 
 UTC = dt.UTC
 WEEKS_AHEAD = 2  # the booking page shows the next two weeks, a week at a time
+TUTORS_PER_PAGE = 10
 
 
 # --- lookups that 404 outside the viewer's tenant or business -------------------------------
@@ -214,11 +216,14 @@ def _booking_context(
     zone = _zone(user.time_zone)
     week = _int_param(source.get("week"), 0, 0, WEEKS_AHEAD - 1)
     wanted = _int_param(source.get("duration"), 0, 0, 24 * 60)
-    profiles = list(selectors.tutor_profiles(tenant=user.tenant, class_id=klass.pk))  # type: ignore[arg-type]
+    serving = selectors.tutor_profiles(tenant=user.tenant, class_id=klass.pk)  # type: ignore[arg-type]
     if tutor_id is not None:
-        profiles = [p for p in profiles if p.user_id == tutor_id]
-        if not profiles:
-            raise Http404("No such tutor.")
+        serving = serving.filter(user_id=tutor_id)
+    # Each tutor's free slots are computed apart: a page of tutors at a time.
+    tutor_page = Paginator(serving, TUTORS_PER_PAGE).get_page(source.get("page"))
+    profiles = list(tutor_page.object_list)
+    if tutor_id is not None and not profiles:
+        raise Http404("No such tutor.")
     now = timezone.now()
     first_day = now.astimezone(zone).date() + dt.timedelta(days=7 * week)
     start, end = _week_bounds(zone, first_day)
@@ -255,6 +260,7 @@ def _booking_context(
         "week_end": first_day + dt.timedelta(days=6),
         "one_tutor": tutor_id,
         "zone": zone,
+        "tutor_page": tutor_page,
     }
 
 
