@@ -86,5 +86,8 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         {"feed_url": feed_url, "account": account, "form": form, "errors": errors},
         status=400 if errors else 200,
     )
-    response["Referrer-Policy"] = "no-referrer"
+    # The page shows the secret URL: no referrer to other sites. (Not "no-referrer":
+    # the browser would then send "Origin: null" with the page's own forms, and CSRF
+    # protection would refuse them.)
+    response["Referrer-Policy"] = "same-origin"
     return response
