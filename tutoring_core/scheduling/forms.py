@@ -67,7 +67,7 @@ class TimeText(forms.CharField):
 class WeeklyRuleForm(forms.Form):
     weekday = forms.TypedChoiceField(label="Day", choices=WEEKDAY_CHOICES, coerce=int)
     start = TimeText(label="From", required=False)
-    end = TimeText(label="Until", required=False, help_text="24:00 is midnight at the end of the day.")
+    end = TimeText(label="Until", required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
