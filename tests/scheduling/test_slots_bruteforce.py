@@ -207,10 +207,14 @@ def cases(draw: st.DrawFn) -> dict[str, object]:
         daily_cap=draw(st.one_of(st.none(), st.integers(1, 3), st.just(0))),
     )
     midnight = dt.datetime.combine(day, dt.time(), UTC)
+    # On a five-minute grid, like the rule minutes, durations and buffers, so blocks often
+    # touch a slot's block exactly (half-open ranges: touching is free).
     busy = [
-        (midnight + start * MIN, midnight + (start + length) * MIN)
+        (midnight + 5 * start * MIN, midnight + 5 * (start + length) * MIN)
         for start, length in draw(
-            st.lists(st.tuples(st.integers(-2 * DAY_MIN, 3 * DAY_MIN), st.integers(5, 240)), max_size=8)
+            st.lists(
+                st.tuples(st.integers(-2 * DAY_MIN // 5, 3 * DAY_MIN // 5), st.integers(1, 48)), max_size=8
+            )
         )
     ]
     booked = {
