@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from tutoring_core.accounts.api import audit_record, client_ip, is_district_admin, user_roles
 from tutoring_core.accounts.models import Role, User
@@ -66,12 +66,19 @@ def district_sign_in(request: HttpRequest) -> HttpResponse:
     )
 
 
-# A step is its text, or (text, URL name) when a page of the hub does it.
+# A step is its text, or (text, URL name) when a page of the hub does it. A step
+# whose URL name does not resolve (its app is not installed, or its page is not
+# built yet) is not shown: the home page offers only what the hub can do today.
+# Admin URL names are strings, not imports: the core names no integration module.
 NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
     Role.DISTRICT_ADMIN: [
-        "Connect your student information system (roster sync).",
-        "Register your LMS (LTI 1.3) and your identity provider (SSO).",
-        "Review the audit log in the admin.",
+        (
+            "Connect your student information system (roster sync).",
+            "admin:oneroster_rosterconnection_changelist",
+        ),
+        ("Register your LMS (LTI 1.3).", "admin:lti_tool_platformregistration_changelist"),
+        ("Register your identity provider (single sign-on).", "admin:sso_identityprovider_changelist"),
+        ("Review the audit log.", "admin:accounts_auditlog_changelist"),
         ("Make people tutors and set what they teach.", "scheduling:tutor_list"),
     ],
     Role.SCHOOL_ADMIN: ["Check that every class at your school has its teachers and students."],
@@ -85,7 +92,7 @@ NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
         ("See your sessions this week.", "scheduling:my_week"),
     ],
     Role.STUDENT: [
-        "Open a class to see its tutoring activities and book a tutor.",
+        "Open a class below to book a tutor.",
         ("See your upcoming tutoring sessions.", "scheduling:my_sessions"),
     ],
     Role.GUARDIAN: [
@@ -95,13 +102,32 @@ NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
 }
 
 
+def _resolve(name: str) -> str:
+    """The URL of a URL name, or "" when it names no page of this deployment."""
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return ""
+
+
 def _steps(roles: Sequence[str]) -> list[dict[str, str]]:
     steps = []
     for role in roles:
         for step in NEXT_STEPS[role]:
-            text, name = (step, "") if isinstance(step, str) else step
-            steps.append({"text": text, "url": reverse(name) if name else ""})
+            if isinstance(step, str):
+                steps.append({"text": step, "url": ""})
+            elif url := _resolve(step[1]):
+                steps.append({"text": step[0], "url": url})
     return list({step["text"]: step for step in steps}.values())
+
+
+def _demo_links() -> list[dict[str, str]]:
+    """In demo mode, the pages settings.DEMO_HOME_LINKS names (the launch simulator),
+    each as (label, URL name); the core imports none of the apps behind them."""
+    if not settings.DEMO_MODE:
+        return []
+    links = [{"text": label, "url": _resolve(name)} for label, name in settings.DEMO_HOME_LINKS]
+    return [link for link in links if link["url"]]
 
 
 @login_required
@@ -119,6 +145,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "classes": classes_for_user(user=user),
             "wards": wards,
             "is_district_admin": is_district_admin(user),
+            "demo_links": _demo_links(),
         },
     )
 
