@@ -169,3 +169,31 @@ def test_an_unreachable_server_is_retried_with_backoff_then_given_up(
     assert push.last_error.startswith(
         f"Gave up after {settings.CALENDARS_MAX_RETRIES + 1} attempts: Could not reach"
     )
+
+
+def test_connecting_pushes_the_upcoming_sessions_already_booked(
+    world: World,
+    radicale: RadicaleServer,
+    collection: str,
+    eager: None,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    session = _book(world)
+    cancelled = scheduling.booking_create(
+        actor=world.admin,
+        tutor=world.tutor,
+        student=world.other_student,
+        start=WED_10 + 3 * H,
+        duration_min=30,
+    )
+    scheduling.booking_cancel(actor=world.admin, session_id=cancelled.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.caldav_account_set(
+            person=world.tutor, collection_url=collection, username=USER, password=PASSWORD
+        )
+    events = _events(radicale, collection)
+    assert [str(e["uid"]) for e in events.values()] == [f"{session.pk}@localhost"]
+    # Saving the settings again pushes nothing new: the calendar already has it.
+    with django_capture_on_commit_callbacks(execute=True):
+        services.caldav_account_set(person=world.tutor, collection_url=collection, username=USER, password="")
+    assert list(CalendarPush.objects.values_list("change", "status")) == [("connected", "done")]

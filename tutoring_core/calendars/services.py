@@ -145,13 +145,15 @@ def caldav_account_set(*, person: User, collection_url: str, username: str, pass
     if existing is None:
         if not password:
             raise CalendarError("Give the password.", "password")
-        return CalDAVAccount.objects.create(
+        account = CalDAVAccount.objects.create(
             tenant_id=person.tenant_id,
             person=person,
             collection_url=url,
             username=username,
             password=password,
         )
+        _push_upcoming(account)
+        return account
     if existing.collection_url != url:
         # Another calendar: what we stored in the old one is not there.
         existing.calendar_objects.all().delete()
@@ -164,7 +166,36 @@ def caldav_account_set(*, person: User, collection_url: str, username: str, pass
     existing.save(
         update_fields=["collection_url", "username", "password", "is_active", "last_error", "updated_at"]
     )
+    _push_upcoming(existing)
     return existing
+
+
+def _push_upcoming(account: CalDAVAccount) -> None:
+    """A newly connected (or changed) calendar gets the person's upcoming sessions, not
+    only those that change from now on. Already there at the same SEQUENCE: skipped."""
+    now = timezone.now()
+    sessions = scheduling_api.sessions_for_person(
+        account.person_id, now, now + dt.timedelta(days=settings.CALENDARS_FEED_FUTURE_DAYS)
+    )
+    stored = dict(
+        CalendarObject.objects.filter(account=account, deleted=False).values_list("session_id", "sequence")
+    )
+    rows = [
+        CalendarPush(
+            tenant_id=account.tenant_id,
+            account=account,
+            session_id=info.id,
+            change="connected",
+            sequence=info.sequence,
+            next_attempt_at=now,
+        )
+        for info in sessions
+        if info.status == "booked" and stored.get(info.id) != info.sequence
+    ]
+    CalendarPush.objects.filter(
+        account=account, status=PushStatus.PENDING, session_id__in=[row.session_id for row in rows]
+    ).update(status=PushStatus.SUPERSEDED, updated_at=now)
+    push_enqueue_on_commit(row.pk for row in CalendarPush.objects.bulk_create(rows))
 
 
 def caldav_account_disconnect(*, person: User) -> bool:
