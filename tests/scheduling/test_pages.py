@@ -272,6 +272,11 @@ def test_an_expired_hold_cannot_be_confirmed(client: Any, world: World, frozen: 
     response = client.post(reverse("scheduling:booking_confirm", kwargs={"booking_id": session.pk}))
     assert response.status_code == 400
     assert "The hold has expired; choose the time again." in response.content.decode()
+    page = client.get(
+        reverse("scheduling:booking_confirm", kwargs={"booking_id": session.pk})
+    ).content.decode()
+    assert "This hold has expired: the time may have gone to someone else." in page
+    assert 'id="confirm-booking"' not in page
     session.refresh_from_db()
     assert session.status == "held"
 

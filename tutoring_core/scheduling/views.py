@@ -367,7 +367,7 @@ def booking_confirm(request: HttpRequest, booking_id: uuid.UUID) -> HttpResponse
             messages.success(request, "Your session is booked.")
             return redirect("scheduling:my_sessions")
     info = selectors.session_info(session.pk)
-    context = {"info": info, "error": error, **_policy_text(session)}
+    context = {"info": info, "error": error, "now": timezone.now(), **_policy_text(session)}
     if session.klass_id:
         context["back"] = reverse("scheduling:class_booking", kwargs={"class_id": session.klass_id})
     return _render(
