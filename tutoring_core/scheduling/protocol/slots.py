@@ -27,6 +27,19 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+__all__ = [
+    "Availability",
+    "DateOverride",
+    "SlotError",
+    "WeeklyRule",
+    "first_instant_at_or_after",
+    "free_slots",
+    "is_bookable",
+    "local_instant",
+    "nearest_free",
+    "windows",
+]
+
 UTC = dt.UTC
 DAY_MINUTES = 1440
 MAX_WINDOW_DAYS = 730
@@ -157,6 +170,8 @@ def local_instant(time_zone: str, day: dt.date, minute: int) -> dt.datetime:
 
 
 def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is UTC:
+        return value
     if value.tzinfo is None or value.utcoffset() is None:
         raise SlotError(f"{name} must be an aware datetime.")
     return value.astimezone(UTC)
