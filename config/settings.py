@@ -155,7 +155,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
-STORAGES = {
+STORAGES: dict[str, dict[str, object]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
@@ -169,9 +169,12 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", not DEBUG)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
-# Django's database sessions, minus the round trips a sign-in does not need
-# (tutoring_core/accounts/sessions.py). Any Django engine path may replace it.
-SESSION_ENGINE = env.str("SESSION_ENGINE", "tutoring_core.accounts.sessions")
+# Sessions on the cache (Redis in production, the database cache in development):
+# a sign-in writes no session row to the database (issue 13; bench/lti_launch.py).
+# Redis must keep them: a maxmemory-policy that evicts (allkeys-*) signs people out.
+# Any Django engine path may replace it (django.contrib.sessions.backends.cached_db
+# for sessions that survive a cache flush).
+SESSION_ENGINE = env.str("SESSION_ENGINE", "django.contrib.sessions.backends.cache")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
@@ -447,3 +450,33 @@ CALENDARS_MAX_RETRIES = env.int("CALENDARS_MAX_RETRIES", 8, minimum=0)
 CALENDARS_RETRY_BASE_SECONDS = env.int("CALENDARS_RETRY_BASE_SECONDS", 60, minimum=1)
 CALENDARS_PUSH_LEASE_SECONDS = env.int("CALENDARS_PUSH_LEASE_SECONDS", 600, minimum=60)
 CELERY_BEAT_SCHEDULE["calendars-sweep"] = {"task": "calendars.sweep", "schedule": 300.0}
+
+# [scorm import]
+# Package files are stored once per content hash under scorm/<sha256>/ in the
+# "scorm" storage: a folder under MEDIA_ROOT by default; S3 (django-storages) when
+# SCORM_S3_BUCKET is set, with the usual AWS_* credentials from the environment.
+SCORM_S3_BUCKET = env.str("SCORM_S3_BUCKET", "")
+if SCORM_S3_BUCKET:
+    STORAGES["scorm"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": SCORM_S3_BUCKET,
+            "region_name": env.str("SCORM_S3_REGION", "") or None,
+            "endpoint_url": env.str("SCORM_S3_ENDPOINT_URL", "") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": True,
+        },
+    }
+else:
+    STORAGES["scorm"] = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+# Limits of one package (MB): the zip, everything in it unpacked (zips inside
+# included), entries, compression ratio, and the manifest.
+SCORM_MAX_PACKAGE_MB = env.int("SCORM_MAX_PACKAGE_MB", 1024, minimum=1)
+SCORM_MAX_UNPACKED_MB = env.int("SCORM_MAX_UNPACKED_MB", 2048, minimum=1)
+SCORM_MAX_ENTRIES = env.int("SCORM_MAX_ENTRIES", 20000, minimum=1)
+SCORM_MAX_RATIO = env.int("SCORM_MAX_RATIO", 100, minimum=2)
+SCORM_MAX_MANIFEST_MB = env.int("SCORM_MAX_MANIFEST_MB", 4, minimum=1)
