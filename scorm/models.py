@@ -92,3 +92,9 @@ class ScormSco(TimeStamped):
 
     def __str__(self) -> str:
         return self.title
+
+
+# The player's tables (attempts, CMI data) live in their own module.
+from scorm.runtime_models import ScormActivity, ScormAttempt  # noqa: E402
+
+__all__ = ["ScormActivity", "ScormAttempt", "ScormPackage", "ScormSco", "ScormVersion"]
