@@ -85,6 +85,9 @@ class Faults:
     share_timeout: float = 0.0
     timeout_seconds: float = 3.0
     outage: tuple[float, float] | None = None
+    # An outage counted in service calls instead of seconds: calls number ``first``
+    # up to (not including) ``last`` are refused, whatever the machine's speed.
+    outage_calls: tuple[int, int] | None = None
     rate_limit_per_second: int | None = None
     canvas_rate_limit: bool = False  # answer the rate limit with Canvas's 403
     retry_after: int = 1
@@ -133,6 +136,7 @@ class AdvantagePlatform:
         self.page_size = page_size
         self.faults = faults or Faults()
         self._rng = random.Random(self.faults.seed)
+        self._calls = 0
         self._lock = threading.RLock()
         self.private_pem, self.public_pem = _pem_pair()
         self.stats = Stats()
@@ -290,7 +294,11 @@ class AdvantagePlatform:
         now = time.time()
         f = self.faults
         with self._lock:
-            if f.outage and f.outage[0] <= now < f.outage[1]:
+            self._calls += 1
+            in_counted_outage = (
+                f.outage_calls is not None and f.outage_calls[0] <= self._calls < f.outage_calls[1]
+            )
+            if in_counted_outage or (f.outage and f.outage[0] <= now < f.outage[1]):
                 self.stats.outage_refusals += 1
                 return 503, {}, "platform down for maintenance"
             if f.rate_limit_per_second is not None:
