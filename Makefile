@@ -9,7 +9,13 @@ DEV_ENV := DEBUG=true DEMO_MODE=true OUTBOUND_ALLOW_PRIVATE_ADDRESSES=true PUBLI
 
 .PHONY: install install-system-test-deps run migrate demo test test-fast lint typecheck bench clean
 
-install: $(VENV)/.installed
+# The SCORM player's runtime (scorm-again, pinned in package-lock.json), copied into static.
+SCORM_RUNTIME := scorm/static/scorm/scorm-again.min.js
+
+install: $(VENV)/.installed $(SCORM_RUNTIME)
+
+$(SCORM_RUNTIME): package-lock.json scripts/vendor-static.sh
+	@bash scripts/vendor-static.sh
 
 $(VENV)/.installed: requirements/base.txt requirements/dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +42,7 @@ test: install install-system-test-deps
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy .
@@ -44,4 +51,4 @@ bench: install
 	@for b in bench/[a-z]*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -480,3 +480,27 @@ SCORM_MAX_UNPACKED_MB = env.int("SCORM_MAX_UNPACKED_MB", 2048, minimum=1)
 SCORM_MAX_ENTRIES = env.int("SCORM_MAX_ENTRIES", 20000, minimum=1)
 SCORM_MAX_RATIO = env.int("SCORM_MAX_RATIO", 100, minimum=2)
 SCORM_MAX_MANIFEST_MB = env.int("SCORM_MAX_MANIFEST_MB", 4, minimum=1)
+
+# [scorm]
+# Package files and the player run on their own origin, on another HOST than the app
+# (cookies are per host, not per port): the app's cookies never reach package code,
+# and package code cannot read the app's pages. `make run` serves it as a second
+# server (scripts/run-dev.sh); in production point a second host name at the same
+# image (nginx/ingress), e.g. https://content.example.org. Empty: playback is off.
+SCORM_CONTENT_ORIGIN = env.str("SCORM_CONTENT_ORIGIN", "http://127.0.0.2:8001" if DEBUG else "").rstrip("/")
+if SCORM_CONTENT_ORIGIN:
+    _content = _urlsplit(SCORM_CONTENT_ORIGIN)
+    if _content.scheme not in ("http", "https") or not _content.hostname or _content.path:
+        raise ImproperlyConfigured("SCORM_CONTENT_ORIGIN must be a scheme and host, e.g. https://content.example.org")
+    if _content.hostname == _urlsplit(PUBLIC_BASE_URL).hostname:
+        raise ImproperlyConfigured(
+            "SCORM_CONTENT_ORIGIN must be on another host than PUBLIC_BASE_URL (a port apart shares cookies)."
+        )
+# How long a signed link to a package's files (and the player page) works; the player
+# page is opened afresh at each launch, and the commit token lasts a long sitting.
+SCORM_CONTENT_URL_TTL = env.int("SCORM_CONTENT_URL_TTL", 4 * 3600, minimum=60)
+SCORM_COMMIT_TOKEN_TTL = env.int("SCORM_COMMIT_TOKEN_TTL", 12 * 3600, minimum=60)
+# Seconds between the runtime's automatic commits while a SCO sets values (batched).
+SCORM_AUTOCOMMIT_SECONDS = env.int("SCORM_AUTOCOMMIT_SECONDS", 10, minimum=1)
+MIDDLEWARE.insert(1, "scorm.content.ContentOriginMiddleware")  # before sessions: the content host has none
+CLASS_STAFF_LINKS.append(("SCORM attempts", "scorm:class_attempts"))
