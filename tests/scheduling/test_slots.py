@@ -483,3 +483,41 @@ def test_bad_values_are_refused_with_a_reason(make: object, message: str) -> Non
     with pytest.raises(SlotError) as refused:
         make()  # type: ignore[operator]
     assert str(refused.value) == message
+
+
+def test_a_day_off_starts_a_round_the_clock_chain() -> None:
+    # Kolkata, every day whole, but Monday 1 March 2027 off: the chain starts at Tuesday's local
+    # midnight (1 March 18:30Z), and weeks later the 45-minute slots still count from there.
+    av = Availability(
+        "Asia/Kolkata",
+        weekly=tuple(WeeklyRule(day, 0, 1440) for day in range(7)),
+        overrides=(DateOverride(dt.date(2027, 3, 1), None, None, unavailable=True),),
+        window_days=730,
+    )
+    anchor = utc(2027, 3, 1, 18, 30)
+    found = windows(av, utc(2027, 3, 20), utc(2027, 3, 21))
+    assert len(found) == 1 and found[0][0] == anchor and found[0][1] >= utc(2027, 3, 21)
+    slots = free_slots(
+        av, duration=45 * MIN, now=utc(2027, 3, 19), start=utc(2027, 3, 20), end=utc(2027, 3, 21)
+    )
+    assert len(slots) == 32
+    assert all((start - anchor) % (45 * MIN) == dt.timedelta(0) for start, _ in slots)
+    # 26,250 minutes after the anchor is 583 slots and a third: the first starts 00:30Z.
+    assert slots[0] == (utc(2027, 3, 20, 0, 30), utc(2027, 3, 20, 1, 15))
+    # The day before the day off ends its own chain at Monday's local midnight.
+    before = windows(av, utc(2027, 2, 28, 12), utc(2027, 2, 28, 13))
+    assert before[0][1] == utc(2027, 2, 28, 18, 30)
+
+
+def test_nearest_free_reaches_across_the_two_year_window() -> None:
+    now = utc(2027, 1, 4)
+    far = dt.date(2028, 12, 1)  # 697 days ahead
+    av = Availability(
+        "UTC", weekly=(), overrides=(DateOverride(far, hm("10:00"), hm("11:00")),), window_days=730
+    )
+    assert nearest_free(av, around=now, duration=H, now=now) == [(utc(2028, 12, 1, 10), utc(2028, 12, 1, 11))]
+    shorter = Availability("UTC", weekly=(), overrides=av.overrides, window_days=697)
+    assert nearest_free(shorter, around=now, duration=H, now=now) == []
+    assert free_slots(av, duration=H, now=now, start=now, end=now + dt.timedelta(days=730)) == [
+        (utc(2028, 12, 1, 10), utc(2028, 12, 1, 11))
+    ]
