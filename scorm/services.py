@@ -73,13 +73,13 @@ def _store_files(archive: PackageArchive, content_hash: str) -> None:
     try:
         for entry in archive.entries:
             name = root + entry.path
+            written.append(name)  # before writing: a storage may leave a partial file
             write_exact(storage, name, ChunkReader(archive.iter_chunks(entry), entry.size), entry.size)
-            written.append(name)
         write_marker(content_hash, {entry.path: entry.size for entry in archive.entries})
     except BaseException:
         for name in written:
             try:
-                storage.delete(name)
+                storage.delete(name)  # deleting a missing name is not an error (Storage.delete)
             except Exception:  # best effort; the original error matters more
                 logger.exception("scorm: could not remove %s after a failed import", name)
         raise

@@ -110,16 +110,33 @@ def _attr_ci(node: Any, name: str) -> str:
     return ""
 
 
+_PREFIXES = {
+    "http://www.adlnet.org/xsd/adlseq_v1p3": "adlseq",
+    "http://www.adlnet.org/xsd/adlnav_v1p3": "adlnav",
+    NS_ADLCP_2004: "adlcp",
+    NS_ADLCP_12: "adlcp",
+}
+
+
+def _json_key(name: str) -> str:
+    # IMS SS (and IMS CP) names stay bare; ADL extensions keep their usual prefix,
+    # because adlseq:objectives sits beside imsss:objectives in one sequencing element.
+    qname = etree.QName(name)
+    if qname.namespace in (None, NS_IMSSS):
+        return qname.localname
+    return f"{_PREFIXES.get(qname.namespace or '', 'ext')}:{qname.localname}"
+
+
 def _to_json(node: Any) -> dict[str, Any]:
-    """An element as JSON: attributes by local name, child elements as lists under
-    their local name, text under "#text". Enough to run sequencing from later."""
-    out: dict[str, Any] = {etree.QName(key).localname: str(value) for key, value in node.attrib.items()}
+    """An element as JSON: attributes and child elements (as lists) by name, text
+    under "#text". Enough to run sequencing from later without the XML."""
+    out: dict[str, Any] = {_json_key(key): str(value) for key, value in node.attrib.items()}
     text = (node.text or "").strip()
     if text:
         out["#text"] = text
     for child in node:
         if isinstance(child.tag, str):
-            out.setdefault(_local(child), []).append(_to_json(child))
+            out.setdefault(_json_key(child.tag), []).append(_to_json(child))
     return out
 
 
@@ -275,10 +292,12 @@ def _sequencing(item: Any, collection: dict[str, Any]) -> tuple[dict[str, Any], 
                 effective = shared
         merged.update(_to_json(seq))
         out["imsss"] = merged
-    for name in ("completionThreshold",):
-        node = _child_ci(item, name)
-        if node is not None:
-            out[name] = _to_json(node)
+    threshold = _child_ci(item, "completionThreshold")
+    if threshold is not None:
+        out["completionThreshold"] = _to_json(threshold)
+    shared_data = _child(item, "data")  # adlcp:data, 4th edition shared data buckets
+    if shared_data is not None:
+        out["adlcp:data"] = _to_json(shared_data)
     presentation = _child(item, "presentation")
     if presentation is not None:
         out["presentation"] = _to_json(presentation)
@@ -461,10 +480,12 @@ def parse_manifest(data: bytes) -> ParsedPackage:
             f"The default organization {default!r} has no item that points at a resource to launch.",
             entry=MANIFEST,
         )
-    title = _text(_child(by_id[default], "title"))[:500] or root.get("identifier") or "Untitled"
+    title = (
+        _text(_child(by_id[default], "title"))[:500] or (root.get("identifier") or "").strip() or "Untitled"
+    )
     manifest_json = {
         "version": version,
-        "identifier": root.get("identifier") or "",
+        "identifier": (root.get("identifier") or "").strip(),
         "default_org": default,
         "organizations": org_json,
         "resources": [
@@ -485,7 +506,7 @@ def parse_manifest(data: bytes) -> ParsedPackage:
     return ParsedPackage(
         version=version,
         title=title,
-        identifier=(root.get("identifier") or "")[:500],
+        identifier=(root.get("identifier") or "").strip()[:500],
         default_org=default,
         scos=tuple(state.scos),
         manifest=manifest_json,
