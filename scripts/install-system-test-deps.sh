@@ -11,6 +11,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 # Redis: the grade-delivery tests run real Celery workers on it (killed mid-task).
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# coturn: the video tests relay WebRTC through a TURN server they start (relay-only ICE).
+command -v turnserver >/dev/null 2>&1 || need+=(coturn)
 # npm: the browser tests inject axe-core, pinned in package-lock.json.
 command -v npm >/dev/null 2>&1 || need+=(npm)
 start_redis() {
