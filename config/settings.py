@@ -504,3 +504,29 @@ SCORM_COMMIT_TOKEN_TTL = env.int("SCORM_COMMIT_TOKEN_TTL", 12 * 3600, minimum=60
 SCORM_AUTOCOMMIT_SECONDS = env.int("SCORM_AUTOCOMMIT_SECONDS", 10, minimum=1)
 MIDDLEWARE.insert(1, "scorm.content.ContentOriginMiddleware")  # before sessions: the content host has none
 CLASS_STAFF_LINKS.append(("SCORM attempts", "scorm:class_attempts"))
+
+# [video]
+# Live tutoring rooms (issue 15): WebRTC signaling over websockets through Django Channels.
+INSTALLED_APPS.insert(INSTALLED_APPS.index("tutoring_core.web"), "tutoring_core.video")
+INSTALLED_APPS.append("channels")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    }
+else:  # the embedded default: one process, in memory
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# ICE servers handed to browsers. TURN credentials follow coturn's use-auth-secret scheme and
+# last VIDEO_TURN_TTL seconds; TURN_URLS e.g. "turn:turn.example.org:3478,turns:turn.example.org:443?transport=tcp".
+STUN_URLS = env.list("STUN_URLS", [])
+TURN_URLS = env.list("TURN_URLS", [])
+TURN_SECRET = env.str("TURN_SECRET", "")
+if TURN_URLS and not TURN_SECRET:
+    raise ImproperlyConfigured("TURN_URLS is set but TURN_SECRET is not (coturn's static-auth-secret).")
+VIDEO_TURN_TTL = env.int("VIDEO_TURN_TTL", 3600, minimum=60)
+VIDEO_JOIN_TOKEN_TTL = env.int("VIDEO_JOIN_TOKEN_TTL", 120, minimum=10)  # seconds
+# A room opens this many minutes before the start and closes this many after the end.
+VIDEO_OPEN_BEFORE_MIN = env.int("VIDEO_OPEN_BEFORE_MIN", 15, minimum=0)
+VIDEO_CLOSE_AFTER_MIN = env.int("VIDEO_CLOSE_AFTER_MIN", 30, minimum=0)
+# Attendance: joined later than this after the start is late; left earlier than this before the end is left early.
+VIDEO_LATE_AFTER_MIN = env.int("VIDEO_LATE_AFTER_MIN", 5, minimum=0)
+VIDEO_LEFT_EARLY_MIN = env.int("VIDEO_LEFT_EARLY_MIN", 5, minimum=0)

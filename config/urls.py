@@ -17,6 +17,7 @@ urlpatterns = [
     path("scheduling/", include("tutoring_core.scheduling.urls")),
     path("calendar/", include("tutoring_core.calendars.urls")),
     path("scorm/", include("scorm.urls")),
+    path("video/", include("tutoring_core.video.urls")),
     path("sso/", include("sso.urls")),
     path("", include("tutoring_core.web.urls")),
 ]

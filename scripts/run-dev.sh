@@ -31,4 +31,6 @@ cat <<BANNER
 BANNER
 cat var/log/demo-logins.txt
 echo
-$BIN/python manage.py runserver "$HOST:$PORT" --noreload
+# ASGI (uvicorn) rather than runserver: the video rooms signal over websockets (Django
+# Channels); static files come from WhiteNoise under DEBUG too.
+$BIN/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --ws websockets --log-level warning

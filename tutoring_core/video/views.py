@@ -1,0 +1,135 @@
+"""The room page, its join-token endpoint and the tutor's attendance page (issue 15)."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from tutoring_core.accounts.models import User
+from tutoring_core.video import services
+from tutoring_core.video.data import RoomAccess
+from tutoring_core.video.errors import NotFound, VideoError
+from tutoring_core.video.protocol.attendance import OUTCOMES
+
+# The room page may use the camera, microphone and screen capture for itself and in an LMS
+# frame that delegates them (allow="camera; microphone; display-capture").
+PERMISSIONS = "camera=(self), microphone=(self), display-capture=(self)"
+OUTCOME_LABELS = {"attended": "Attended", "late": "Late", "left_early": "Left early", "no_show": "No-show"}
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _refused(request: HttpRequest, exc: VideoError) -> HttpResponse:
+    if isinstance(exc, NotFound):
+        raise Http404(exc.reason)
+    return render(request, "video/refused.html", {"reason": exc.reason}, status=exc.http_status)
+
+
+def _access(request: HttpRequest, video_session_id: uuid.UUID) -> RoomAccess:
+    return services.room_access(user=_user(request), session_id=video_session_id)
+
+
+@login_required
+def room(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
+    try:
+        access = _access(request, video_session_id)
+    except VideoError as exc:
+        return _refused(request, exc)
+    zone = zoneinfo.ZoneInfo(_user(request).time_zone or "UTC")
+    with timezone.override(zone):
+        response = render(
+            request,
+            "video/room.html",
+            {
+                "access": access,
+                "config": {
+                    "tokenUrl": reverse("video:token", kwargs={"video_session_id": video_session_id}),
+                    "role": access.role,
+                    "name": access.person_name,
+                },
+                "attendance_url": reverse("video:attendance", kwargs={"video_session_id": video_session_id})
+                if access.role == "tutor"
+                else "",
+                "zone_name": str(zone),
+            },
+        )
+    response["Permissions-Policy"] = PERMISSIONS
+    return response
+
+
+@login_required
+@require_POST
+def token(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
+    """A fresh join token and ICE servers (with short-lived TURN credentials), asked for at join
+    time so the token's two minutes start then, not when the page loaded."""
+    try:
+        access = _access(request, video_session_id)
+    except VideoError as exc:
+        if isinstance(exc, NotFound):
+            raise Http404(exc.reason) from None
+        return JsonResponse({"code": exc.close_code, "reason": exc.reason}, status=exc.http_status)
+    return JsonResponse(
+        {
+            "token": services.join_token_issue(access=access),
+            "wsPath": f"/ws/video/rooms/{access.room_id}/",
+            "iceServers": services.ice_servers_for(person_id=access.person_id),
+        }
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def attendance(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
+    user = _user(request)
+    try:
+        info = services._session(video_session_id, user.tenant_id)
+    except VideoError as exc:
+        return _refused(request, exc)
+    if info.tutor_id != user.pk:
+        return render(
+            request,
+            "video/refused.html",
+            {"reason": "Only the session's tutor sees its attendance."},
+            status=403,
+        )
+    room_row = services._room(info)
+    if request.method == "POST":
+        try:
+            services.attendance_correct(
+                actor=user,
+                room_id=room_row.pk,
+                person_id=request.POST.get("person", ""),
+                outcome=request.POST.get("outcome", ""),
+            )
+        except VideoError as exc:
+            return render(request, "video/refused.html", {"reason": exc.reason}, status=exc.http_status)
+        messages.success(request, "Attendance corrected.")
+        return redirect(request.path)
+    recorded = {a.person_id: a for a in services.attendance_list(room_id=room_row.pk)}
+    rows = [
+        {"person_id": p.person_id, "name": p.name, "record": recorded.get(p.person_id)}
+        for p in info.participants
+        if p.status == "booked"
+    ]
+    zone = zoneinfo.ZoneInfo(user.time_zone or "UTC")
+    with timezone.override(zone):
+        return render(
+            request,
+            "video/attendance.html",
+            {
+                "info": info,
+                "rows": rows,
+                "outcomes": [(o, OUTCOME_LABELS[o]) for o in OUTCOMES],
+                "zone_name": str(zone),
+            },
+        )
