@@ -332,6 +332,10 @@ RULES_2004 = _rules(
     ]
 )
 
+# Placeholders a runtime reports for elements the SCO has not set, which the SCO itself
+# may not write.
+_UNSET = {"cmi.core.lesson_status": "not attempted"}
+
 # Keys the runtime adds to a full commit that are the data model's bookkeeping,
 # not values: "cmi.core._children", "cmi.interactions._count", "adl.nav.request_valid.*".
 _BOOKKEEPING_RE = re.compile(r"(^|\.)_(children|count|version)$|^adl\.nav\.request_valid\.")
@@ -368,6 +372,8 @@ def validate_commit(version: str, values: Mapping[str, object]) -> dict[str, str
     for element, raw in values.items():
         if not isinstance(element, str) or _BOOKKEEPING_RE.search(element):
             continue
+        if isinstance(raw, (dict, list)) and not raw:
+            continue  # an empty collection ("cmi.interactions": {}) in a full commit
         if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
             errors.append((element, "must be a string"))
             continue
@@ -386,6 +392,10 @@ def validate_commit(version: str, values: Mapping[str, object]) -> dict[str, str
         reason = _limit_for(element, n, m)
         if reason is None and rule.check is not None:
             reason = rule.check(value)
+        if reason is not None and (value == "" or _UNSET.get(element) == value):
+            # A full commit carries every element, the SCO's unset ones with the
+            # runtime's placeholder ("" or 1.2's "not attempted"): not a value to store.
+            continue
         if reason is not None:
             errors.append((element, reason))
             continue

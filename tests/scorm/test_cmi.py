@@ -51,12 +51,6 @@ def test_12_commit_keeps_writable_values_and_drops_read_only_ones() -> None:
         (
             V12,
             "cmi.core.lesson_status",
-            "not attempted",
-            '"not attempted" is not one of "passed", "completed", "failed", "incomplete", "browsed"',
-        ),
-        (
-            V12,
-            "cmi.core.lesson_status",
             "done",
             '"done" is not one of "passed", "completed", "failed", "incomplete", "browsed"',
         ),
@@ -94,7 +88,7 @@ def test_12_commit_keeps_writable_values_and_drops_read_only_ones() -> None:
             "wrong",
             '"wrong" is not correct, incorrect, unanticipated, neutral or a number',
         ),
-        (V2004, "cmi.interactions.0.id", "", "must not be empty"),
+        (V2004, "cmi.interactions.0.id", "urn:bad id", '"urn:bad id" is not a valid URN'),
         (V2004, "cmi.objectives.100.id", "o", "more than 100 objectives"),
         (V2004, "adl.nav.request", "jump", '"jump" is not a navigation request'),
         (
@@ -140,6 +134,23 @@ def test_2004_commit_values() -> None:
         "cmi.suspend_data",
         "adl.nav.request",
     }
+
+
+def test_a_full_commit_s_placeholders_for_unset_elements_are_not_values() -> None:
+    # scorm-again's full commit: every element, unset ones as "" (or 1.2's "not attempted").
+    assert cmi.validate_commit(
+        V12,
+        {
+            "cmi.core.lesson_status": "not attempted",
+            "cmi.student_preference.audio": "",
+            "cmi.objectives": {},
+            "cmi.interactions": [],
+            "cmi.core.lesson_location": "",
+        },
+    ) == {"cmi.core.lesson_location": ""}
+    with pytest.raises(cmi.CmiRejected) as caught:
+        cmi.validate_commit(V12, {"cmi.objectives": {"0": {"id": "x"}}})
+    assert caught.value.errors == [("cmi.objectives", "must be a string")]
 
 
 def test_non_string_values_are_refused() -> None:
