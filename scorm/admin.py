@@ -72,6 +72,10 @@ class ScormScoInline(admin.TabularInline):  # type: ignore[type-arg]
     can_delete = False
     show_change_link = False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Shown only inside a package the (tenant-scoped) package admin let through.
+        return True
+
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
