@@ -33,4 +33,4 @@ cat var/log/demo-logins.txt
 echo
 # ASGI (uvicorn) rather than runserver: the video rooms signal over websockets (Django
 # Channels); static files come from WhiteNoise under DEBUG too.
-$BIN/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --ws websockets --log-level warning
+$BIN/uvicorn config.asgi:application --host "$HOST" --port "$PORT" --ws websockets-sansio --log-level warning
