@@ -209,3 +209,107 @@ def test_scorm12_golf_quiz_suspend_resume_and_grade_to_the_lms(env: dict[str, An
     assert world.lms.score_log[-1]["activityProgress"] == "Completed"
     assert world.lms.score_log[-1]["gradingProgress"] == "FullyGraded"
     assert world.lms.score_log[-1]["userId"] == world.subs[student.pk]
+
+
+def test_scorm2004_golf_resumes_and_completes(env: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(env["lms"], students=1)
+    student = world.students[0]
+    package = _import(world, "RuntimeBasicCalls_SCORM20043rdEdition.zip")
+    base = env["base"]
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(Path(profile)), executable_path=CHROMIUM, headless=True, args=FLAGS
+        )
+        try:
+            _sign_in(context, base, student)
+            page = context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+            sco = _launch(page, base, world, package)
+            sco.wait_for_function(
+                "document.getElementById('contentFrame').src.indexOf('Playing/Playing.html') > 0"
+            )
+            for _ in range(2):
+                sco.locator("#butNext").click()
+            page.goto("about:blank")
+            suspended = _wait_attempt({"learner": student}, lambda a: a.state == ScormAttempt.State.SUSPENDED)
+            assert suspended.cmi["cmi.location"] == "2"
+            assert suspended.cmi["cmi.completion_status"] == "incomplete"
+            assert suspended.cmi["cmi.exit"] == "suspend"
+
+            sco = _launch(page, base, world, package)
+            sco.wait_for_function(
+                "document.getElementById('contentFrame').src.indexOf('Playing/Scoring.html') > 0"
+            )
+            for _ in range(12):
+                sco.locator("#butNext").click()
+            expected = _answer_quiz(page)
+            sco.locator("#butExit").click()
+            done = _wait_attempt({"learner": student}, lambda a: a.state == ScormAttempt.State.FINISHED)
+        finally:
+            context.close()
+    assert (done.number, done.completion, done.score) == (1, "completed", expected)
+    assert done.success == ("passed" if expected >= 70 else "failed")
+
+
+def test_the_content_origin_is_walled_off_from_the_app(env: dict[str, Any]) -> None:
+    """From a page on the content origin: the app's pages cannot be read (no CORS for
+    them, and never with credentials), the commit endpoint answers only the content
+    origin and without credentials, and the app refuses to be framed there."""
+    from playwright.sync_api import sync_playwright
+
+    world = make_world(env["lms"], students=1)
+    student = world.students[0]
+    package = _import(world, "RuntimeBasicCalls_SCORM12.zip")
+    base, origin = env["base"], env["origin"]
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(Path(profile)), executable_path=CHROMIUM, headless=True, args=FLAGS
+        )
+        try:
+            _sign_in(context, base, student)
+            page = context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+            sco = _launch(page, base, world, package)
+            assert sco.url.startswith(origin)
+            attempts_path = f"/scorm/classes/{world.klass.pk}/attempts/"
+            reads = sco.evaluate(
+                """async ([base, attempts]) => {
+                  const out = {};
+                  for (const [name, url, init] of [
+                    ["home", base + "/", {credentials: "include"}],
+                    ["attempts", base + attempts, {credentials: "include"}],
+                    ["commit_credentials", base + "/scorm/runtime/commit", {method: "POST", credentials: "include", body: "{}"}],
+                    ["commit", base + "/scorm/runtime/commit", {method: "POST", credentials: "omit", body: "{}"}],
+                  ]) {
+                    try { const r = await fetch(url, init); out[name] = r.status; }
+                    catch (e) { out[name] = "blocked"; }
+                  }
+                  return out;
+                }""",
+                [base, attempts_path],
+            )
+            # The commit endpoint is readable from the content origin (a 403: no token),
+            # but not with credentials (no Allow-Credentials); the app's pages never.
+            assert reads == {
+                "home": "blocked",
+                "attempts": "blocked",
+                "commit_credentials": "blocked",
+                "commit": 403,
+            }
+            # The app's page framed by a page of the content origin: refused by the browser.
+            sco.evaluate(
+                "([base, attempts]) => { const f = document.createElement('iframe'); f.id = 'probe';"
+                " f.src = base + attempts; document.body.appendChild(f); }",
+                [base, attempts_path],
+            )
+            page.wait_for_timeout(1500)
+            probe = sco.locator("#probe").element_handle().content_frame()
+            assert probe is not None
+            assert not probe.url.startswith(base)  # the browser put its error page there
+            assert "SCORM attempts" not in probe.content()
+            cookies_here = context.cookies(origin)
+        finally:
+            context.close()
+    assert cookies_here == []
