@@ -11,9 +11,10 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from scorm.errors import PackageRejected
-from scorm.forms import PackageUploadForm
+from scorm.forms import PackageUploadForm, UploadLimitHandler
 from scorm.selectors import package_get_for_tenant, package_info, packages_for_tenant
 from scorm.services import package_import
 from tutoring_core.accounts import api as accounts
@@ -36,14 +37,24 @@ def _importer(request: HttpRequest) -> accounts.User:
     return user
 
 
-@login_required
+@csrf_exempt
 def package_list(request: HttpRequest) -> HttpResponse:
+    # The size limit must sit in front of the handlers that spool the file, before
+    # anything reads the body (CSRF included); CSRF is checked just after.
+    limit = UploadLimitHandler(request)
+    request.upload_handlers.insert(0, limit)
+    return _package_list(request, limit)
+
+
+@csrf_protect
+@login_required
+def _package_list(request: HttpRequest, limit: UploadLimitHandler) -> HttpResponse:
     user = _importer(request)
     assert user.tenant_id is not None
     form = PackageUploadForm()
     status = 200
     if request.method == "POST":
-        form = PackageUploadForm(request.POST, request.FILES)
+        form = PackageUploadForm(request.POST, request.FILES, too_large=limit.exceeded)
         if form.is_valid():
             upload = form.cleaned_data["package"]
             try:

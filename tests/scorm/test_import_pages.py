@@ -157,3 +157,25 @@ def test_platform_staff_chooses_the_tenant(client: Any, store: Path) -> None:
     response = client.post(add, {"tenant": str(tenant.pk), "package": _upload(hz.valid("Staff"))})
     assert response.status_code == 302
     assert ScormPackage.objects.get().tenant_id == tenant.pk
+
+
+def test_a_file_past_the_limit_is_dropped_while_it_arrives(
+    client: Any, personas: Personas, store: Path, settings: Any
+) -> None:
+    settings.SCORM_MAX_PACKAGE_MB = 1
+    client.force_login(personas.owner)
+    data = hz.with_entry("media/clip.bin", hz.noise(3 * 1024 * 1024))
+    response = client.post(reverse("scorm:package_list"), {"package": _upload(data)})
+    assert response.status_code == 400
+    assert "The file is larger than the 1 MB limit for one package." in response.content.decode()
+    assert (ScormPackage.objects.count(), files_under(store)) == (0, [])
+
+
+def test_the_upload_needs_the_csrf_token(personas: Personas, store: Path) -> None:
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(personas.owner)
+    response = client.post(reverse("scorm:package_list"), {"package": _upload(hz.valid())})
+    assert response.status_code == 403
+    assert ScormPackage.objects.count() == 0
