@@ -77,6 +77,9 @@ def _store_files(archive: PackageArchive, content_hash: str) -> None:
             write_exact(storage, name, ChunkReader(archive.iter_chunks(entry), entry.size), entry.size)
         write_marker(content_hash, {entry.path: entry.size for entry in archive.entries})
     except BaseException:
+        if is_stored(content_hash):
+            # Another import of the same zip finished meanwhile: its files are ours too.
+            raise
         for name in written:
             try:
                 storage.delete(name)  # deleting a missing name is not an error (Storage.delete)

@@ -331,3 +331,30 @@ def test_command_unknown_tenant(store: Path) -> None:
     with pytest.raises(CommandError) as caught:
         call_command("scorm_import", "--tenant", "nowhere", str(FIXTURES / "RuntimeBasicCalls_SCORM12.zip"))
     assert str(caught.value) == "No active tenant has the slug 'nowhere'."
+
+
+def test_s3_storage_is_configured_from_the_environment(tmp_path: Path) -> None:
+    """SCORM_S3_BUCKET switches the "scorm" storage to django-storages' S3 backend
+    (built here without touching the network; the suite uses the local backend)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup();"
+        "from django.core.files.storage import storages;"
+        "s = storages['scorm'];"
+        "print(type(s).__module__ + '.' + type(s).__name__, s.bucket_name, s.file_overwrite)"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+        "SCORM_S3_BUCKET": "hub-scorm",
+        "SCORM_S3_REGION": "eu-west-1",
+        "VAR_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=Path(__file__).parents[2]
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "storages.backends.s3.S3Storage hub-scorm False"
