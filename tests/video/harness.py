@@ -43,7 +43,14 @@ def asgi_server() -> Iterator[str]:
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, ws="websockets-sansio", lifespan="off", log_level="warning")
+        uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=port,
+            ws="websockets-sansio",
+            lifespan="off",
+            log_level="warning",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -97,7 +104,9 @@ def coturn(secret: str = "turn-test-secret-0123456789") -> Iterator[Turn]:
             )
             + "\n"
         )
-        process = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             for _ in range(100):
                 with socket.socket() as probe:

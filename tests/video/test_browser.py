@@ -78,9 +78,9 @@ def _cookie(user: Any, base: str) -> dict[str, Any]:
     return {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}
 
 
-
-
-def _run_call(base: str, data: dict[str, Any], query: str, *, finish: bool = False) -> tuple[list[Any], list[Any]]:
+def _run_call(
+    base: str, data: dict[str, Any], query: str, *, finish: bool = False
+) -> tuple[list[Any], list[Any]]:
     from playwright.sync_api import sync_playwright
 
     url = f"{base}/video/sessions/{data['session'].pk}/{query}"
@@ -106,7 +106,9 @@ def _run_call(base: str, data: dict[str, Any], query: str, *, finish: bool = Fal
             stats = {}
             for who, page in pages.items():
                 page.wait_for_function(
-                    "async () => { const r = await (" + STATS_JS + ")(); return r.length === 1 && r[0].frames > 0; }",
+                    "async () => { const r = await ("
+                    + STATS_JS
+                    + ")(); return r.length === 1 && r[0].frames > 0; }",
                     timeout=30_000,
                 )
                 stats[who] = page.evaluate(STATS_JS)
@@ -119,7 +121,10 @@ def _run_call(base: str, data: dict[str, Any], query: str, *, finish: bool = Fal
                 tutor.wait_for_selector("#room-status[data-state=joined]", timeout=20_000)
                 tutor.click("#end")
                 tutor.wait_for_selector("#room-status[data-state=refused]", timeout=20_000)
-                assert tutor.inner_text("#room-problem") == "The tutor has ended this session; its room is closed."
+                assert (
+                    tutor.inner_text("#room-problem")
+                    == "The tutor has ended this session; its room is closed."
+                )
         finally:
             browser.close()
     return stats["tutor"], stats["student"]

@@ -94,6 +94,9 @@ def room_access(*, user: User, session_id: Any, now: dt.datetime | None = None) 
     for anyone but its tutor, booked students (and their guardians where the tenant allows),
     RoomClosed / RoomNotOpen when the session's state refuses everyone."""
     info = _session(session_id, user.tenant_id)
+    if info.status in ("cancelled", "expired") or info.cancelled:
+        # Before the participant check: a cancel also cancels the participants' places.
+        raise SessionCancelled("This session was cancelled; its room is closed.")
     role = _role(user, info)
     if not role:
         raise NotParticipant("Only the session's tutor and booked students can join this room.")
