@@ -117,3 +117,7 @@ class ScormPackageAdmin(TenantScopedAdmin):
         # The import service wrote the rows in form.clean(); show the admin that row.
         imported = ScormPackage.objects.get(pk=form.imported_id)
         obj.__dict__.update(imported.__dict__)
+
+
+# The player's tables (attempts read-only): scorm/player_admin.py.
+from scorm import player_admin  # noqa: E402, F401

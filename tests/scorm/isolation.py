@@ -3,7 +3,10 @@ player helpers: add, never replace)."""
 
 from __future__ import annotations
 
-from scorm.models import ScormPackage, ScormSco
+import uuid
+
+from scorm.models import ScormActivity, ScormAttempt, ScormPackage, ScormSco
+from tests.factories import ClassFactory, UserFactory
 from tests.isolation import admin_model, url_param
 from tutoring_core.accounts.models import Tenant
 
@@ -31,3 +34,26 @@ def _package_id(tenant: Tenant) -> object:
 @admin_model("scorm.ScormPackage")
 def _package(tenant: Tenant) -> object:
     return make_package(tenant)
+
+
+def make_attempt(tenant: Tenant) -> ScormAttempt:
+    """A learner's attempt at a package placed in a class of ``tenant`` (player tables)."""
+    package = make_package(tenant, title="Placed")
+    klass = ClassFactory(tenant=tenant, title=f"SCORM class ({tenant.slug})")
+    activity = ScormActivity.objects.create(
+        tenant=tenant, klass=klass, package=package, title=package.title, activity_id=uuid.uuid4()
+    )
+    learner = UserFactory(tenant=tenant)
+    return ScormAttempt.objects.create(
+        tenant=tenant, activity=activity, sco=package.scos.get(), learner=learner, number=1
+    )
+
+
+@admin_model("scorm.ScormActivity")
+def _activity(tenant: Tenant) -> object:
+    return make_attempt(tenant).activity
+
+
+@admin_model("scorm.ScormAttempt")
+def _attempt(tenant: Tenant) -> object:
+    return make_attempt(tenant)
