@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.apps import apps as django_apps
+from django.conf import settings as django_settings
 from django.core.management import call_command
 
 CHROMIUM = "/usr/bin/chromium"
@@ -81,6 +82,13 @@ OVERFLOW_JS = """() => {
   }
   return {over: over, culprits: culprits.slice(0, 4)};
 }"""
+# Tables not inside an element that scrolls sideways: a wider row would scroll the page.
+UNWRAPPED_TABLES_JS = """() => Array.from(document.querySelectorAll('main table')).filter((table) => {
+  for (let el = table.parentElement; el && el !== document.body; el = el.parentElement) {
+    if (['auto', 'scroll'].includes(getComputedStyle(el).overflowX)) return false;
+  }
+  return true;
+}).length"""
 # Pages on templates/base.html: the header's brand, name and links sit on one line.
 HEADER_JS = """() => {
   const header = document.querySelector('header.topbar');
@@ -121,6 +129,23 @@ def _axe_serious(page: Any) -> list[tuple[str, str, list[str]]]:
         for v in result["violations"]
         if v["impact"] in ("serious", "critical")
     ]
+
+
+def _framing_problem(path: str, headers: dict[str, str]) -> str:
+    """Pages open inside the LMS iframe (CSP frame-ancestors lists settings.FRAME_ANCESTORS);
+    sign-in and admin pages never do."""
+    from tutoring_core.web.middleware import NEVER_FRAMED_PREFIXES
+
+    policy = headers.get("content-security-policy", "")
+    ancestors = next(
+        (d.split()[1:] for d in policy.split(";") if d.strip().startswith("frame-ancestors")), None
+    )
+    if path.startswith(NEVER_FRAMED_PREFIXES):
+        return "" if ancestors == ["'none'"] else f"may be framed ({policy!r})"
+    if ancestors is None or "x-frame-options" in headers:
+        return f"cannot open inside the LMS iframe ({policy!r}, {headers.get('x-frame-options')!r})"
+    missing = [origin for origin in django_settings.FRAME_ANCESTORS if origin not in ancestors]
+    return f"frame-ancestors lacks {missing}" if missing else ""
 
 
 @dataclass
@@ -203,6 +228,8 @@ def _crawl(context: Any, origin: str, start: str, axe_shapes: set[str]) -> Crawl
         if response.status >= 500:
             crawl.problems.append(f"{key}: answered {response.status}")
             continue
+        if response.status >= 400:
+            crawl.visited[-1] += f" ({response.status})"
         if "text/html" not in response.headers.get("content-type", ""):
             continue
         overflow = page.evaluate(OVERFLOW_JS)
@@ -210,21 +237,25 @@ def _crawl(context: Any, origin: str, start: str, axe_shapes: set[str]) -> Crawl
             crawl.problems.append(
                 f"{landed}: scrolls sideways by {overflow['over']}px ({', '.join(overflow['culprits'])})"
             )
-        header = page.evaluate(HEADER_JS)
-        if header:
-            crawl.problems.append(f"{landed}: the header takes more than one line ({header}px high)")
-        shape = ID.sub("*", urlsplit(landed).path)
-        if header is not None or page.locator("header.topbar").count():
-            if shape not in crawl.axe_shapes:
-                crawl.axe_shapes.add(shape)
-                for violation in _axe_serious(page):
-                    crawl.problems.append(f"{landed}: axe {violation}")
-        if response.status >= 400:
-            crawl.visited[-1] += f" ({response.status})"
         for href in page.evaluate(LINKS_JS):
             next_key = crawl.admit(href.split("#", 1)[0])
             if next_key:
                 queue.append(next_key)
+        framing = _framing_problem(landed, response.headers)
+        if framing:
+            crawl.problems.append(f"{landed}: {framing}")
+        if not page.locator("header.topbar").count():
+            continue  # not built on templates/base.html (the admin site, a protocol page)
+        header = page.evaluate(HEADER_JS)
+        if header:
+            crawl.problems.append(f"{landed}: the header takes more than one line ({header}px high)")
+        if unwrapped := page.evaluate(UNWRAPPED_TABLES_JS):
+            crawl.problems.append(f"{landed}: {unwrapped} table(s) outside a scrolling wrapper (.table-wrap)")
+        shape = ID.sub("*", urlsplit(landed).path)
+        if shape not in crawl.axe_shapes:
+            crawl.axe_shapes.add(shape)
+            for violation in _axe_serious(page):
+                crawl.problems.append(f"{landed}: axe {violation}")
     page.close()
     crawl.seconds = time.monotonic() - started
     if queue:
