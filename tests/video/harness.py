@@ -73,7 +73,7 @@ class Turn:
 
 
 @contextmanager
-def coturn(secret: str = "turn-test-secret-0123456789")  # noqa: S107 (a test server's) -> Iterator[Turn]:
+def coturn(secret: str = "turn-test-secret-0123456789") -> Iterator[Turn]:  # noqa: S107 (a test server's)
     """Debian's coturn with the REST-API shared secret, listening on 127.0.0.1 (UDP and TCP)."""
     binary = shutil.which("turnserver")
     assert binary, "coturn is missing: run `make install-system-test-deps`"

@@ -72,7 +72,7 @@ def booked(transactional_db: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
     yield {"tenant": tenant, "tutor": tutor, "student": student, "session": session}
 
 
-def _cookie(user: Any, base: str) -> dict[str, Any]:
+def _cookie(user: Any, base: str) -> Any:
     client = Client()
     client.force_login(user)
     return {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}

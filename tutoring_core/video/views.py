@@ -7,11 +7,11 @@ import zoneinfo
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from tutoring_core.accounts.models import User
 from tutoring_core.video import services
@@ -68,7 +68,6 @@ def room(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
 
 
 @login_required
-@require_POST
 def token(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
     """A fresh join token and ICE servers (with short-lived TURN credentials), asked for at join
     time so the token's two minutes start then, not when the page loaded."""
@@ -78,6 +77,8 @@ def token(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
         if isinstance(exc, NotFound):
             raise Http404(exc.reason) from None
         return JsonResponse({"code": exc.close_code, "reason": exc.reason}, status=exc.http_status)
+    if request.method != "POST":  # after the 404: the method tells nothing about other tenants
+        return HttpResponseNotAllowed(["POST"])
     return JsonResponse(
         {
             "token": services.join_token_issue(access=access),
