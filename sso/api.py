@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from sso import selectors
 from sso.data import SignInOption
-from tutoring_core.accounts.models import Tenant
+from tutoring_core.accounts.api import Tenant
 
 __all__ = ["SignInOption", "sign_in_options", "sign_in_page_url"]
 

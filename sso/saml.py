@@ -25,7 +25,7 @@ from onelogin.saml2.xml_utils import OneLogin_Saml2_XML
 
 from sso.models import IdentityProvider, ServiceProviderKey
 from sso.protocol.errors import SignInRejected
-from tutoring_core.accounts.models import Tenant
+from tutoring_core.accounts.api import Tenant
 
 NSMAP = {"samlp": C.NS_SAMLP, "saml": C.NS_SAML}
 _COMMENT_AWARE_PARSER = etree.XMLParser(

@@ -46,9 +46,8 @@ def _check_cache() -> str | None:
 
 
 def _check_broker() -> str | None:
+    from celery import current_app as app  # config.celery's app (the core never imports config)
     from django.conf import settings
-
-    from config.celery import app
 
     try:
         # The URL from settings, so the probe checks what this process is configured for.
