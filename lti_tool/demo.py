@@ -25,8 +25,8 @@ from tutoring_core.accounts.api import (
     IdentityKind,
     MergeRefused,
     TenantNotFound,
-    User,
     identity_link,
+    person_by_username,
     tenant_get,
 )
 from tutoring_core.classes.api import ClassKeyKind, ClassKeyRef, Source, class_upsert
@@ -108,7 +108,7 @@ def simulator_register() -> PlatformRegistration | None:
     )
     simulator_key()
     for persona in PERSONAS.values():
-        user = User.objects.filter(tenant=tenant, username=f"{persona.username}@{DEMO_SLUG}").first()
+        user = person_by_username(tenant=tenant, username=f"{persona.username}@{DEMO_SLUG}")
         if user is None:
             continue
         try:

@@ -29,6 +29,7 @@ from tutoring_core.accounts.api import (
     User,
     audit_record,
     person_current,
+    person_for_sign_in,
     person_resolve,
 )
 from tutoring_core.classes.api import (
@@ -40,6 +41,7 @@ from tutoring_core.classes.api import (
     enrollment_upsert,
     person_class_current,
 )
+from tutoring_core.rows import save_fields, set_changed
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ CUSTOM_TUTOR = "hub_tutor"
 # Set by our deep-linking response on a gradable item: the column planned for it
 # (lti_tool.advantage.api.placement_plan), bound at the placed link's first launch.
 CUSTOM_PLACEMENT = "hub_placement"
+# Another integration's placeable the link opens (progress.api.placeable_get), e.g. "scorm:<package id>".
+CUSTOM_ACTIVITY = "hub_activity"
 
 
 def _check_url(value: str, label: str) -> str:
@@ -256,17 +260,11 @@ def _seen(
     if row is None:
         row, _created = model.objects.update_or_create(**lookup, defaults={**values, "last_launch_at": now})
         return row
-    changed = [name for name, value in values.items() if getattr(row, name) != value]
+    changed = set_changed(row, values)
     stale = row.last_launch_at is None or now - row.last_launch_at >= LAST_LAUNCH_RESOLUTION
     if changed or stale:
-        for name in changed:
-            setattr(row, name, values[name])
         row.last_launch_at = now
-        fields = [
-            model._meta.get_field(name.removesuffix("_id")).name if name.endswith("_id") else name
-            for name in changed
-        ]
-        row.save(update_fields=[*fields, "last_launch_at", "updated_at"])
+        save_fields(row, [*changed, "last_launch_at"])
     return row
 
 
@@ -329,7 +327,7 @@ def launch_provision(
     person_created = False
     if user is None:
         person = person_resolve(tenant=tenant, key=key, profile=profile, link_hints=_link_hints(claims))
-        user = User.objects.select_related("tenant").get(pk=person.user_id)
+        user = person_for_sign_in(tenant=tenant, user_id=person.user_id)
         person_created = person.created
     # The link (with its context) in one read; the context is read on its own
     # only when the link is new or moved.

@@ -37,7 +37,8 @@ from lti_tool.models import PlatformRegistration, ResourceLink
 from lti_tool.protocol import claims as C
 from lti_tool.protocol.errors import LaunchRejected
 from tutoring_core.accounts.api import ProvisioningRefused, Role, User, audit_record, client_ip, session_login
-from tutoring_core.classes.api import Class, class_members
+from tutoring_core.classes.api import ClassInfo, class_info, class_member_list
+from tutoring_core.progress.api import placeable_get, placeables_for_class
 from tutoring_core.scheduling.api import tutors_for_class
 
 logger = logging.getLogger(__name__)
@@ -107,10 +108,9 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
         raise LaunchRejected(
             "deep_linking_role", "Only teachers can place tutoring activities in a course.", status=403
         )
-    # One transaction for provisioning, sign-in and the session row: one commit (one
+    # One transaction for provisioning and the sign-in's audit row: one commit (one
     # WAL flush) per launch instead of one per statement, and no half-provisioned
-    # person. The session is saved here, inside it; SessionMiddleware then only sets
-    # the cookie (tutoring_core.accounts.sessions writes an unchanged session once).
+    # person. The session itself is on the cache; SessionMiddleware saves it.
     try:
         with transaction.atomic():
             outcome = services.launch_provision(
@@ -131,7 +131,6 @@ def _finish(request: HttpRequest, launch: HubMessageLaunch) -> tuple[str, dict[s
             }
             request.session[LTI_SESSION_FLAG] = True
             request.session["lti_launch"] = summary
-            request.session.save()
     except ProvisioningRefused as exc:
         raise LaunchRejected("account_inactive", str(exc), status=403) from None
     if claims.message_type == C.DEEP_LINKING_REQUEST:
@@ -170,6 +169,13 @@ def _target_url(link: ResourceLink | None, class_id: uuid.UUID | None) -> str:
         return reverse("scheduling:tutor_booking", kwargs={"class_id": class_id, "tutor_id": link.target_ref})
     if link is not None and link.target == ResourceLink.Target.BOOKING:
         return reverse("scheduling:class_booking", kwargs={"class_id": class_id})
+    # A placed course of another integration (a SCORM package): opens what it names
+    # in this class, or the class page when it is gone.
+    activity = str((link.custom or {}).get(services.CUSTOM_ACTIVITY, "")) if link is not None else ""
+    if activity and link is not None:
+        placeable = placeable_get(tenant_id=link.tenant_id, class_id=class_id, key=activity)
+        if placeable is not None:
+            return placeable.path
     return url
 
 
@@ -301,23 +307,32 @@ def _deep_link_for_user(request: HttpRequest, session_id: uuid.UUID) -> dict[str
     return record
 
 
-def _choices(record: dict[str, Any]) -> tuple[Class | None, list[dict[str, str]]]:
+def _choices(record: dict[str, Any]) -> tuple[ClassInfo | None, list[dict[str, str]]]:
     klass = None
     options = []
     if record.get("class_id"):
-        klass = Class.objects.filter(pk=record["class_id"], tenant_id=record["tenant"]).first()
+        klass = class_info(tenant_id=record["tenant"], class_id=record["class_id"])
     if klass is not None:
         options.append({"value": "class", "title": f"{klass.title}: tutoring", "kind": "Class tutoring page"})
         options.append({"value": "booking", "title": f"{klass.title}: book a tutor", "kind": "Booking page"})
         tutors: dict[str, str] = {}
-        for enrollment in class_members(klass=klass).filter(role=Role.TUTOR):
-            tutor: User = enrollment.user
-            tutors[str(tutor.pk)] = tutor.full_name or tutor.username
+        for member in class_member_list(tenant_id=klass.tenant_id, class_id=klass.id, role=Role.TUTOR):
+            tutors[str(member.user_id)] = member.name
         # Tutors who serve the class through scheduling (issue 12), enrolled or not.
-        for info in tutors_for_class(tenant_id=klass.tenant_id, class_id=klass.pk):
+        for info in tutors_for_class(tenant_id=klass.tenant_id, class_id=klass.id):
             tutors.setdefault(str(info.person_id), info.name or info.email)
         for pk, name in tutors.items():
             options.append({"value": f"tutor:{pk}", "title": f"Tutoring with {name}", "kind": "Tutor's page"})
+        # What other integrations offer in the class (SCORM courses), through progress.api.
+        for placeable in placeables_for_class(tenant_id=klass.tenant_id, class_id=klass.id):
+            options.append(
+                {
+                    "value": placeable.key,
+                    "title": placeable.title,
+                    "kind": placeable.kind,
+                    "activity_key": placeable.activity_key if placeable.gradable else "",
+                }
+            )
     return klass, options
 
 
@@ -361,7 +376,10 @@ def deep_link(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
             option = by_value[value]
             target, _, ref = value.partition(":")
             custom = {services.CUSTOM_TARGET: target}
-            if ref:
+            if "activity_key" in option:
+                # Another integration's placeable: the link opens it inside the class.
+                custom = {services.CUSTOM_TARGET: ResourceLink.Target.CLASS, services.CUSTOM_ACTIVITY: value}
+            elif ref:
                 custom[services.CUSTOM_TUTOR] = ref
             resource = DeepLinkResource().set_url(launch_url()).set_title(option["title"])
             if value in gradable and klass is not None:
@@ -372,11 +390,14 @@ def deep_link(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
                 placement_plan(
                     tenant=registration.tenant,
                     registration_id=registration.pk,
-                    class_id=klass.pk,
+                    class_id=klass.id,
                     placement_ref=placement,
                     title=option["title"],
                     context_id=record.get("context_id", ""),
                     lineitems_url=record.get("lineitems", ""),
+                    # A placeable's results are recorded under its own activity key:
+                    # the column attaches there.
+                    activity_key=option.get("activity_key", ""),
                 )
                 custom[services.CUSTOM_PLACEMENT] = placement
                 planned[value] = placement
@@ -472,10 +493,9 @@ def dynamic_registration(request: HttpRequest, token: str) -> HttpResponse:
     with ``openid_configuration`` and ``registration_token``."""
     from lti_tool import dynamic_registration as dr
     from lti_tool.errors import RegistrationInvalid
-    from tutoring_core.accounts.api import Tenant
+    from tutoring_core.accounts.api import tenant_by_id
 
-    tenant_id = dr.tenant_for_token(token)
-    tenant = Tenant.objects.filter(pk=tenant_id, is_active=True).first() if tenant_id else None
+    tenant = tenant_by_id(dr.tenant_for_token(token))
     if tenant is None:
         raise Http404("This registration link is unknown or has expired; ask for a new one.")
     if request.method != "GET":

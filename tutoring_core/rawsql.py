@@ -1,16 +1,25 @@
-"""Model instances from hand-written SELECTs, for the few reads on hot paths.
+"""Model instances from hand-written SELECTs, for the three reads of an LTI launch.
 
-The ORM builds every query anew: on a repeat LTI launch, compiling the four
-small SELECTs cost more CPU than PostgreSQL spent running them (about 1 ms each
-against a tenth of that). A hot read writes its SQL once, with the table and
-column names taken from the models (so a renamed field cannot drift), and this
-module turns the row back into model instances the way the ORM would: the same
-database converters (UUIDs and datetimes on SQLite, JSON, encrypted fields) and
-``Model.from_db``, so the instances behave like loaded ones (``save``,
-``refresh_from_db``, descriptors).
+Kept after issue 13 weighed it against the ORM, because bench/lti_launch.py showed a
+difference: the ORM builds every query anew, and for these three joins that cost more
+CPU than PostgreSQL spent answering them. Measured (tests of the same rows, best of
+3 x 400 calls, PostgreSQL): lti_tool.selectors.launch_rows 0.48 ms here against
+2.50 ms through the ORM (FilteredRelation joins), registration_for_login 0.49 against
+1.27 ms, classes.api.person_class_current 0.43 against 3.38 ms (a Subquery
+annotation): 5.8 ms more CPU per launch round trip, on a launch that costs about
+10 ms in all; bench/lti_launch.py's server CPU per launch went from 9.6-11.5 ms to
+15.6-18.1 ms with the ORM versions, and launches per second fell with it.
 
-Only for reads whose shape is fixed and whose query count a test pins; anything
-else uses the ORM.
+A read written here has its SQL built once, with table and column names taken from
+the models (so a renamed field cannot drift), and this module turns the row back
+into model instances the way the ORM would: the same database converters (UUIDs and
+datetimes on SQLite, JSON, encrypted fields) and ``Model.from_db``, so the instances
+behave like loaded ones (``save``, ``refresh_from_db``, descriptors).
+
+Only for those reads, whose shape is fixed and whose query list
+tests/lti_tool/test_launch.py pins; anything else uses the ORM (writes included: the
+audit row and the session store that used to write through here are ORM and Django's
+cache session engine now).
 """
 
 from __future__ import annotations
@@ -107,56 +116,3 @@ class RowReader:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return None if row is None else self.read(row)
-
-
-def insert(obj: Model, *, skip_taken_key: bool = False, using: str = DEFAULT_DB_ALIAS) -> bool:
-    """INSERT ``obj`` as ``obj.save()`` would for a new row with no signal receivers:
-    auto_now(_add) filled (``pre_save``), values prepared by each field, an auto
-    primary key read back. For rows written on hot paths (the audit log and the
-    session of every sign-in); the model must not rely on save() or save signals.
-
-    ``skip_taken_key``: ON CONFLICT DO NOTHING, and False (nothing written) when a
-    unique key is taken. A failed INSERT would abort the caller's transaction on
-    PostgreSQL; this way needs no savepoint (two round trips) around it."""
-    connection = connections[using]
-    meta = obj._meta
-    auto_pk = meta.pk if meta.pk is not None and meta.pk.get_default() is None and obj.pk is None else None
-    fields = [field for field in meta.concrete_fields if field is not auto_pk]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column or f.attname) for f in fields)})"  # noqa: S608 - names from the model
-        f" VALUES ({', '.join(['%s'] * len(fields))})" + (" ON CONFLICT DO NOTHING" if skip_taken_key else "")
-    )
-    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        if auto_pk is not None and connection.features.can_return_columns_from_insert:
-            cursor.execute(sql + f" RETURNING {quote(auto_pk.column or auto_pk.attname)}", params)
-            returned = cursor.fetchone()
-            if returned is None:  # the key was taken (skip_taken_key)
-                return False
-            obj.pk = returned[0]
-        else:
-            cursor.execute(sql, params)
-            if cursor.rowcount != 1:
-                return False
-            if auto_pk is not None:
-                obj.pk = connection.ops.last_insert_id(
-                    cursor, meta.db_table, auto_pk.column or auto_pk.attname
-                )
-    obj._state.adding = False
-    obj._state.db = using
-    return True
-
-
-def delete(model: type[Model], field_name: str, value: Any, *, using: str = DEFAULT_DB_ALIAS) -> int:
-    """DELETE the rows whose ``field_name`` is ``value``, in one statement (no
-    collector: for tables no other row points to, such as sessions). Returns the count."""
-    connection = connections[using]
-    quote = connection.ops.quote_name
-    field = model._meta.get_field(field_name)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"DELETE FROM {quote(model._meta.db_table)} WHERE {column(model, field_name)} = %s",  # noqa: S608 - names from the model
-            [field.get_db_prep_value(value, connection, prepared=False)],  # type: ignore[union-attr]
-        )
-        return int(cursor.rowcount)

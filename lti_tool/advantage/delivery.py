@@ -24,7 +24,7 @@ from lti_tool.advantage.selectors import lti_user_id
 from lti_tool.advantage.services import ServiceError, lineitem_sync
 from lti_tool.advantage.tokens import TokenError, access_token, token_invalidate
 from tutoring_core import http
-from tutoring_core.accounts.api import Tenant, audit_record
+from tutoring_core.accounts.api import audit_record, tenants_by_id
 from tutoring_core.progress import api as progress
 
 logger = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def _transient(
 
 def _fail(item: progress.OutboxItem, line_item: LineItem | None, error: str, status: int | None) -> Outcome:
     if progress.outbox_mark_failed(item=item, error=error, status_code=status):
-        tenant = Tenant.objects.filter(pk=item.tenant_id).first()
+        tenant = tenants_by_id([item.tenant_id]).get(item.tenant_id)
         audit_record(
             tenant=tenant,
             actor=None,

@@ -42,10 +42,12 @@ from tutoring_core.accounts.api import (
     Tenant,
     User,
     audit_record,
+    person_for_sign_in,
     person_resolve,
 )
 from tutoring_core.classes import api as classes
 from tutoring_core.progress import api as progress
+from tutoring_core.rows import save_changed
 
 logger = logging.getLogger(__name__)
 
@@ -201,14 +203,10 @@ def placement_register(
                 False,
             )
         if not created:
-            changed = [f for f, v in values.items() if f != "tenant" and getattr(line_item, f) != v]
-            for field in changed:
-                setattr(line_item, field, values[field])
-            if lineitem_url and line_item.url != lineitem_url:
-                line_item.url = lineitem_url
-                changed.append("url")
-            if changed:
-                line_item.save(update_fields=[*changed, "updated_at"])
+            wanted = {f: v for f, v in values.items() if f != "tenant"}
+            if lineitem_url:
+                wanted["url"] = lineitem_url
+            save_changed(line_item, wanted)
         progress.destination_attach(
             tenant=tenant,
             activity_id=activity.id,
@@ -229,6 +227,7 @@ def placement_plan(
     score_maximum: Decimal | int | float = 100,
     context_id: str = "",
     lineitems_url: str = "",
+    activity_key: str = "",
 ) -> LineItem:
     """A gradable item a teacher chose in deep linking, as a column of the class's
     grades page at once, before the platform has named its resource link.
@@ -239,7 +238,11 @@ def placement_plan(
     row to the platform's column (:func:`placement_bind`); until then a delivery
     finds the column in ``lineitems_url`` by that resource id. No sync is queued
     here: one run before the platform has read the response would make a second
-    column there."""
+    column there.
+
+    ``activity_key`` names the progress activity whose results the column gets when
+    the item records its own (a SCORM course played in the class); by default the
+    placement has an activity of its own."""
     return placement_register(
         tenant=tenant,
         registration_id=registration_id,
@@ -250,7 +253,7 @@ def placement_plan(
         context_id=context_id,
         lineitems_url=lineitems_url,
         resource_id=placement_ref,
-        activity_key=f"lti:{registration_id}:placement:{placement_ref}",
+        activity_key=activity_key or f"lti:{registration_id}:placement:{placement_ref}",
     )
 
 
@@ -516,7 +519,7 @@ def _membership_apply(sync: MembershipSync) -> None:
                 if member.lis_person_sourcedid
                 else [],
             )
-            user = User.objects.get(pk=person.user_id)
+            user = person_for_sign_in(tenant=tenant, user_id=person.user_id)
             keep.add(user.pk)
             had = current.get(user.pk, set())
             result = classes.enrollment_upsert(

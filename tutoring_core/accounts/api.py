@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from typing import Any
+import uuid
+from collections.abc import Iterable
 
 from django.contrib.auth import login as _login
 from django.http import HttpRequest
 from django.utils import timezone
 
-from tutoring_core import rawsql
+from tutoring_core.accounts.admin_scoping import can_administer_tenant, is_platform_staff
 from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, TenantInfo
 from tutoring_core.accounts.errors import (
     AccountsError,
@@ -23,7 +24,13 @@ from tutoring_core.accounts.errors import (
     TenantNotFound,
 )
 from tutoring_core.accounts.models import ExternalIdentity, Role, Tenant, User
-from tutoring_core.accounts.selectors import is_district_admin, tenant_get, user_get, user_roles
+from tutoring_core.accounts.selectors import (
+    identity_with_user,
+    is_district_admin,
+    tenant_get,
+    user_get,
+    user_roles,
+)
 from tutoring_core.accounts.services import (
     _apply_profile,
     audit_record,
@@ -35,33 +42,6 @@ from tutoring_core.accounts.services import (
 )
 
 IdentityKind = ExternalIdentity.Kind
-
-# person_current's read, written once (tutoring_core.rawsql: the ORM spent more
-# CPU compiling it than the database spent answering it, on every repeat sign-in).
-# The pieces are shared with core reads that join a person to more
-# (classes.api.person_class_current); the WHERE takes tenant, kind, issuer, subject.
-IDENTITY_USER_ROW = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
-IDENTITY_USER_FROM = (
-    f"{rawsql.table(ExternalIdentity)} i"
-    f" JOIN {rawsql.table(User)} u ON u.{rawsql.column(User, 'id')} = i.{rawsql.column(ExternalIdentity, 'user')}"
-)
-IDENTITY_KEY_WHERE = " AND ".join(
-    f"i.{rawsql.column(ExternalIdentity, name)} = %s" for name in ("tenant", "kind", "issuer", "subject")
-)
-_IDENTITY_USER_SQL = (
-    f"SELECT {IDENTITY_USER_ROW.columns()} FROM {IDENTITY_USER_FROM} WHERE {IDENTITY_KEY_WHERE}"  # noqa: S608 - names from the models; values are parameters
-)
-
-
-def identity_key_params(tenant: Tenant, key: IdentityKey) -> list[Any]:
-    """IDENTITY_KEY_WHERE's parameters, as the columns store them."""
-    return [
-        rawsql.param(ExternalIdentity, "tenant", tenant.pk),
-        rawsql.param(ExternalIdentity, "kind", key.kind),
-        rawsql.param(ExternalIdentity, "issuer", key.issuer),
-        rawsql.param(ExternalIdentity, "subject", key.subject),
-    ]
-
 
 __all__ = [
     "AccountsError",
@@ -78,17 +58,24 @@ __all__ = [
     "TenantNotFound",
     "User",
     "audit_record",
+    "can_administer_tenant",
     "client_ip",
     "guardian_link",
     "identity_link",
+    "identity_subject",
     "is_district_admin",
+    "is_platform_staff",
+    "person_by_username",
     "person_current",
+    "person_for_sign_in",
     "person_if_current",
     "person_resolve",
     "role_assign",
     "session_login",
+    "tenant_by_id",
     "tenant_get",
     "tenant_info",
+    "tenants_by_id",
     "user_get",
     "user_roles",
     "users_merge",
@@ -102,7 +89,7 @@ def person_current(
     ``person_resolve`` would change nothing: the identity exists, was seen within
     ``seen_within`` and the profile adds nothing new. None otherwise: call
     ``person_resolve``. One query; the hot path of a repeat sign-in."""
-    found = IDENTITY_USER_ROW.fetch_one(_IDENTITY_USER_SQL, identity_key_params(tenant, key))
+    found = identity_with_user(tenant=tenant, key=key)
     if found is None:
         return None
     identity, user = found
@@ -132,6 +119,44 @@ def person_if_current(
     return user
 
 
+def tenant_by_id(tenant_id: uuid.UUID | str | None) -> Tenant | None:
+    """The active tenant ``tenant_id`` names; None for none (or a deactivated one)."""
+    if not tenant_id:
+        return None
+    return Tenant.objects.active().filter(pk=tenant_id).first()
+
+
+def tenants_by_id(tenant_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Tenant]:
+    """The tenants (active or not) among ``tenant_ids``, by id, in one query."""
+    return Tenant.objects.in_bulk(set(tenant_ids))
+
+
+def person_for_sign_in(*, tenant: Tenant, user_id: uuid.UUID) -> User:
+    """The person ``person_resolve`` answered with, as ``session_login`` takes them
+    (``user.tenant`` loaded). Raises ProvisioningRefused when the id is not a
+    person of ``tenant``."""
+    user = User.objects.select_related("tenant").filter(tenant=tenant, pk=user_id).first()
+    if user is None:
+        raise ProvisioningRefused("This person is not known in this district.")
+    return user
+
+
+def person_by_username(*, tenant: Tenant, username: str) -> User | None:
+    return User.objects.filter(tenant=tenant, username=username).first()
+
+
+def identity_subject(*, tenant_id: uuid.UUID, user_id: uuid.UUID, kind: str, issuer: str) -> str | None:
+    """How ``issuer`` names the person ``user_id`` (their most recently seen identity
+    of ``kind`` there); None when it does not know them."""
+    subject = (
+        ExternalIdentity.objects.filter(tenant_id=tenant_id, user_id=user_id, kind=kind, issuer=issuer)
+        .order_by("-last_seen_at", "-created_at")
+        .values_list("subject", flat=True)
+        .first()
+    )
+    return subject or None
+
+
 def tenant_info(tenant: Tenant) -> TenantInfo:
     return TenantInfo(id=tenant.pk, slug=tenant.slug, name=tenant.name, time_zone=tenant.time_zone)
 
@@ -155,9 +180,7 @@ def session_login(request: HttpRequest, user: User, *, method: str, fresh: bool 
     """Start a session for ``user`` after an external sign-in, and audit it.
 
     ``fresh``: the sign-in replaces whatever session the browser had without
-    reading it first (an LTI launch, which keeps nothing of an earlier session):
-    the old row is deleted by its key and a new one written, one query fewer than
-    Django's check of who the old session belonged to."""
+    reading it first (an LTI launch, which keeps nothing of an earlier session)."""
     if not user.is_active:
         raise ProvisioningRefused("This account is deactivated; ask your district admin.")
     if fresh:

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db.models import QuerySet
 
+from tutoring_core import rawsql
+from tutoring_core.accounts.data import IdentityKey
 from tutoring_core.accounts.errors import TenantNotFound
-from tutoring_core.accounts.models import GuardianLink, Role, RoleAssignment, Tenant, User
+from tutoring_core.accounts.models import ExternalIdentity, GuardianLink, Role, RoleAssignment, Tenant, User
 
 
 def tenant_get(*, slug: str) -> Tenant:
@@ -42,3 +45,36 @@ def wards_of(*, guardian: User) -> QuerySet[User]:
     return User.objects.filter(guardians__guardian=guardian, guardians__is_active=True).order_by(
         "last_name", "first_name"
     )
+
+
+# The identity-and-user read of every repeat sign-in, written once (see
+# tutoring_core.rawsql for why and what it measured). The pieces are shared with
+# classes.api.person_class_current, which joins a person to their class; the WHERE
+# takes tenant, kind, issuer, subject (identity_key_params).
+IDENTITY_USER_ROW = rawsql.RowReader((ExternalIdentity, "i"), (User, "u"))
+IDENTITY_USER_FROM = (
+    f"{rawsql.table(ExternalIdentity)} i"
+    f" JOIN {rawsql.table(User)} u ON u.{rawsql.column(User, 'id')} = i.{rawsql.column(ExternalIdentity, 'user')}"
+)
+IDENTITY_KEY_WHERE = " AND ".join(
+    f"i.{rawsql.column(ExternalIdentity, name)} = %s" for name in ("tenant", "kind", "issuer", "subject")
+)
+_IDENTITY_USER_SQL = (
+    f"SELECT {IDENTITY_USER_ROW.columns()} FROM {IDENTITY_USER_FROM} WHERE {IDENTITY_KEY_WHERE}"  # noqa: S608 - names from the models; values are parameters
+)
+
+
+def identity_key_params(tenant: Tenant, key: IdentityKey) -> list[Any]:
+    """IDENTITY_KEY_WHERE's parameters, as the columns store them."""
+    return [
+        rawsql.param(ExternalIdentity, "tenant", tenant.pk),
+        rawsql.param(ExternalIdentity, "kind", key.kind),
+        rawsql.param(ExternalIdentity, "issuer", key.issuer),
+        rawsql.param(ExternalIdentity, "subject", key.subject),
+    ]
+
+
+def identity_with_user(*, tenant: Tenant, key: IdentityKey) -> tuple[ExternalIdentity, User] | None:
+    """The identity ``key`` names in ``tenant`` and its user, in one query."""
+    found = IDENTITY_USER_ROW.fetch_one(_IDENTITY_USER_SQL, identity_key_params(tenant, key))
+    return None if found is None else (found[0], found[1])

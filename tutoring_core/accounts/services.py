@@ -23,7 +23,6 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from tutoring_core import rawsql
 from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, RowsQuery
 from tutoring_core.accounts.errors import MergeRefused, ProvisioningRefused
 from tutoring_core.accounts.models import (
@@ -37,6 +36,7 @@ from tutoring_core.accounts.models import (
     User,
     UserMerge,
 )
+from tutoring_core.rows import save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -81,9 +81,9 @@ def audit_record(
         ip_address=ip_address,
         details=details or {},
     )
-    # Written on every sign-in (each LTI launch): one prepared INSERT instead of the
-    # ORM's save(), which the append-only row does not need (no signals, no update).
-    rawsql.insert(entry)
+    # Append-only: one INSERT (force_insert skips the UPDATE attempt a save() of a
+    # row with a primary key would make).
+    entry.save(force_insert=True)
     return entry
 
 
@@ -182,11 +182,9 @@ def _users_for_hint(tenant: Tenant, hint: LinkHint) -> set[uuid.UUID]:
 
 def _touch_identity(identity: ExternalIdentity, profile: PersonProfile) -> None:
     identity.last_seen_at = timezone.now()
-    identity.save(update_fields=["last_seen_at", "updated_at"])
+    save_fields(identity, ["last_seen_at"])
     user = identity.user
-    changed = _apply_profile(user, profile)
-    if changed:
-        user.save(update_fields=[*changed, "updated_at"])
+    save_fields(user, _apply_profile(user, profile))
 
 
 def person_resolve(
@@ -249,9 +247,7 @@ def _person_link_or_create(
                 user=user,
                 last_seen_at=now,
             )
-            changed = _apply_profile(user, profile)
-            if changed:
-                user.save(update_fields=[*changed, "updated_at"])
+            save_fields(user, _apply_profile(user, profile))
             audit_record(
                 tenant=tenant,
                 actor=None,

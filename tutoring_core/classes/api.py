@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from collections.abc import Sequence
-from typing import Any
 
-from django.db import connection
-
-from tutoring_core import rawsql
-from tutoring_core.accounts.api import (
-    IDENTITY_KEY_WHERE,
-    IDENTITY_USER_FROM,
-    IDENTITY_USER_ROW,
-    IdentityKey,
-    PersonProfile,
-    identity_key_params,
-    person_current,
-    person_if_current,
-)
-from tutoring_core.accounts.models import ExternalIdentity, Tenant, User
-from tutoring_core.classes.data import ClassKeyRef, ClassSummary, UpsertResult
+from tutoring_core.classes.data import ClassInfo, ClassKeyRef, ClassSummary, MemberInfo, UpsertResult
 from tutoring_core.classes.models import Class, ClassKey, Enrollment, School, Source, Term
-from tutoring_core.classes.selectors import class_for_tenant, class_members, classes_for_user
+from tutoring_core.classes.selectors import (
+    class_enrollment_current,
+    class_for_tenant,
+    class_members,
+    classes_for_user,
+    person_class_current,
+)
 from tutoring_core.classes.services import (
     class_deactivate,
     class_find,
@@ -35,133 +24,44 @@ from tutoring_core.classes.services import (
 ClassKeyKind = ClassKey.Kind
 EnrollmentStatus = Enrollment.Status
 
-# class_enrollment_current's read, written once (see tutoring_core.rawsql): the
-# enrollment of the user in the class a key names, in the same tenant throughout.
-# person_class_current joins the same to a person.
-_c = rawsql.column
-_CLASS_COLUMNS = ", ".join(f"c.{_c(Class, name)}" for name in ("id", "is_active", "title", "code"))
-_KEY_CLASS_ENROLLMENT = (
-    f"{rawsql.table(ClassKey)} k"
-    f" JOIN {rawsql.table(Class)} c ON c.{_c(Class, 'id')} = k.{_c(ClassKey, 'klass')}"
-    f" AND c.{_c(Class, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
-    f" JOIN {rawsql.table(Enrollment)} e ON e.{_c(Enrollment, 'klass')} = c.{_c(Class, 'id')}"
-    f" AND e.{_c(Enrollment, 'tenant')} = k.{_c(ClassKey, 'tenant')}"
-)
-# Takes role, status, kind, issuer, subject.
-_ENROLLMENT_MATCH = (
-    f"e.{_c(Enrollment, 'role')} = %s AND e.{_c(Enrollment, 'status')} = %s AND k.{_c(ClassKey, 'kind')} = %s"
-    f" AND k.{_c(ClassKey, 'issuer')} = %s AND k.{_c(ClassKey, 'subject')} = %s"
-)
+
+def class_info(*, tenant_id: uuid.UUID, class_id: uuid.UUID | str) -> ClassInfo | None:
+    """The class ``class_id`` in that tenant; None when there is none (another
+    tenant's class included)."""
+    found = Class.objects.filter(tenant_id=tenant_id, pk=class_id).values_list(
+        "id", "tenant_id", "title", "code", "is_active"
+    )[:1]
+    row = next(iter(found), None)
+    return None if row is None else ClassInfo(*row)
 
 
-def _enrollment_match_params(role: str, key: ClassKeyRef) -> list[Any]:
+def class_member_list(
+    *, tenant_id: uuid.UUID, class_id: uuid.UUID, role: str | None = None
+) -> list[MemberInfo]:
+    """The class's active members (only ``role`` when given), ordered by role and name."""
+    enrollments = Enrollment.objects.active().filter(tenant_id=tenant_id, klass_id=class_id)
+    if role is not None:
+        enrollments = enrollments.filter(role=role)
     return [
-        rawsql.param(Enrollment, "role", role),
-        rawsql.param(Enrollment, "status", Enrollment.Status.ACTIVE),
-        rawsql.param(ClassKey, "kind", key.kind),
-        rawsql.param(ClassKey, "issuer", key.issuer),
-        rawsql.param(ClassKey, "subject", key.subject),
+        MemberInfo(
+            user_id=enrollment.user_id,
+            name=enrollment.user.full_name or enrollment.user.username,
+            role=enrollment.role,
+        )
+        for enrollment in enrollments.select_related("user").order_by(
+            "role", "user__last_name", "user__first_name"
+        )
     ]
-
-
-_ENROLLMENT_CLASS_SQL = (
-    f"SELECT {_CLASS_COLUMNS} FROM {_KEY_CLASS_ENROLLMENT}"  # noqa: S608 - names from the models; values are parameters
-    f" WHERE k.{_c(ClassKey, 'tenant')} = %s AND e.{_c(Enrollment, 'user')} = %s AND {_ENROLLMENT_MATCH}"
-)
-_CLASS_ID = Class._meta.get_field("id")
-
-
-def class_enrollment_current(
-    *, tenant: Tenant, key: ClassKeyRef, user: User, role: str, title: str, code: str = ""
-) -> uuid.UUID | None:
-    """The id of the class known by ``key`` when ``class_upsert`` with these values and
-    ``enrollment_upsert`` of ``user`` as ``role`` would both change nothing (the class
-    is active, titled and coded so, the enrollment active). None otherwise: call them.
-    One query, read only; the hot path of a repeat launch."""
-    if key.issuer is None:
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ENROLLMENT_CLASS_SQL,
-            [
-                rawsql.param(Enrollment, "tenant", tenant.pk),
-                rawsql.param(Enrollment, "user", user.pk),
-                *_enrollment_match_params(role, key),
-            ],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return _class_if_current(row, title=title, code=code)
-
-
-def _class_if_current(row: Sequence[Any], *, title: str, code: str) -> uuid.UUID | None:
-    """class_enrollment_current's rules on its row (id, is_active, title, code)."""
-    class_id, is_active, known_title, known_code = row
-    if class_id is None:  # person_class_current's LEFT JOIN found no enrollment
-        return None
-    class_id = _CLASS_ID.to_python(class_id)  # a hex string on SQLite
-    # The same rules as class_upsert: empty values never overwrite what is known.
-    title = title.strip()[:255]
-    if not is_active or (title and title != known_title) or (code and code[:64] != known_code):
-        return None
-    return class_id
-
-
-# person_class_current's read: the identity and its user, and (LEFT JOIN) the class
-# the key names with the user's enrollment in it, all in the tenant.
-_i = lambda f: rawsql.column(ExternalIdentity, f)  # noqa: E731
-_PERSON_CLASS_SQL = (
-    f"SELECT {IDENTITY_USER_ROW.columns()}, {_CLASS_COLUMNS} FROM {IDENTITY_USER_FROM}"  # noqa: S608 - names from the models; values are parameters
-    f" LEFT JOIN ({_KEY_CLASS_ENROLLMENT}) ON k.{_c(ClassKey, 'tenant')} = i.{_i('tenant')}"
-    f" AND e.{_c(Enrollment, 'user')} = i.{_i('user')} AND {_ENROLLMENT_MATCH}"
-    f" WHERE {IDENTITY_KEY_WHERE}"
-)
-
-
-def person_class_current(
-    *,
-    tenant: Tenant,
-    person: IdentityKey,
-    profile: PersonProfile,
-    seen_within: dt.timedelta,
-    key: ClassKeyRef,
-    role: str,
-    title: str,
-    code: str = "",
-) -> tuple[User | None, uuid.UUID | None]:
-    """``accounts.api.person_current`` and then ``class_enrollment_current`` for that
-    person, in one query: (user, class id), each None where its own function would
-    answer None (then call person_resolve, or class_upsert and enrollment_upsert).
-    The hot path of a repeat launch into a known class."""
-    if key.issuer is None:
-        user = person_current(tenant=tenant, key=person, profile=profile, seen_within=seen_within)
-        return user, None
-    found = None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _PERSON_CLASS_SQL,
-            [
-                *_enrollment_match_params(role, key),
-                *identity_key_params(tenant, person),
-            ],
-        )
-        found = cursor.fetchone()
-    if found is None:
-        return None, None
-    identity, user = IDENTITY_USER_ROW.read(found)
-    user = person_if_current(identity, user, tenant=tenant, profile=profile, seen_within=seen_within)
-    if user is None:
-        return None, None
-    return user, _class_if_current(found[-4:], title=title, code=code)
 
 
 __all__ = [
     "Class",
+    "ClassInfo",
     "ClassKeyKind",
     "ClassKeyRef",
     "ClassSummary",
     "EnrollmentStatus",
+    "MemberInfo",
     "School",
     "Source",
     "Term",
@@ -170,6 +70,8 @@ __all__ = [
     "class_enrollment_current",
     "class_find",
     "class_for_tenant",
+    "class_info",
+    "class_member_list",
     "class_members",
     "class_upsert",
     "classes_for_user",

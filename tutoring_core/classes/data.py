@@ -33,3 +33,21 @@ class ClassSummary:
     school: str
     role: str
     is_active: bool
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    title: str
+    code: str
+    is_active: bool
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """One active member of a class as a page shows them."""
+
+    user_id: uuid.UUID
+    name: str
+    role: str

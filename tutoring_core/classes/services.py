@@ -18,6 +18,7 @@ from tutoring_core.accounts.models import Role, Tenant, User
 from tutoring_core.accounts.services import _check_roles, _check_tenant_users, _result_table, _rows_table
 from tutoring_core.classes.data import ClassKeyRef, UpsertResult
 from tutoring_core.classes.models import Class, ClassKey, Course, Enrollment, School, Source, Term
+from tutoring_core.rows import save_changed
 
 
 def _changed(obj: object, values: Mapping[str, object]) -> list[str]:
@@ -74,9 +75,7 @@ def class_upsert(
                 values["school_id"] = school_id
             if course_id:
                 values["course_id"] = course_id
-            changed = _changed(klass, values)
-            if changed:
-                klass.save(update_fields=[*changed, "updated_at"])
+            changed = save_changed(klass, values)
             return UpsertResult(id=klass.pk, created=False, changed=bool(changed))
         try:
             with transaction.atomic():
@@ -132,9 +131,7 @@ def enrollment_upsert(
         enrollment, created = Enrollment.objects.get(klass_id=class_id, user=user, role=role), False
     if created:
         return UpsertResult(id=enrollment.pk, created=True, changed=True)
-    changed = _changed(enrollment, {"status": Enrollment.Status.ACTIVE})
-    if changed:
-        enrollment.save(update_fields=[*changed, "updated_at"])
+    changed = save_changed(enrollment, {"status": Enrollment.Status.ACTIVE})
     return UpsertResult(id=enrollment.pk, created=False, changed=bool(changed))
 
 

@@ -27,6 +27,7 @@ from tutoring_core.progress.models import (
     ResultDestination,
     ResultSource,
 )
+from tutoring_core.rows import save_changed
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +82,7 @@ def activity_upsert(
     for _attempt in range(3):
         found = Activity.objects.filter(tenant=tenant, key=key).first()
         if found is not None:
-            changed = [
-                attr
-                for attr, value in (("title", title), ("score_maximum", maximum), ("is_active", True))
-                if getattr(found, attr) != value
-            ]
-            for attr in changed:
-                setattr(found, attr, {"title": title, "score_maximum": maximum, "is_active": True}[attr])
-            if changed:
-                found.save(update_fields=[*changed, "updated_at"])
+            save_changed(found, {"title": title, "score_maximum": maximum, "is_active": True})
             return _activity_ref(found, created=False)
         try:
             with transaction.atomic():
@@ -127,15 +120,7 @@ def destination_attach(
         activity=activity, kind=kind, key=key, defaults={"tenant": tenant, "channel": channel}
     )
     if not created:
-        changed = []
-        if not destination.is_active:
-            destination.is_active = True
-            changed.append("is_active")
-        if channel and destination.channel != channel:
-            destination.channel = channel
-            changed.append("channel")
-        if changed:
-            destination.save(update_fields=[*changed, "updated_at"])
+        save_changed(destination, {"is_active": True, **({"channel": channel} if channel else {})})
     return created
 
 
