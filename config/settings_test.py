@@ -22,6 +22,23 @@ os.environ.setdefault("OUTBOUND_ALLOW_PRIVATE_ADDRESSES", "true")
 os.environ.setdefault("VAR_DIR", str(_base / "var" / "test"))
 os.environ.setdefault("CACHE_KEY_PREFIX", f"test-{os.getpid()}")
 
+# Under pytest-xdist each worker process gets its own cache prefix, Redis database
+# (a test that clears the cache flushes the whole database) and Celery queue, so two
+# workers never see each other's keys or consume each other's tasks.
+_xdist_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _xdist_worker:
+    _worker_no = int(_xdist_worker.removeprefix("gw") or 0)
+    os.environ["CACHE_KEY_PREFIX"] = f"{os.environ['CACHE_KEY_PREFIX']}-{_xdist_worker}"
+    os.environ["CELERY_TASK_DEFAULT_QUEUE"] = f"hub-{_xdist_worker}"
+    if os.environ.get("REDIS_URL"):
+        from urllib.parse import urlsplit, urlunsplit
+
+        _url = urlsplit(os.environ["REDIS_URL"])
+        _db = int(_url.path.strip("/") or 0)
+        # CI's cache is database 14; workers count down from it (13, ...), clear of
+        # the databases tests name for themselves (11, 12) while there are two workers.
+        os.environ["REDIS_URL"] = urlunsplit(_url._replace(path=f"/{_db - _worker_no}"))
+
 from config.settings import *
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
