@@ -51,6 +51,8 @@ CUSTOM_TUTOR = "hub_tutor"
 # Set by our deep-linking response on a gradable item: the column planned for it
 # (lti_tool.advantage.api.placement_plan), bound at the placed link's first launch.
 CUSTOM_PLACEMENT = "hub_placement"
+# Another integration's placeable the link opens (progress.api.placeable_get), e.g. "scorm:<package id>".
+CUSTOM_ACTIVITY = "hub_activity"
 
 
 def _check_url(value: str, label: str) -> str:

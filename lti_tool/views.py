@@ -38,6 +38,7 @@ from lti_tool.protocol import claims as C
 from lti_tool.protocol.errors import LaunchRejected
 from tutoring_core.accounts.api import ProvisioningRefused, Role, User, audit_record, client_ip, session_login
 from tutoring_core.classes.api import ClassInfo, class_info, class_member_list
+from tutoring_core.progress.api import placeable_get, placeables_for_class
 from tutoring_core.scheduling.api import tutors_for_class
 
 logger = logging.getLogger(__name__)
@@ -168,6 +169,13 @@ def _target_url(link: ResourceLink | None, class_id: uuid.UUID | None) -> str:
         return reverse("scheduling:tutor_booking", kwargs={"class_id": class_id, "tutor_id": link.target_ref})
     if link is not None and link.target == ResourceLink.Target.BOOKING:
         return reverse("scheduling:class_booking", kwargs={"class_id": class_id})
+    # A placed course of another integration (a SCORM package): opens what it names
+    # in this class, or the class page when it is gone.
+    activity = str((link.custom or {}).get(services.CUSTOM_ACTIVITY, "")) if link is not None else ""
+    if activity and link is not None:
+        placeable = placeable_get(tenant_id=link.tenant_id, class_id=class_id, key=activity)
+        if placeable is not None:
+            return placeable.path
     return url
 
 
@@ -315,6 +323,16 @@ def _choices(record: dict[str, Any]) -> tuple[ClassInfo | None, list[dict[str, s
             tutors.setdefault(str(info.person_id), info.name or info.email)
         for pk, name in tutors.items():
             options.append({"value": f"tutor:{pk}", "title": f"Tutoring with {name}", "kind": "Tutor's page"})
+        # What other integrations offer in the class (SCORM courses), through progress.api.
+        for placeable in placeables_for_class(tenant_id=klass.tenant_id, class_id=klass.id):
+            options.append(
+                {
+                    "value": placeable.key,
+                    "title": placeable.title,
+                    "kind": placeable.kind,
+                    "activity_key": placeable.activity_key if placeable.gradable else "",
+                }
+            )
     return klass, options
 
 
@@ -358,7 +376,10 @@ def deep_link(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
             option = by_value[value]
             target, _, ref = value.partition(":")
             custom = {services.CUSTOM_TARGET: target}
-            if ref:
+            if "activity_key" in option:
+                # Another integration's placeable: the link opens it inside the class.
+                custom = {services.CUSTOM_TARGET: ResourceLink.Target.CLASS, services.CUSTOM_ACTIVITY: value}
+            elif ref:
                 custom[services.CUSTOM_TUTOR] = ref
             resource = DeepLinkResource().set_url(launch_url()).set_title(option["title"])
             if value in gradable and klass is not None:
@@ -374,6 +395,9 @@ def deep_link(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
                     title=option["title"],
                     context_id=record.get("context_id", ""),
                     lineitems_url=record.get("lineitems", ""),
+                    # A placeable's results are recorded under its own activity key:
+                    # the column attaches there.
+                    activity_key=option.get("activity_key", ""),
                 )
                 custom[services.CUSTOM_PLACEMENT] = placement
                 planned[value] = placement

@@ -108,10 +108,13 @@ def placement_plan(
     score_maximum: Decimal | int | float = 100,
     context_id: str = "",
     lineitems_url: str = "",
+    activity_key: str = "",
 ) -> Placement:
     """A gradable deep-linking item: its column on the class's grades page now, bound
     to the platform's column at the placed link's first launch (see
-    ``services.placement_plan``). Idempotent for one ``placement_ref``."""
+    ``services.placement_plan``). Idempotent for one ``placement_ref``. ``activity_key``:
+    the progress activity the column gets results from, when the placed item records
+    its own (a SCORM course in the class); by default one of the placement's own."""
     line_item = services.placement_plan(
         tenant=tenant,
         registration_id=registration_id,
@@ -121,6 +124,7 @@ def placement_plan(
         score_maximum=score_maximum,
         context_id=context_id,
         lineitems_url=lineitems_url,
+        activity_key=activity_key,
     )
     return Placement(
         line_item_id=line_item.pk,

@@ -227,6 +227,7 @@ def placement_plan(
     score_maximum: Decimal | int | float = 100,
     context_id: str = "",
     lineitems_url: str = "",
+    activity_key: str = "",
 ) -> LineItem:
     """A gradable item a teacher chose in deep linking, as a column of the class's
     grades page at once, before the platform has named its resource link.
@@ -237,7 +238,11 @@ def placement_plan(
     row to the platform's column (:func:`placement_bind`); until then a delivery
     finds the column in ``lineitems_url`` by that resource id. No sync is queued
     here: one run before the platform has read the response would make a second
-    column there."""
+    column there.
+
+    ``activity_key`` names the progress activity whose results the column gets when
+    the item records its own (a SCORM course played in the class); by default the
+    placement has an activity of its own."""
     return placement_register(
         tenant=tenant,
         registration_id=registration_id,
@@ -248,7 +253,7 @@ def placement_plan(
         context_id=context_id,
         lineitems_url=lineitems_url,
         resource_id=placement_ref,
-        activity_key=f"lti:{registration_id}:placement:{placement_ref}",
+        activity_key=activity_key or f"lti:{registration_id}:placement:{placement_ref}",
     )
 
 

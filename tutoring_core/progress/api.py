@@ -8,9 +8,10 @@ outbox entries.
 
 from __future__ import annotations
 
-from tutoring_core.progress.data import ActivityRef, LatestResult, OutboxItem, RecordedResult
+from tutoring_core.progress.data import ActivityRef, LatestResult, OutboxItem, Placeable, RecordedResult
 from tutoring_core.progress.errors import ProgressError
 from tutoring_core.progress.models import ActivityProgress, GradingProgress, OutboxStatus, ResultSource
+from tutoring_core.progress.placeables import placeable_get, placeable_register, placeables_for_class
 from tutoring_core.progress.selectors import activities_for_class, activity_get, latest_results, outbox_counts
 from tutoring_core.progress.services import (
     activity_upsert,
@@ -39,6 +40,7 @@ __all__ = [
     "LatestResult",
     "OutboxItem",
     "OutboxStatus",
+    "Placeable",
     "ProgressError",
     "RecordedResult",
     "ResultSource",
@@ -62,5 +64,8 @@ __all__ = [
     "outbox_requeue",
     "outbox_set_channel",
     "outbox_unrouted_keys",
+    "placeable_get",
+    "placeable_register",
+    "placeables_for_class",
     "result_record",
 ]

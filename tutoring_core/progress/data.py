@@ -61,3 +61,18 @@ class LatestResult:
     recorded_at: dt.datetime
     source: str
     delivery_status: str  # the worst state among its outbox entries, "" when it has none
+
+
+@dataclass(frozen=True)
+class Placeable:
+    """Something of a class an LMS can place (deep linking) and the placed link opens,
+    offered by an integration through :func:`tutoring_core.progress.placeables.placeable_register`."""
+
+    key: str  # "<prefix>:<ref>", stable: the placed link carries it
+    title: str
+    kind: str  # what the teacher is told it is ("SCORM course")
+    path: str  # the app page a launch of the placed link opens
+    # When gradable, its results are recorded under the progress activity ``activity_key``
+    # in this class, so a placement with a line item attaches the LMS column to that key.
+    gradable: bool = False
+    activity_key: str = ""
