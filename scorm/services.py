@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import time
 import uuid
+from collections.abc import Iterator
 from typing import IO
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 
 from scorm.data import PackageInfo
@@ -61,12 +65,50 @@ def _check_launch_files(archive: PackageArchive, parsed: ParsedPackage) -> None:
         )
 
 
+# Writers of one content hash take turns (the same zip uploaded twice at once, by one
+# tenant or two): otherwise one may delete a file the other is still finishing. The
+# lock is a cache key (Redis in production, the database cache otherwise), added
+# atomically; it expires on its own if its holder dies.
+_LOCK_TTL_SECONDS = 900
+_LOCK_WAIT_SECONDS = 120
+
+
+@contextlib.contextmanager
+def _store_lock(content_hash: str) -> Iterator[None]:
+    key = f"scorm:store:{content_hash}"
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+    while not cache.add(key, token, timeout=_LOCK_TTL_SECONDS):
+        if is_stored(content_hash) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            yield
+        finally:
+            if cache.get(key) == token:
+                cache.delete(key)
+        return
+    if not is_stored(content_hash):
+        raise PackageRejected(
+            "busy", "The same package is being imported right now; try again in a few minutes."
+        )
+    yield
+
+
 def _store_files(archive: PackageArchive, content_hash: str) -> None:
     """Writes every entry under scorm/<hash>/ unless a complete copy is there already.
     On any failure the files written by this call are removed again, so a rejected
     package leaves nothing behind."""
     if is_stored(content_hash):
         return
+    with _store_lock(content_hash):
+        if is_stored(content_hash):
+            return
+        _write_files(archive, content_hash)
+
+
+def _write_files(archive: PackageArchive, content_hash: str) -> None:
     storage = package_storage()
     root = package_root(content_hash)
     written: list[str] = []
@@ -77,9 +119,6 @@ def _store_files(archive: PackageArchive, content_hash: str) -> None:
             write_exact(storage, name, ChunkReader(archive.iter_chunks(entry), entry.size), entry.size)
         write_marker(content_hash, {entry.path: entry.size for entry in archive.entries})
     except BaseException:
-        if is_stored(content_hash):
-            # Another import of the same zip finished meanwhile: its files are ours too.
-            raise
         for name in written:
             try:
                 storage.delete(name)  # deleting a missing name is not an error (Storage.delete)
