@@ -313,6 +313,18 @@ class PackageArchive:
         return b"".join(self.iter_chunks(entry))
 
 
+def _declared_entry_count(fileobj: IO[bytes]) -> int | None:
+    """The entry count the end-of-central-directory record declares (zip64 too), or
+    None when there is no such record (zipfile then says it is not a zip)."""
+    try:
+        # zipfile's own EOCD reader (private, but unchanged since Python 2): it finds
+        # the record behind an archive comment and follows the zip64 locator.
+        record = zipfile._EndRecData(fileobj)  # type: ignore[attr-defined]
+    except OSError:
+        return None
+    return None if record is None else int(record[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]
+
+
 def open_package(
     fileobj: IO[bytes], limits: Limits | None = None, *, size: int | None = None
 ) -> PackageArchive:
@@ -328,6 +340,15 @@ def open_package(
             "package_too_large",
             f"The package is {_human(size)}; at most {_human(limits.max_package_bytes)} can be imported.",
         )
+    declared = _declared_entry_count(fileobj)
+    if declared is not None and declared > limits.max_entries:
+        # Checked before zipfile reads the central directory: it keeps one ZipInfo per
+        # record in memory, and a small zip can declare millions of them.
+        raise PackageRejected(
+            "too_many_entries",
+            f"The package has {declared} entries; at most {limits.max_entries} are allowed.",
+        )
+    fileobj.seek(0)
     try:
         zf = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:

@@ -145,7 +145,16 @@ def test_total_size_and_entry_count_limits() -> None:
         "The package unpacks to more than 97.6562 KB (counting zips inside it); stopped at 'video.bin'."
     )
     many = _reject(hz.build([*hz.valid_entries(), *[(f"f{n}.txt", b"1") for n in range(4)]]), limits)
-    assert (many.code, many.entry) == ("too_many_entries", "f3.txt")
+    assert (many.code, many.reason) == (
+        "too_many_entries",
+        "The package has 6 entries; at most 5 are allowed.",
+    )
+    inner = hz.build([(f"f{n}.txt", b"1") for n in range(4)])
+    nested = _reject(hz.with_entry("extras/inner.zip", inner), limits)
+    assert (nested.code, nested.entry) == ("too_many_entries", "extras/inner.zip!f2.txt")
+    assert nested.reason == (
+        "The package has more than 5 entries (counting zips inside it); stopped at 'extras/inner.zip!f2.txt'."
+    )
 
 
 def test_a_size_liar_fails_while_being_read_naming_the_entry() -> None:
@@ -198,3 +207,14 @@ def test_stored_zip_of_the_fixture_reads(tmp_path: object) -> None:
         zf.writestr("imsmanifest.xml", hz.manifest())
     with open_package(io.BytesIO(buffer.getvalue())) as archive:
         assert archive.read(archive.entries[0], 1 << 20) == hz.manifest()
+
+
+def test_entry_count_is_checked_before_the_central_directory_is_read() -> None:
+    data = bytearray(hz.valid())
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (60000).to_bytes(2, "little") * 2  # entries on disk, entries total
+    rejected = _reject(bytes(data))
+    assert (rejected.code, rejected.reason) == (
+        "too_many_entries",
+        "The package has 60000 entries; at most 20000 are allowed.",
+    )
