@@ -39,15 +39,15 @@ from oneroster.protocol.records import (
     RowError,
 )
 from tutoring_core.accounts import api as accounts
+from tutoring_core.bulk_write import bulk_write
 from tutoring_core.classes import api as classes
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 2000
-# Rows per transaction where apply is set-based (PostgreSQL): the rows never reach
-# Python, so a chunk costs the server's memory for one statement's sort or hash, not
-# ours; larger chunks mean fewer statements and commits.
-SQL_CHUNK = 20_000
+# Staged rows per apply transaction: each chunk is read into Python and written with a
+# fixed number of statements, so larger chunks mean fewer round trips; memory stays one
+# chunk of rows whatever the district's size.
+CHUNK = 5000
 STAGE_BATCH = 5000
 # Rows applied after which the mapping table's statistics are refreshed before the run ends.
 ANALYZE_AFTER = 10_000
@@ -276,26 +276,15 @@ def analyze(*, mapping: bool = True) -> None:
                 cursor.execute(f"ANALYZE {SR}")
 
 
-# The core tables a full import fills from nothing. Their statistics matter to the
-# bulk functions' lookups (pk__in, user_id__in) just as ours do; named through the
-# app registry because only their table names are needed, for ANALYZE.
-_CORE_TABLES = (
-    ("accounts", "User"), ("accounts", "ExternalIdentity"), ("accounts", "RoleAssignment"),
-    ("accounts", "GuardianLink"), ("classes", "Class"), ("classes", "ClassKey"), ("classes", "Enrollment"),
-)  # fmt: skip
-
-
 def analyze_growing() -> None:
-    """ANALYZE the mapping table and the core tables while a large import fills them:
-    statistics that still say "empty" make the planner scan whole tables per chunk."""
+    """Refresh the statistics of the mapping table and (through the core's door) of the
+    core's roster tables while a large import fills them: statistics that still say
+    "empty" make the planner scan whole tables per chunk."""
     if db.vendor != "postgresql":
         return
-    from django.apps import apps
-
     with db.cursor() as cursor:
         cursor.execute(f"ANALYZE {SR}")
-        for app_label, model in _CORE_TABLES:
-            cursor.execute(f"ANALYZE {apps.get_model(app_label, model)._meta.db_table}")
+    classes.roster_statistics_refresh()
 
 
 def validate(run: SyncRun, stager: Stager) -> None:
@@ -611,9 +600,6 @@ class Applier:
                 self._timed(f"{entity}.deactivate", lambda entity=entity: self._deactivations(entity))  # type: ignore[misc]
 
     def _upserts(self, entity: str) -> None:
-        if db.vendor == "postgresql" and entity in _SQL_APPLY:
-            self._upserts_sql(entity)
-            return
         rp = _run_param(self.run)
         last = 0
         handler = getattr(self, f"_apply_{entity if entity != 'class' else 'klass'}")
@@ -649,169 +635,6 @@ class Applier:
                 if entity == "user":
                     self._retire_rekeyed([sid for _, sid, *_ in rows])
             self._tick(len(rows))
-
-    def _upserts_sql(self, entity: str) -> None:
-        """PostgreSQL: apply ``entity`` set-based, a range of staged ids per transaction.
-
-        Each chunk selects its new or changed rows into a temporary table (the diff),
-        hands them to the core's ``*_bulk_upsert_query`` function as a query over that
-        table joined to the mapping (references become core ids in the join), and
-        upserts the mapping rows from what the core wrote: rows go from table to table
-        inside the server. Same rules and results as the Python handlers (``_apply_*``),
-        which SQLite uses."""
-        rp, conn_id = _run_param(self.run), _conn_param(self.conn)
-        last = 0
-        while True:
-            # The chunk's upper bound: the SQL_CHUNK-th live staged row after ``last``.
-            bound = _q(
-                f"""SELECT id FROM {ST} WHERE run_id = %s AND entity = %s AND rejected = %s AND deleted = %s
-                    AND id > %s ORDER BY id OFFSET {SQL_CHUNK - 1} LIMIT 1""",
-                [rp, entity, False, False, last],
-            )
-            upper = bound[0][0] if bound else None
-            with transaction.atomic(), db.cursor() as cursor:
-                for table, columns in _SQL_TEMP_TABLES:
-                    cursor.execute(
-                        f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({columns}) ON COMMIT DELETE ROWS"
-                    )
-                    cursor.execute(f"DELETE FROM {table}")  # an earlier chunk in an outer transaction
-                cursor.execute(
-                    f"""INSERT INTO {TODO} (staged_id, sourced_id, hash, natural_key, data)
-                        SELECT s.id, s.sourced_id, s.hash, s.natural_key, s.data::jsonb FROM {ST} s
-                        LEFT JOIN LATERAL (SELECT m.hash, m.is_active FROM {SR} m WHERE m.connection_id = %s
-                                           AND m.entity = %s AND m.sourced_id = s.sourced_id LIMIT 1) m ON TRUE
-                        WHERE s.run_id = %s AND s.entity = %s AND s.rejected = %s AND s.deleted = %s
-                          AND s.id > %s AND s.id <= %s
-                          AND (m.hash IS NULL OR m.hash <> s.hash OR NOT m.is_active)""",
-                    [
-                        conn_id,
-                        entity,
-                        rp,
-                        entity,
-                        False,
-                        False,
-                        last,
-                        upper if upper is not None else 2**63 - 1,
-                    ],
-                )
-                n = cursor.rowcount
-                if n:
-                    getattr(self, f"_sql_{entity}")(cursor)
-                    cursor.execute(
-                        f"""INSERT INTO {SR} (connection_id, entity, sourced_id, core_id, hash, natural_key,
-                                              is_active, hint, replaced_by, updated_at)
-                            SELECT %s, %s, t.sourced_id, COALESCE(a.core_id, ''), t.hash, t.natural_key, TRUE,
-                                   '', '', %s
-                            FROM {TODO} t LEFT JOIN {APPLIED} a ON a.key = t.staged_id
-                            ON CONFLICT (connection_id, entity, sourced_id) DO UPDATE SET
-                                core_id = EXCLUDED.core_id, hash = EXCLUDED.hash,
-                                natural_key = EXCLUDED.natural_key, is_active = TRUE, replaced_by = '',
-                                updated_at = EXCLUDED.updated_at""",
-                        [conn_id, entity, timezone.now()],
-                    )
-                    if entity == "user" and self.rekeyed:
-                        cursor.execute(f"SELECT sourced_id FROM {TODO}")
-                        self._retire_rekeyed([r[0] for r in cursor.fetchall() if r[0] in self.rekeyed])
-            if n:
-                self._tick(n)
-            if upper is None:
-                return
-            last = upper
-
-    def _mapped(self, alias: str, entity: str, ref: str, *, outer: bool = False) -> tuple[str, list[Any]]:
-        """A join from the chunk's rows to the live mapping row ``ref`` names (as core_ids())."""
-        join = "LEFT JOIN" if outer else "JOIN"
-        # LATERAL ... LIMIT 1 (the key is unique) pins the plan to one index lookup per
-        # row: the mapping table grows by the chunk under this loop, and a join planned
-        # on statistics from before it turned into a nested loop over whole entities.
-        return (
-            f"""{join} LATERAL (SELECT {alias}.core_id FROM {SR} {alias} WHERE {alias}.connection_id = %s
-                  AND {alias}.entity = %s AND {alias}.sourced_id = {ref} AND {alias}.is_active
-                  AND {alias}.core_id <> '' LIMIT 1) {alias} ON TRUE""",
-            [_conn_param(self.conn), entity],
-        )
-
-    def _sql_class(self, cursor: Any) -> None:
-        school, school_params = self._mapped("ms", "org", "t.data->>'school'", outer=True)
-        course, course_params = self._mapped("mk", "course", "t.data->>'course'", outer=True)
-        term, term_params = self._mapped("mt", "academicSession", "e.sid")
-        classes.classes_bulk_upsert_query(
-            tenant=self.tenant,
-            kind=self.class_kind,
-            issuer=self.conn.issuer,
-            rows=accounts.RowsQuery(
-                f"""SELECT t.staged_id AS key, t.sourced_id AS subject, t.data->>'title' AS title,
-                           t.data->>'classCode' AS code, ms.core_id::uuid AS school_id, mk.core_id::uuid AS course_id,
-                           ARRAY(SELECT mt.core_id::uuid
-                                 FROM jsonb_array_elements_text(t.data->'terms') WITH ORDINALITY e(sid, n) {term}
-                                 ORDER BY e.n) AS term_ids
-                    FROM {TODO} t {school} {course}""",
-                (*term_params, *school_params, *course_params),
-            ),
-            source=self.source,
-            into=APPLIED,
-        )
-
-    def _sql_user(self, cursor: Any) -> None:
-        accounts.people_bulk_upsert_query(
-            tenant=self.tenant,
-            kind=self.identity_kind,
-            issuer=self.conn.issuer,
-            rows=accounts.RowsQuery(
-                f"""SELECT t.staged_id AS key, t.sourced_id AS subject, t.data->>'givenName' AS given_name,
-                           t.data->>'familyName' AS family_name, t.data->>'email' AS email,
-                           (t.data->'enabledUser') IS DISTINCT FROM 'false'::jsonb AS is_active,
-                           COALESCE(rk.old, '') AS previous_subject
-                    FROM {TODO} t LEFT JOIN unnest(%s::text[], %s::text[]) rk(new, old) ON rk.new = t.sourced_id""",
-                (list(self.rekeyed), list(self.rekeyed.values())),
-            ),
-            into=APPLIED,
-        )
-
-    def _sql_enrollment(self, cursor: Any) -> None:
-        klass, klass_params = self._mapped("mc", "class", "t.data->>'class'")
-        user, user_params = self._mapped("mu", "user", "t.data->>'user'")
-        hub, hub_params = _hub_roles()
-        classes.enrollments_bulk_upsert_query(
-            tenant=self.tenant,
-            rows=accounts.RowsQuery(
-                f"""SELECT t.staged_id AS key, mc.core_id::uuid AS class_id, mu.core_id::uuid AS user_id,
-                           hr.hub AS role, COALESCE((t.data->'primary')::boolean, FALSE) AS is_primary,
-                           NULLIF(t.data->>'beginDate', '')::date AS begin_date,
-                           NULLIF(t.data->>'endDate', '')::date AS end_date
-                    FROM {TODO} t JOIN {hub} ON hr.src = t.data->>'role' {klass} {user}""",
-                (*hub_params, *klass_params, *user_params),
-            ),
-            source=self.source,
-            into=APPLIED,
-        )
-
-    def _sql_role(self, cursor: Any) -> None:
-        user, user_params = self._mapped("mu", "user", "t.data->>'user'")
-        org, org_params = self._mapped("mo", "org", "t.data->>'org'", outer=True)
-        hub, hub_params = _hub_roles()
-        accounts.roles_bulk_assign_query(
-            tenant=self.tenant,
-            rows=accounts.RowsQuery(
-                f"""SELECT t.staged_id AS key, mu.core_id::uuid AS user_id, hr.hub AS role,
-                           mo.core_id::uuid AS school_id
-                    FROM {TODO} t JOIN {hub} ON hr.src = t.data->>'role' {user} {org}""",
-                (*hub_params, *user_params, *org_params),
-            ),
-            source=self.source,
-            into=APPLIED,
-        )
-        # A person's primary OneRoster role decides the direction of their agent links
-        # (the last primary row of the chunk wins, as in _apply_role).
-        cursor.execute(
-            f"""UPDATE {SR} m SET hint = h.role FROM (
-                    SELECT DISTINCT ON (t.data->>'user') t.data->>'user' AS user_sid, t.data->>'role' AS role
-                    FROM {TODO} t {user}
-                    WHERE COALESCE(t.data->>'roleType', 'primary') = 'primary'
-                    ORDER BY t.data->>'user', t.staged_id DESC) h
-                WHERE m.connection_id = %s AND m.entity = %s AND m.sourced_id = h.user_sid AND m.hint <> h.role""",
-            [*user_params, _conn_param(self.conn), "user"],
-        )
 
     def _retire_rekeyed(self, sids: list[str]) -> None:
         for new in sids:
@@ -994,7 +817,9 @@ class Applier:
         users = self.core_ids("user", [d["user"] for _, d, _ in chunk])
         schools = self.core_ids("org", [d["org"] for _, d, _ in chunk])
         rows: dict[str, accounts.RoleRow] = {}
-        hints: dict[str, list[str]] = {}
+        # A person's primary OneRoster role decides the direction of their agent links;
+        # the last primary row of the chunk wins.
+        primary: dict[str, str] = {}
         for sid, d, _ in chunk:
             if d["user"] not in users:
                 continue
@@ -1004,13 +829,16 @@ class Applier:
                 school_id=uuid.UUID(schools[d["org"]]) if d["org"] in schools else None,
             )
             if d.get("roleType", "primary") == "primary":
-                hints.setdefault(d["role"], []).append(d["user"])
+                primary[d["user"]] = d["role"]
         assigned = (
             accounts.roles_bulk_assign(tenant=self.tenant, rows=list(rows.values()), source=self.source)
             if rows
             else {}
         )
-        for role, user_sids in hints.items():
+        hints: dict[str, list[str]] = {}
+        for user_sid, role in primary.items():
+            hints.setdefault(role, []).append(user_sid)
+        for role, user_sids in sorted(hints.items()):
             SourceRecord.objects.filter(
                 connection=self.conn, entity="user", sourced_id__in=user_sids
             ).exclude(hint=role).update(hint=role)
@@ -1070,72 +898,40 @@ class Applier:
         return {sid: links[pair] for sid, pair in pairs.items() if pair in links}
 
 
-# Entities apply writes set-based on PostgreSQL (see Applier._upserts_sql); the small
-# ones (orgs, sessions, courses) stay on the Python path everywhere.
-_SQL_APPLY = frozenset({"class", "user", "role", "enrollment"})
-TODO = "oneroster_apply_todo"
-APPLIED = "oneroster_apply_done"
-_SQL_TEMP_TABLES = (
-    (TODO, "staged_id bigint PRIMARY KEY, sourced_id text, hash text, natural_key text, data jsonb"),
-    (APPLIED, "key bigint, core_id text"),
-)
-
-
-def _hub_roles() -> tuple[str, list[str]]:
-    """HUB_ROLE as an inline table ``hr(src, hub)`` for a join."""
-    values = ", ".join(["(%s, %s)"] * len(HUB_ROLE))
-    return f"(VALUES {values}) hr(src, hub)", [v for pair in HUB_ROLE.items() for v in pair]
-
-
 def _source_records_upsert(
     conn: RosterConnection, entity: str, rows: list[tuple[str, str, str, str]]
 ) -> None:
     """Record what was applied: (sourcedId, core id, hash, natural key) -> active."""
     now = timezone.now()
-    if db.vendor == "postgresql":
-        # COPY the chunk into a temporary table, then one INSERT ... SELECT upsert.
-        # COPY rows are written by psycopg's C code; unnest(%s::text[]) parameters
-        # were quoted element by element in Python, a tenth of a district import.
-        # The atomic block matters: the temp table empties itself at commit, so an
-        # autocommitted COPY would leave nothing for the INSERT to read.
-        with transaction.atomic(), db.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS oneroster_mapping_chunk"
-                " (sid text, core text, hash text, nk text) ON COMMIT DELETE ROWS"
-            )
-            cursor.execute("DELETE FROM oneroster_mapping_chunk")  # an earlier call in this transaction
-            with cursor.cursor.copy("COPY oneroster_mapping_chunk (sid, core, hash, nk) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            cursor.execute(
-                f"""INSERT INTO {SR} (connection_id, entity, sourced_id, core_id, hash, natural_key, is_active,
-                                      hint, replaced_by, updated_at)
-                    SELECT %s, %s, u.sid, u.core, u.hash, u.nk, TRUE, '', '', %s FROM oneroster_mapping_chunk u
-                    ON CONFLICT (connection_id, entity, sourced_id) DO UPDATE SET
-                        core_id = EXCLUDED.core_id, hash = EXCLUDED.hash, natural_key = EXCLUDED.natural_key,
-                        is_active = TRUE, replaced_by = '', updated_at = EXCLUDED.updated_at""",
-                [conn.pk, entity, now],
-            )
-        return
-    SourceRecord.objects.bulk_create(
+    bulk_write(
+        SourceRecord,
         [
             SourceRecord(
                 connection=conn,
                 entity=entity,
                 sourced_id=sid,
                 core_id=core,
-                hash=h,
-                natural_key=nk,
+                hash=content_hash,
+                natural_key=natural_key,
                 is_active=True,
                 replaced_by="",
                 updated_at=now,
             )
-            for sid, core, h, nk in rows
+            for sid, core, content_hash, natural_key in rows
         ],
-        update_conflicts=True,
-        unique_fields=["connection", "entity", "sourced_id"],
-        update_fields=["core_id", "hash", "natural_key", "is_active", "replaced_by", "updated_at"],
+        unique_fields=_MAPPING_KEY,
+        update_fields=_MAPPING_UPDATE,
     )
+
+
+# The mapping row's natural key, and what an apply sets on a row already there: every
+# field but the key and the user's primary-role hint (set by the role pass).
+_MAPPING_KEY = ["connection", "entity", "sourced_id"]
+_MAPPING_UPDATE = [
+    f.name
+    for f in SourceRecord._meta.concrete_fields
+    if not f.primary_key and f.name not in (*_MAPPING_KEY, "hint")
+]
 
 
 def staging_clear(run: SyncRun) -> None:

@@ -5,7 +5,7 @@ import uuid
 from django.http import Http404, HttpRequest
 
 from oneroster.models import RosterConnection, SyncRun
-from tutoring_core.accounts.admin_scoping import can_administer_tenant, is_platform_staff
+from tutoring_core.accounts.api import can_administer_tenant, is_platform_staff
 
 
 def _tenant_scope(request: HttpRequest) -> dict[str, object]:

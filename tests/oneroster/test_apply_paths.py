@@ -1,10 +1,10 @@
-"""The two ways apply writes give the same roster.
+"""Apply has one engine, on SQLite and PostgreSQL alike.
 
-On PostgreSQL users, roles, classes and enrollments are applied set-based (staged rows to
-core tables inside the server, ``*_bulk_upsert_query``); SQLite, and every entity on the
-Python path, go row chunk by row chunk through ``*_bulk_upsert``. The same syncs into
-two tenants, one per path, must leave the same core state and mapping. On SQLite both
-tenants take the Python path, so this also pins that chunk boundaries change nothing.
+Every entity is applied chunk by chunk through the core's typed bulk functions
+(``accounts.api`` / ``classes.api``), which write through the ORM's upserts on both
+databases. The same syncs into two tenants, one cut into chunks of five rows, one
+in whole chunks, must leave the same core state and mapping: where apply cuts its
+chunks changes nothing. The suite runs on SQLite by default and on PostgreSQL in CI.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection as db
 from django.db import transaction
 
 from oneroster import pipeline
@@ -27,13 +26,6 @@ from tutoring_core.classes import api as classes
 from tutoring_core.classes.models import Class, ClassKey, Course, Enrollment, School, Term
 
 pytestmark = pytest.mark.django_db
-
-ROW_FUNCTIONS = (
-    (accounts, "people_bulk_upsert"),
-    (accounts, "roles_bulk_assign"),
-    (classes, "classes_bulk_upsert"),
-    (classes, "enrollments_bulk_upsert"),
-)
 
 
 def sync(conn: RosterConnection, path: Path, *, delta: bool = False) -> SyncRun:
@@ -133,27 +125,18 @@ def state(conn: RosterConnection) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Many chunks per entity: chunk boundaries fall inside a school, a class, a person.
-    monkeypatch.setattr(pipeline, "CHUNK", 5)
-    monkeypatch.setattr(pipeline, "SQL_CHUNK", 7)
-
-
-def test_set_based_and_row_apply_leave_the_same_roster(
-    small_chunks: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_chunk_boundaries_leave_the_same_roster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base = District(60, seed=3, guardians=True, change_rate=0.2, rekey_rate=0.05)
     base.write_csv(tmp_path / "e0")
     base.at(1).write_csv(tmp_path / "d1", mode="delta")
     base.at(2).write_csv(tmp_path / "e2")
-    rows_path = RosterConnection.objects.create(
-        tenant=TenantFactory(slug="rows"), name="rows", max_deactivation_share=1.0
+    whole = RosterConnection.objects.create(
+        tenant=TenantFactory(slug="whole"), name="whole", max_deactivation_share=1.0
     )
-    sets_path = RosterConnection.objects.create(
-        tenant=TenantFactory(slug="sets"), name="sets", max_deactivation_share=1.0
+    small = RosterConnection.objects.create(
+        tenant=TenantFactory(slug="small"), name="small", max_deactivation_share=1.0
     )
-    for conn in (rows_path, sets_path):
+    for conn in (whole, small):
         # A person the hub already had, whose email a roster student shares.
         UserFactory(
             tenant=conn.tenant,
@@ -162,7 +145,6 @@ def test_set_based_and_row_apply_leave_the_same_roster(
             first_name="Local",
             last_name="Person",
         )
-    real = {name: getattr(module, name) for module, name in ROW_FUNCTIONS}
     steps = [
         (tmp_path / "e0", False),
         (tmp_path / "d1", True),
@@ -170,24 +152,18 @@ def test_set_based_and_row_apply_leave_the_same_roster(
         (tmp_path / "e2", False),
     ]
     for path, delta in steps:
+        in_one = sync(whole, path, delta=delta)
         with monkeypatch.context() as m:
-            m.setattr(pipeline, "_SQL_APPLY", frozenset())
-            by_rows = sync(rows_path, path, delta=delta)
-        with monkeypatch.context() as m:
-            if db.vendor == "postgresql":
-                # Prove the set-based path is the one taken: the row functions must not run.
-                for module, name in ROW_FUNCTIONS:
-                    m.setattr(module, name, _refuse(name))
-            by_sets = sync(sets_path, path, delta=delta)
-        assert (by_rows.status, by_sets.status) == ("succeeded", "succeeded"), (
-            by_rows.message,
-            by_sets.message,
+            # Many chunks per entity: chunk boundaries fall inside a school, a class, a person.
+            m.setattr(pipeline, "CHUNK", 5)
+            in_fives = sync(small, path, delta=delta)
+        assert (in_one.status, in_fives.status) == ("succeeded", "succeeded"), (
+            in_one.message,
+            in_fives.message,
         )
-        assert by_sets.counts == by_rows.counts
-        assert state(sets_path) == state(rows_path)
-    for module, name in ROW_FUNCTIONS:
-        assert getattr(module, name) is real[name]
-    final = state(sets_path)
+        assert in_fives.counts == in_one.counts
+        assert state(small) == state(whole)
+    final = state(small)
     # The sequence exercised what it is about: re-keyed people, deactivations, guardians,
     # an email candidate, and a last run that changed nothing.
     assert any("+" in user[0] for user in final["users"])
@@ -196,55 +172,44 @@ def test_set_based_and_row_apply_leave_the_same_roster(
     assert any(active for *_, active in final["links"])
     assert final["candidates"] == [("stu-7", "local:s7@students.seeded.example", "email", "open")]
     assert final["usernames_prefixed"] is True
-    assert by_sets.counts["enrollment"]["unchanged"] == sum(1 for _ in base.at(2).rows("enrollment"))
-    assert {e: (c["created"], c["updated"], c["deactivated"]) for e, c in by_sets.counts.items()} == {
-        e: (0, 0, 0) for e in by_sets.counts
+    assert in_fives.counts["enrollment"]["unchanged"] == sum(1 for _ in base.at(2).rows("enrollment"))
+    assert {e: (c["created"], c["updated"], c["deactivated"]) for e, c in in_fives.counts.items()} == {
+        e: (0, 0, 0) for e in in_fives.counts
     }
 
 
-def _refuse(name: str) -> Any:
-    def refuse(**kwargs: Any) -> Any:
-        raise AssertionError(f"{name} ran on PostgreSQL; the set-based path should have")
-
-    return refuse
-
-
-def test_set_based_writes_refuse_another_tenants_rows_and_write_nothing() -> None:
+def test_bulk_writes_refuse_another_tenants_rows_and_write_nothing() -> None:
     ours, theirs = TenantFactory(slug="ours"), TenantFactory(slug="theirs")
     stranger = UserFactory(tenant=theirs)
     klass = Class.objects.create(tenant=ours, title="Algebra")
-    rows = accounts.RowsQuery(
-        "SELECT 1::bigint AS key, %s::uuid AS class_id, %s::uuid AS user_id, 'student' AS role,"
-        " FALSE AS is_primary, NULL::date AS begin_date, NULL::date AS end_date",
-        (klass.pk, stranger.pk),
-    )
-    if db.vendor != "postgresql":
-        with pytest.raises(NotImplementedError):
-            classes.enrollments_bulk_upsert_query(tenant=ours, rows=rows, source="oneroster", into="done")
-        return
-    with db.cursor() as cursor:
-        cursor.execute("CREATE TEMPORARY TABLE done (key bigint, core_id text)")
     with (
         pytest.raises(ValueError, match=r"^Every person must belong to this tenant\.$"),
         transaction.atomic(),
     ):
-        classes.enrollments_bulk_upsert_query(tenant=ours, rows=rows, source="oneroster", into="done")
-    role_rows = accounts.RowsQuery(
-        "SELECT 1::bigint AS key, %s::uuid AS user_id, 'student' AS role, NULL::uuid AS school_id",
-        (stranger.pk,),
-    )
+        classes.enrollments_bulk_upsert(
+            tenant=ours,
+            rows=[classes.EnrollmentRow(class_id=klass.pk, user_id=stranger.pk, role="student")],
+            source="oneroster",
+        )
     with (
         pytest.raises(ValueError, match=r"^Every person must belong to this tenant\.$"),
         transaction.atomic(),
     ):
-        accounts.roles_bulk_assign_query(tenant=ours, rows=role_rows, source="oneroster", into="done")
-    with pytest.raises(ValueError, match="is not a plain table name"):
-        classes.enrollments_bulk_upsert_query(tenant=ours, rows=rows, source="oneroster", into="done; DROP")
+        accounts.roles_bulk_assign(
+            tenant=ours, rows=[accounts.RoleRow(user_id=stranger.pk, role="student")], source="oneroster"
+        )
+    theirs_class = Class.objects.create(tenant=theirs, title="Theirs")
+    with (
+        pytest.raises(ValueError, match=r"^Every class must belong to this tenant\.$"),
+        transaction.atomic(),
+    ):
+        classes.enrollments_bulk_upsert(
+            tenant=ours,
+            rows=[classes.EnrollmentRow(class_id=theirs_class.pk, user_id=stranger.pk, role="student")],
+            source="oneroster",
+        )
     assert Enrollment.objects.count() == 0
     assert RoleAssignment.objects.count() == 0
-    with db.cursor() as cursor:
-        cursor.execute("SELECT COUNT(*) FROM done")
-        assert cursor.fetchone() == (0,)
 
 
 def test_a_duplicate_sourcedid_is_rejected_with_both_lines(tmp_path: Path) -> None:

@@ -198,7 +198,7 @@ def test_people_bulk_upsert_new_rows_carry_every_default_and_timestamp() -> None
 def test_people_bulk_upsert_duplicate_identity_raises_integrity_error_and_writes_nothing() -> None:
     from django.db import IntegrityError, transaction
 
-    from tutoring_core.accounts.services import _insert_new
+    from tutoring_core.bulk_write import bulk_write
 
     tenant = f.TenantFactory()
     out = accounts.people_bulk_upsert(
@@ -206,7 +206,7 @@ def test_people_bulk_upsert_duplicate_identity_raises_integrity_error_and_writes
     )
     other = f.UserFactory(tenant=tenant)
     with pytest.raises(IntegrityError), transaction.atomic():
-        _insert_new(
+        bulk_write(
             ExternalIdentity,
             [
                 ExternalIdentity(tenant=tenant, kind=KIND, issuer=ISSUER, subject="s2", user=other),

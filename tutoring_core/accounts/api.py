@@ -196,33 +196,25 @@ def session_login(request: HttpRequest, user: User, *, method: str, fresh: bool 
     )
 
 
-# Bulk writes for roster sync at district scale (see the end of services.py).
-from tutoring_core.accounts.data import RowsQuery  # noqa: E402
-from tutoring_core.accounts.services import (  # noqa: E402
-    PersonBulkResult,
-    PersonRow,
-    RoleRow,
+# Bulk writes for roster sync at district scale (bulk.py): typed rows in, ids out.
+from tutoring_core.accounts.bulk import (  # noqa: E402
     guardian_links_bulk_deactivate,
     guardian_links_bulk_upsert,
     people_bulk_upsert,
-    people_bulk_upsert_query,
     roles_bulk_assign,
-    roles_bulk_assign_query,
     roles_bulk_deactivate,
     users_bulk_set_active,
 )
+from tutoring_core.accounts.data import PersonBulkResult, PersonRow, RoleRow  # noqa: E402
 
 __all__ += [
     "PersonBulkResult",
     "PersonRow",
     "RoleRow",
-    "RowsQuery",
     "guardian_links_bulk_deactivate",
     "guardian_links_bulk_upsert",
     "people_bulk_upsert",
-    "people_bulk_upsert_query",
     "roles_bulk_assign",
-    "roles_bulk_assign_query",
     "roles_bulk_deactivate",
     "users_bulk_set_active",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -56,13 +55,33 @@ class TenantInfo:
     time_zone: str
 
 
-@dataclass(frozen=True)
-class RowsQuery:
-    """Rows a caller selects in SQL, for the set-based bulk writes on PostgreSQL
-    (``*_bulk_upsert_query``): ``sql`` is one SELECT with the named columns the
-    function documents, ``params`` its bound parameters. The rows never pass
-    through Python; each carries a caller's ``key`` (bigint) that the function
-    pairs with the core id it wrote, in the caller's result table."""
+# --- Bulk roster writes (accounts.api people_bulk_upsert, roles_bulk_assign) ----------------
 
-    sql: str
-    params: tuple[Any, ...] = ()
+
+@dataclass(frozen=True)
+class PersonRow:
+    """One person as a roster source names them, under the (kind, issuer) of the call."""
+
+    subject: str
+    given_name: str = ""
+    family_name: str = ""
+    email: str = ""
+    is_active: bool = True
+    # The subject this person had before the source re-keyed them (same issuer):
+    # the new key joins that person instead of creating a stranger.
+    previous_subject: str = ""
+
+
+@dataclass(frozen=True)
+class PersonBulkResult:
+    user_id: uuid.UUID
+    action: str  # "created" | "updated" | "unchanged" | "relinked"
+
+
+@dataclass(frozen=True)
+class RoleRow:
+    """A tenant-wide (``school_id`` None) or school-wide role for one person."""
+
+    user_id: uuid.UUID
+    role: str
+    school_id: uuid.UUID | None = None

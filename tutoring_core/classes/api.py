@@ -80,27 +80,22 @@ __all__ = [
     "person_class_current",
 ]
 
-# Bulk writes for roster sync at district scale (see the end of services.py).
-from tutoring_core.classes.services import (  # noqa: E402
-    ClassRow,
-    CourseRow,
-    EnrollmentRow,
-    SchoolRow,
-    TermRow,
+# Bulk writes for roster sync at district scale (bulk.py): typed rows in, ids out.
+from tutoring_core.classes.bulk import (  # noqa: E402
     classes_bulk_deactivate,
     classes_bulk_upsert,
-    classes_bulk_upsert_query,
     courses_bulk_deactivate,
     courses_bulk_upsert,
     enrollments_bulk_deactivate,
     enrollments_bulk_upsert,
-    enrollments_bulk_upsert_query,
+    roster_statistics_refresh,
     schools_bulk_deactivate,
     schools_bulk_upsert,
     terms_bulk_deactivate,
     terms_bulk_set_parent,
     terms_bulk_upsert,
 )
+from tutoring_core.classes.data import ClassRow, CourseRow, EnrollmentRow, SchoolRow, TermRow  # noqa: E402
 
 __all__ += [
     "ClassRow",
@@ -110,12 +105,11 @@ __all__ += [
     "TermRow",
     "classes_bulk_deactivate",
     "classes_bulk_upsert",
-    "classes_bulk_upsert_query",
     "courses_bulk_deactivate",
     "courses_bulk_upsert",
     "enrollments_bulk_deactivate",
     "enrollments_bulk_upsert",
-    "enrollments_bulk_upsert_query",
+    "roster_statistics_refresh",
     "schools_bulk_deactivate",
     "schools_bulk_upsert",
     "terms_bulk_deactivate",

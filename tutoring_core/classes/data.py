@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -51,3 +52,53 @@ class MemberInfo:
     user_id: uuid.UUID
     name: str
     role: str
+
+
+# --- Bulk roster writes (classes.api *_bulk_upsert) --------------------------------------
+# Schools, terms and courses have no key table in the core: the caller keeps its own
+# mapping (source id -> core id) and passes ``id`` for rows it already knows. Classes
+# are keyed by ClassKey (kind, issuer, subject), enrollments by (class, user, role).
+
+
+@dataclass(frozen=True)
+class SchoolRow:
+    id: uuid.UUID | None
+    name: str
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class TermRow:
+    id: uuid.UUID | None
+    title: str
+    kind: str
+    start_date: dt.date
+    end_date: dt.date
+
+
+@dataclass(frozen=True)
+class CourseRow:
+    id: uuid.UUID | None
+    title: str
+    code: str = ""
+    school_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ClassRow:
+    subject: str
+    title: str
+    code: str = ""
+    school_id: uuid.UUID | None = None
+    course_id: uuid.UUID | None = None
+    term_ids: tuple[uuid.UUID, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnrollmentRow:
+    class_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+    is_primary: bool = False
+    begin_date: dt.date | None = None
+    end_date: dt.date | None = None
