@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -17,8 +18,13 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from lxml import etree
+from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
+from sso import saml, selectors
 from sso.models import AssertionUse, IdentityProvider, SamlRequest, ServiceProviderKey, SignInTicket
 from sso.protocol.errors import SignInRejected
 from sso.protocol.mapping import IDP_GRANTABLE_ROLES, MappedPerson
@@ -401,3 +407,197 @@ def sign_in_failed_record(
         ip_address=ip,
         details={"code": reason.code, "reason": reason.reason[:500], **(extra or {})},
     )
+
+
+# --- SAML exchanges (the views hand over the request's data and render the outcome) ----
+
+
+def saml_login_start(
+    *, tenant: accounts.Tenant, idp: IdentityProvider, purpose: str, next_url: str, data: dict[str, Any]
+) -> tuple[str, str]:
+    """An AuthnRequest to ``idp``, remembered so its answer can be matched: the URL to
+    send the browser to and the request's id (the view binds it to the browser)."""
+    if not idp.sso_url or not idp.signing_certificates:
+        raise SignInRejected("not-configured", f"{idp.name} has no metadata yet.")
+    key = sp_key_get_or_create(tenant=tenant)
+    auth = OneLogin_Saml2_Auth(data, saml.settings_dict(tenant, key, idp))
+    url = auth.login(return_to="")
+    request_id = auth.get_last_request_id()
+    saml_request_record(idp=idp, request_id=request_id, purpose=purpose, next_url=next_url)
+    return url, request_id
+
+
+def saml_response_provider(
+    *, tenant: accounts.Tenant, encoded: str
+) -> tuple[saml.UnverifiedEnvelope, IdentityProvider]:
+    """The (unverified) envelope of a posted SAMLResponse and the tenant's provider its
+    Issuer names; the signature is checked by ``saml_response_accept``."""
+    if not encoded:
+        raise SignInRejected("malformed", "The request carries no SAMLResponse.")
+    envelope = saml.read_envelope(encoded)
+    idp = selectors.saml_provider_by_entity_id(tenant=tenant, entity_id=envelope.issuer)
+    if idp is None:
+        raise SignInRejected(
+            "unknown-issuer", f"{envelope.issuer!r} is not an identity provider of {tenant.name}."
+        )
+    return envelope, idp
+
+
+def saml_response_accept(
+    *,
+    tenant: accounts.Tenant,
+    idp: IdentityProvider,
+    envelope: saml.UnverifiedEnvelope,
+    encoded: str,
+    data: dict[str, Any],
+    relay_state: str,
+) -> str:
+    """Check a SAMLResponse against the request it answers (or the provider's policy
+    for IdP-initiated sign-ins) and its signature, then accept it
+    (``saml_acs_accept``). Returns the one-time ticket. ``relay_state``: an already
+    safe local URL, used only for IdP-initiated sign-ins."""
+    pending = None
+    if envelope.in_response_to:
+        pending = (
+            SamlRequest.objects.filter(request_id=envelope.in_response_to, tenant=tenant, provider=idp)
+            .exclude(purpose=SamlRequest.Purpose.LOGOUT)
+            .first()
+        )
+        if pending is None or pending.consumed_at is not None:
+            raise SignInRejected(
+                "unknown-request",
+                "This response answers a sign-in request we did not send or that was already answered.",
+            )
+        if pending.created_at < timezone.now() - REQUEST_LIFETIME:
+            raise SignInRejected("request-expired", "The sign-in took too long; start again.")
+    elif not idp.allow_idp_initiated:
+        raise SignInRejected(
+            "idp-initiated-off",
+            f"{tenant.name} does not accept sign-ins started at {idp.name}; start from the hub's sign-in page.",
+        )
+    key = sp_key_get_or_create(tenant=tenant)
+    assertion = saml.validate_response(
+        tenant=tenant,
+        sp_key=key,
+        idp=idp,
+        saml_response_b64=encoded,
+        data=data,
+        request_id=pending.request_id if pending else None,
+    )
+    return saml_acs_accept(
+        idp=idp, assertion=assertion, pending=pending, relay_state=relay_state if pending is None else ""
+    )
+
+
+def saml_logout_start(
+    *, tenant: accounts.Tenant, session_info: dict[str, Any], data: dict[str, Any]
+) -> str | None:
+    """A LogoutRequest to the provider the ended session came from, remembered so its
+    answer must name it (InResponseTo); the URL to send the browser to, or None when
+    that provider offers no single logout."""
+    idp = None
+    if session_info:
+        idp = IdentityProvider.objects.for_tenant(tenant).filter(pk=session_info["provider"]).first()
+    if idp is None or not idp.slo_url:
+        return None
+    key = sp_key_get_or_create(tenant=tenant)
+    auth = OneLogin_Saml2_Auth(data, saml.settings_dict(tenant, key, idp))
+    url = auth.logout(
+        return_to=str(idp.pk),
+        name_id=session_info["name_id"],
+        session_index=session_info["session_index"] or None,
+        nq=session_info["nq"] or None,
+        name_id_format=session_info["format"] or None,
+        spnq=session_info["spnq"] or None,
+    )
+    saml_request_record(
+        idp=idp, request_id=auth.get_last_request_id(), purpose=SamlRequest.Purpose.LOGOUT, next_url=""
+    )
+    return str(url)
+
+
+def saml_logout_provider(
+    *, tenant: accounts.Tenant, query: dict[str, str]
+) -> tuple[bytes | str, IdentityProvider]:
+    """The inflated logout message of a Redirect-binding query and the tenant's
+    provider it comes from. Only signed messages are taken (Signature in the query),
+    so a crafted link cannot sign a person out."""
+    message = query.get("SAMLRequest") or query.get("SAMLResponse")
+    if not message:
+        raise SignInRejected("malformed", "The request carries no SAML logout message.")
+    try:
+        xml = OneLogin_Saml2_Utils.decode_base64_and_inflate(message)
+    except Exception:
+        raise SignInRejected("logout-invalid", "The logout message was refused: it cannot be read.") from None
+    if query.get("SAMLRequest"):
+        issuer = OneLogin_Saml2_Logout_Request.get_issuer(xml) or ""
+    else:
+        issuer = _logout_response_issuer(xml)
+    idp = selectors.saml_provider_by_entity_id(tenant=tenant, entity_id=issuer)
+    if idp is None:
+        raise SignInRejected(
+            "unknown-issuer", "This logout message is not from an identity provider of this district."
+        )
+    if not query.get("Signature") or not query.get("SigAlg"):
+        raise SignInRejected("logout-unsigned", "The logout message was refused: it is not signed.")
+    return xml, idp
+
+
+def saml_logout_process(
+    *,
+    tenant: accounts.Tenant,
+    idp: IdentityProvider,
+    xml: bytes | str,
+    query: dict[str, str],
+    data: dict[str, Any],
+    session_info: dict[str, Any],
+    end_session: Callable[[], None],
+) -> str | None:
+    """The IdP's LogoutResponse (it must answer a request we sent, once) or its own
+    LogoutRequest, which ends the local session (``end_session``) only if it names
+    the person signed in here. Returns where to send the browser, if anywhere."""
+    key = sp_key_get_or_create(tenant=tenant)
+    auth = OneLogin_Saml2_Auth(data, saml.settings_dict(tenant, key, idp))
+    request_id = None
+    if query.get("SAMLResponse"):
+        request_id = _logout_in_response_to(xml)
+        claimed = SamlRequest.objects.filter(
+            request_id=request_id,
+            tenant=tenant,
+            provider=idp,
+            purpose=SamlRequest.Purpose.LOGOUT,
+            consumed_at__isnull=True,
+        ).update(consumed_at=timezone.now())
+        if not request_id or claimed != 1:
+            raise SignInRejected(
+                "unknown-request", "This logout answer is for a request we did not send or already saw."
+            )
+    named = OneLogin_Saml2_Logout_Request.get_nameid(xml) if query.get("SAMLRequest") else None
+
+    def end_local_session() -> None:
+        if session_info.get("provider") == str(idp.pk) and session_info.get("name_id") == named:
+            end_session()
+
+    try:
+        url = auth.process_slo(request_id=request_id, delete_session_cb=end_local_session)
+    except Exception as exc:  # python3-saml lets lxml/zlib errors through on garbage
+        raise SignInRejected(
+            "logout-invalid", f"The logout message was refused: it cannot be read ({exc})."
+        ) from None
+    errors = auth.get_errors()
+    if errors:
+        raise SignInRejected(
+            "logout-invalid", f"The logout message was refused: {auth.get_last_error_reason() or errors}"
+        )
+    return str(url) if url else None
+
+
+def _logout_response_issuer(xml: str | bytes) -> str:
+    document = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser=saml.SAFE_PARSER)
+    found = document.xpath("/samlp:LogoutResponse/saml:Issuer/text()", namespaces=saml.NSMAP)
+    return str(found[0]).strip() if found else ""
+
+
+def _logout_in_response_to(xml: str | bytes) -> str:
+    document = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser=saml.SAFE_PARSER)
+    return str(document.get("InResponseTo") or "")

@@ -17,10 +17,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
-from lxml import etree
-from onelogin.saml2.auth import OneLogin_Saml2_Auth
-from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
-from onelogin.saml2.utils import OneLogin_Saml2_Utils
 
 from sso import oidc, saml, selectors, services
 from sso.models import IdentityProvider, SamlRequest
@@ -110,20 +106,16 @@ def saml_login(request: HttpRequest, tenant_slug: str, provider_id: uuid.UUID) -
     )
     if refused is not None:
         return refused
-    if not idp.sso_url or not idp.signing_certificates:
-        return _refuse(
-            request, tenant, idp, SignInRejected("not-configured", f"{idp.name} has no metadata yet.")
+    try:
+        url, request_id = services.saml_login_start(
+            tenant=tenant,
+            idp=idp,
+            purpose=purpose,
+            next_url=_safe_next(request, request.GET.get("next", "")),
+            data=saml.request_data(request),
         )
-    key = services.sp_key_get_or_create(tenant=tenant)
-    auth = OneLogin_Saml2_Auth(saml.request_data(request), saml.settings_dict(tenant, key, idp))
-    url = auth.login(return_to="")
-    request_id = auth.get_last_request_id()
-    services.saml_request_record(
-        idp=idp,
-        request_id=request_id,
-        purpose=purpose,
-        next_url=_safe_next(request, request.GET.get("next", "")),
-    )
+    except SignInRejected as exc:
+        return _refuse(request, tenant, idp, exc)
     # Binds the eventual response to this browser (login CSRF): finish checks it.
     request.session[SAML_PENDING] = [*request.session.get(SAML_PENDING, [])[-4:], request_id]
     return HttpResponseRedirect(url)
@@ -136,44 +128,15 @@ def saml_acs(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     idp: IdentityProvider | None = None
     try:
         encoded = request.POST.get("SAMLResponse", "")
-        if not encoded:
-            raise SignInRejected("malformed", "The request carries no SAMLResponse.")
-        envelope = saml.read_envelope(encoded)
-        idp = selectors.saml_provider_by_entity_id(tenant=tenant, entity_id=envelope.issuer)
-        if idp is None:
-            raise SignInRejected(
-                "unknown-issuer", f"{envelope.issuer!r} is not an identity provider of {tenant.name}."
-            )
-        pending = None
-        if envelope.in_response_to:
-            pending = (
-                SamlRequest.objects.filter(request_id=envelope.in_response_to, tenant=tenant, provider=idp)
-                .exclude(purpose=SamlRequest.Purpose.LOGOUT)
-                .first()
-            )
-            if pending is None or pending.consumed_at is not None:
-                raise SignInRejected(
-                    "unknown-request",
-                    "This response answers a sign-in request we did not send or that was already answered.",
-                )
-            if pending.created_at < timezone.now() - services.REQUEST_LIFETIME:
-                raise SignInRejected("request-expired", "The sign-in took too long; start again.")
-        elif not idp.allow_idp_initiated:
-            raise SignInRejected(
-                "idp-initiated-off",
-                f"{tenant.name} does not accept sign-ins started at {idp.name}; start from the hub's sign-in page.",
-            )
-        key = services.sp_key_get_or_create(tenant=tenant)
-        assertion = saml.validate_response(
+        envelope, idp = services.saml_response_provider(tenant=tenant, encoded=encoded)
+        token = services.saml_response_accept(
             tenant=tenant,
-            sp_key=key,
             idp=idp,
-            saml_response_b64=encoded,
+            envelope=envelope,
+            encoded=encoded,
             data=saml.request_data(request),
-            request_id=pending.request_id if pending else None,
+            relay_state=_safe_next(request, request.POST.get("RelayState", "")),
         )
-        relay = _safe_next(request, request.POST.get("RelayState", "")) if pending is None else ""
-        token = services.saml_acs_accept(idp=idp, assertion=assertion, pending=pending, relay_state=relay)
     except SignInRejected as exc:
         return _refuse(request, tenant, idp, exc)
     finish = reverse("sso:saml_finish", kwargs={"tenant_slug": tenant.slug})
@@ -322,27 +285,10 @@ def saml_logout(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     """Sign out here, and at the IdP too when it offers single logout."""
     tenant = selectors.tenant_for_slug(tenant_slug)
     info = request.session.get(SAML_SESSION) or {}
-    idp = None
-    if info:
-        idp = IdentityProvider.objects.for_tenant(tenant).filter(pk=info["provider"]).first()
     logout(request)
-    if idp is None or not idp.slo_url:
+    url = services.saml_logout_start(tenant=tenant, session_info=info, data=saml.request_data(request))
+    if url is None:
         return redirect("sso:sign_in", tenant_slug=tenant.slug)
-    key = services.sp_key_get_or_create(tenant=tenant)
-    auth = OneLogin_Saml2_Auth(saml.request_data(request), saml.settings_dict(tenant, key, idp))
-    url = auth.logout(
-        return_to=str(idp.pk),
-        name_id=info["name_id"],
-        session_index=info["session_index"] or None,
-        nq=info["nq"] or None,
-        name_id_format=info["format"] or None,
-        spnq=info["spnq"] or None,
-    )
-    # Remembered server-side: the session is gone, and the IdP's answer must
-    # name this request (InResponseTo).
-    services.saml_request_record(
-        idp=idp, request_id=auth.get_last_request_id(), purpose=SamlRequest.Purpose.LOGOUT, next_url=""
-    )
     return HttpResponseRedirect(url)
 
 
@@ -356,77 +302,23 @@ def saml_sls(request: HttpRequest, tenant_slug: str) -> HttpResponse:
     session only if it names the person signed in here."""
     tenant = selectors.tenant_for_slug(tenant_slug)
     idp: IdentityProvider | None = None
+    query = request.GET.dict()
     try:
-        message = request.GET.get("SAMLRequest") or request.GET.get("SAMLResponse")
-        if not message:
-            raise SignInRejected("malformed", "The request carries no SAML logout message.")
-        try:
-            xml = OneLogin_Saml2_Utils.decode_base64_and_inflate(message)
-        except Exception:
-            raise SignInRejected(
-                "logout-invalid", "The logout message was refused: it cannot be read."
-            ) from None
-        if request.GET.get("SAMLRequest"):
-            issuer = OneLogin_Saml2_Logout_Request.get_issuer(xml) or ""
-        else:
-            issuer = _logout_response_issuer(xml)
-        idp = selectors.saml_provider_by_entity_id(tenant=tenant, entity_id=issuer)
-        if idp is None:
-            raise SignInRejected(
-                "unknown-issuer", "This logout message is not from an identity provider of this district."
-            )
-        if not request.GET.get("Signature") or not request.GET.get("SigAlg"):
-            raise SignInRejected("logout-unsigned", "The logout message was refused: it is not signed.")
-        key = services.sp_key_get_or_create(tenant=tenant)
-        auth = OneLogin_Saml2_Auth(saml.request_data(request), saml.settings_dict(tenant, key, idp))
-        request_id = None
-        if request.GET.get("SAMLResponse"):
-            request_id = _logout_in_response_to(xml)
-            claimed = SamlRequest.objects.filter(
-                request_id=request_id,
-                tenant=tenant,
-                provider=idp,
-                purpose=SamlRequest.Purpose.LOGOUT,
-                consumed_at__isnull=True,
-            ).update(consumed_at=timezone.now())
-            if not request_id or claimed != 1:
-                raise SignInRejected(
-                    "unknown-request", "This logout answer is for a request we did not send or already saw."
-                )
-        info = request.session.get(SAML_SESSION) or {}
-        named = OneLogin_Saml2_Logout_Request.get_nameid(xml) if request.GET.get("SAMLRequest") else None
-
-        def end_local_session() -> None:
-            if info.get("provider") == str(idp.pk) and info.get("name_id") == named:
-                logout(request)
-
-        try:
-            url = auth.process_slo(request_id=request_id, delete_session_cb=end_local_session)
-        except Exception as exc:  # python3-saml lets lxml/zlib errors through on garbage
-            raise SignInRejected(
-                "logout-invalid", f"The logout message was refused: it cannot be read ({exc})."
-            ) from None
-        errors = auth.get_errors()
-        if errors:
-            raise SignInRejected(
-                "logout-invalid", f"The logout message was refused: {auth.get_last_error_reason() or errors}"
-            )
+        xml, idp = services.saml_logout_provider(tenant=tenant, query=query)
+        url = services.saml_logout_process(
+            tenant=tenant,
+            idp=idp,
+            xml=xml,
+            query=query,
+            data=saml.request_data(request),
+            session_info=request.session.get(SAML_SESSION) or {},
+            end_session=lambda: logout(request),
+        )
     except SignInRejected as exc:
         return _refuse(request, tenant, idp, exc)
     if url:
         return HttpResponseRedirect(url)
     return redirect("sso:sign_in", tenant_slug=tenant.slug)
-
-
-def _logout_response_issuer(xml: str | bytes) -> str:
-    document = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser=saml.SAFE_PARSER)
-    found = document.xpath("/samlp:LogoutResponse/saml:Issuer/text()", namespaces=saml.NSMAP)
-    return str(found[0]).strip() if found else ""
-
-
-def _logout_in_response_to(xml: str | bytes) -> str:
-    document = etree.fromstring(xml.encode() if isinstance(xml, str) else xml, parser=saml.SAFE_PARSER)
-    return str(document.get("InResponseTo") or "")
 
 
 def _oidc_redirect_uri(tenant: accounts.Tenant) -> str:
