@@ -53,9 +53,15 @@ class PackageAddForm(forms.ModelForm):  # type: ignore[type-arg]
             return cleaned
         if upload is None:
             return cleaned
+        # Platform staff belong to no tenant: the package has no uploader then, and
+        # the admin's own audit entry (admin.add) names them.
+        same_tenant = getattr(self.request.user, "tenant_id", None) == tenant.pk
         try:
             info = package_import(
-                tenant_id=tenant.pk, actor_id=self.request.user.pk, fileobj=upload, filename=upload.name
+                tenant_id=tenant.pk,
+                actor_id=self.request.user.pk if same_tenant else None,
+                fileobj=upload,
+                filename=upload.name,
             )
         except PackageRejected as exc:
             self.add_error("package", f"This package cannot be imported. {exc.reason}")

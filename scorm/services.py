@@ -21,6 +21,7 @@ from scorm.protocol.extract import MIB, Limits, PackageArchive, open_package
 from scorm.protocol.manifest import ParsedPackage, identify_package, parse_manifest
 from scorm.selectors import package_info
 from scorm.storage import ChunkReader, is_stored, package_root, package_storage, write_exact, write_marker
+from tutoring_core.accounts import api as accounts
 from tutoring_core.accounts.api import Tenant, User, audit_record
 
 logger = logging.getLogger(__name__)
@@ -189,10 +190,10 @@ def _rows_create(
 def _actor(tenant: Tenant, actor_id: uuid.UUID | None) -> User | None:
     if actor_id is None:
         return None
-    actor = User.objects.filter(pk=actor_id).first()
-    if actor is None or not (actor.tenant_id == tenant.pk or actor.is_superuser):
-        raise PackageRejected("actor", "The person importing is not a member of this tenant.")
-    return actor
+    try:
+        return accounts.user_get(tenant=tenant, user_id=actor_id)
+    except accounts.User.DoesNotExist:
+        raise PackageRejected("actor", "The person importing is not a member of this tenant.") from None
 
 
 def package_import(
@@ -207,7 +208,9 @@ def package_import(
     (``created=False``). Raises PackageRejected with a reason naming the offending
     entry; a rejected package writes nothing (no rows, no files).
     """
-    tenant = Tenant.objects.get(pk=tenant_id)
+    tenant = accounts.tenant_by_id(tenant_id)
+    if tenant is None:
+        raise PackageRejected("tenant", "The district to import into does not exist or is not active.")
     actor = _actor(tenant, actor_id)
     limits = import_limits()
     content_hash, size = _hash_and_size(fileobj, limits)

@@ -281,6 +281,15 @@ def test_an_actor_of_another_tenant_is_refused(store: Path) -> None:
     assert files_under(store) == []
 
 
+def test_an_inactive_or_unknown_tenant_is_refused(store: Path) -> None:
+    import uuid
+
+    with pytest.raises(PackageRejected) as caught:
+        package_import(tenant_id=uuid.uuid4(), actor_id=None, fileobj=io.BytesIO(hz.valid()), filename="c.zip")
+    assert caught.value.reason == "The district to import into does not exist or is not active."
+    assert files_under(store) == []
+
+
 def test_import_is_audited(store: Path) -> None:
     tenant = TenantFactory()
     teacher = UserFactory(tenant=tenant)
