@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "tutoring_core.classes",
     "tutoring_core.progress",
     "tutoring_core.scheduling",
+    "tutoring_core.payments",
     "tutoring_core.messaging",
     "tutoring_core.calendars",
     "tutoring_core.apiauth",
@@ -530,3 +531,17 @@ VIDEO_CLOSE_AFTER_MIN = env.int("VIDEO_CLOSE_AFTER_MIN", 30, minimum=0)
 # Attendance: joined later than this after the start is late; left earlier than this before the end is left early.
 VIDEO_LATE_AFTER_MIN = env.int("VIDEO_LATE_AFTER_MIN", 5, minimum=0)
 VIDEO_LEFT_EARLY_MIN = env.int("VIDEO_LEFT_EARLY_MIN", 5, minimum=0)
+
+# [payments]
+# Issue 16. PAYMENTS_PROVIDER is the default for tenants without payment settings:
+# "none" (grant-funded, the embedded default), "invoice" or "stripe".
+PAYMENTS_PROVIDER = env.str("PAYMENTS_PROVIDER", "none")
+if PAYMENTS_PROVIDER not in ("none", "invoice", "stripe"):
+    raise ImproperlyConfigured(f"PAYMENTS_PROVIDER must be none, invoice or stripe, not {PAYMENTS_PROVIDER!r}.")
+STRIPE_API_KEY = env.str("STRIPE_API_KEY", "")
+STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", "")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", "")
+# Tests point this at localstripe on loopback; empty means Stripe's own address.
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", "")
+if PAYMENTS_PROVIDER == "stripe" and not (STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("PAYMENTS_PROVIDER is stripe but STRIPE_API_KEY or STRIPE_WEBHOOK_SECRET is not set.")

@@ -24,6 +24,7 @@ from django.utils import timezone
 from tutoring_core.accounts.api import audit_record, is_district_admin, role_assign
 from tutoring_core.accounts.models import Role, User
 from tutoring_core.classes.models import Class, School
+from tutoring_core.payments import api as payments_api
 from tutoring_core.scheduling import selectors
 from tutoring_core.scheduling.data import OccurrenceResult, SeriesResult
 from tutoring_core.scheduling.errors import (
@@ -640,6 +641,15 @@ def _book_one(
     SessionParticipant.objects.create(
         tenant_id=profile.tenant_id, session=session, student=student, booked_by=actor
     )
+    if not hold:  # [payments] credit or card by the tenant's policy; a refusal rolls back the booking
+        payments_api.booking_reserve(
+            tenant_id=profile.tenant_id,
+            session_id=session.pk,
+            student_id=student.pk,
+            tutor_id=profile.user_id,
+            subject=subject,
+            duration_min=int(duration.total_seconds() // 60),
+        )
     audit_record(
         tenant=actor.tenant,
         actor=actor,
@@ -739,6 +749,15 @@ def booking_confirm(*, actor: User, session_id: Any) -> Session:
     session.status = Session.Status.BOOKED
     session.hold_expires_at = None
     session.save(update_fields=["status", "hold_expires_at", "updated_at"])
+    for participant in session.participants.filter(status=SessionParticipant.Status.BOOKED):  # [payments]
+        payments_api.booking_reserve(
+            tenant_id=session.tenant_id,
+            session_id=session.pk,
+            student_id=participant.student_id,
+            tutor_id=session.tutor_id,
+            subject=session.subject,
+            duration_min=int((session.end - session.start).total_seconds() // 60),
+        )
     audit_record(tenant=actor.tenant, actor=actor, action="scheduling.session.confirm", target=session)
     _notify(session, "booked", actor)
     return session
@@ -765,6 +784,14 @@ def group_join(*, actor: User, session_id: Any, student: User) -> Session:
         raise BookingRefused(f"The session is full ({session.capacity} places).", "session_id")
     SessionParticipant.objects.create(
         tenant_id=session.tenant_id, session=session, student=student, booked_by=actor
+    )
+    payments_api.booking_reserve(  # [payments]
+        tenant_id=session.tenant_id,
+        session_id=session.pk,
+        student_id=student.pk,
+        tutor_id=session.tutor_id,
+        subject=session.subject,
+        duration_min=int((session.end - session.start).total_seconds() // 60),
     )
     session.save(update_fields=["updated_at"])
     audit_record(
@@ -826,6 +853,7 @@ def booking_cancel(*, actor: User, session_id: Any, reason: str = "", student: U
         leaving.cancelled_at = now
         leaving.outcome = outcome
         leaving.save(update_fields=["status", "cancelled_at", "outcome", "updated_at"])
+        payments_api.booking_release(session_id=session.pk, late=late, student_id=leaving.student_id)  # [payments]
         session.save(update_fields=["updated_at"])
         audit_record(
             tenant=actor.tenant,
@@ -856,6 +884,7 @@ def booking_cancel(*, actor: User, session_id: Any, reason: str = "", student: U
     session.participants.filter(status=SessionParticipant.Status.BOOKED).update(
         status=SessionParticipant.Status.CANCELLED, cancelled_at=now, outcome=outcome, updated_at=now
     )
+    payments_api.booking_release(session_id=session.pk, late=late)  # [payments]
     audit_record(
         tenant=actor.tenant,
         actor=actor,
@@ -966,6 +995,9 @@ def session_outcome_set(
         session.outcome = outcome
     session.status = Session.Status.COMPLETED
     session.save(update_fields=["status", "outcome", "updated_at"])
+    payments_api.booking_settle(  # [payments]
+        session_id=session.pk, outcome=outcome, student_id=student.pk if student is not None else None
+    )
     audit_record(
         tenant=actor.tenant,
         actor=actor,

@@ -1,0 +1,569 @@
+"""Payments writes: purchases, booking reservations and settlement, refunds, webhooks."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from tutoring_core.accounts.api import audit_record
+from tutoring_core.accounts.models import User
+from tutoring_core.payments import ledger
+from tutoring_core.payments.errors import InsufficientCredit, InvalidInput, NotFound, PaymentFailed
+from tutoring_core.payments.models import (
+    BookingCharge,
+    LedgerAccount,
+    Package,
+    PayerAccount,
+    PayerMember,
+    PaymentSettings,
+    Price,
+    Purchase,
+    WebhookEvent,
+)
+from tutoring_core.payments.protocol.ledger import forfeit_percent, split_forfeit
+
+P = LedgerAccount.Purpose
+
+
+def settings_for(tenant_id: uuid.UUID) -> PaymentSettings:
+    found = PaymentSettings.objects.filter(tenant_id=tenant_id).first()
+    if found is None:  # unsaved defaults: grant-funded unless the deployment says otherwise
+        found = PaymentSettings(tenant_id=tenant_id, provider=settings.PAYMENTS_PROVIDER)
+    return found
+
+
+def payer_for_student(*, tenant_id: uuid.UUID, student_id: uuid.UUID) -> PayerAccount | None:
+    member = (
+        PayerMember.objects.select_related("payer")
+        .filter(tenant_id=tenant_id, user_id=student_id)
+        .order_by("payer__created_at", "id")
+        .first()
+    )
+    return member.payer if member else None
+
+
+def price_for(*, tenant_id: uuid.UUID, tutor_id: uuid.UUID, subject: str, duration_min: int) -> Price | None:
+    """The most specific price: tutor and subject, tutor, subject, then any tutor and subject."""
+    rows = list(Price.objects.filter(tenant_id=tenant_id, duration_min=duration_min))
+
+    def rank(row: Price) -> int:
+        if row.tutor_id not in (None, tutor_id) or row.subject not in ("", subject):
+            return 99
+        return (0 if row.tutor_id else 2) + (0 if row.subject else 1)
+
+    ranked = sorted((rank(row), row.pk, row) for row in rows)
+    return ranked[0][2] if ranked and ranked[0][0] < 99 else None
+
+
+def _payer(tenant_id: uuid.UUID, payer_id: Any) -> PayerAccount:
+    try:
+        return PayerAccount.objects.get(tenant_id=tenant_id, pk=payer_id)
+    except (PayerAccount.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise NotFound("No such payer account.", "payer_id") from None
+
+
+def _tenant_of(actor: User) -> uuid.UUID:
+    if actor.tenant_id is None:
+        raise NotFound("No such payer account.", "payer_id")
+    return actor.tenant_id
+
+
+# --- purchases ---------------------------------------------------------------------------------
+
+
+def _grant_credits(purchase: Purchase, actor: User | None) -> None:
+    package = purchase.package
+    tenant_id = purchase.tenant_id
+    credit = ledger.account(tenant_id=tenant_id, purpose=P.CREDIT, unit=package.unit, payer=purchase.payer)
+    issued = ledger.account(tenant_id=tenant_id, purpose=P.ISSUED, unit=package.unit)
+    ledger.post(
+        tenant_id=tenant_id,
+        reference=f"purchase:{purchase.pk}:credit",
+        kind="purchase",
+        lines=[(issued, -package.quantity), (credit, package.quantity)],
+        memo=f"{package.name} for {purchase.payer.name}",
+        actor=actor,
+    )
+
+
+def _money_in(purchase: Purchase, *, source: str, actor: User | None) -> None:
+    """The money side of a paid or invoiced purchase."""
+    if purchase.amount_minor == 0:
+        return
+    tenant_id = purchase.tenant_id
+    income = ledger.account(tenant_id=tenant_id, purpose=P.INCOME, unit=purchase.currency)
+    if source == "invoice":
+        owed = ledger.account(
+            tenant_id=tenant_id, purpose=P.RECEIVABLE, unit=purchase.currency, payer=purchase.payer
+        )
+        lines = [(owed, -purchase.amount_minor), (income, purchase.amount_minor)]
+    else:
+        provider = ledger.account(
+            tenant_id=tenant_id, purpose=P.EXTERNAL, unit=purchase.currency, owner=f"provider:{source}"
+        )
+        lines = [(provider, -purchase.amount_minor), (income, purchase.amount_minor)]
+    ledger.post(
+        tenant_id=tenant_id,
+        reference=f"purchase:{purchase.pk}:money",
+        kind="purchase",
+        lines=lines,
+        actor=actor,
+    )
+
+
+@transaction.atomic
+def purchase_start(*, actor: User, payer_id: Any, package_id: Any, purchase_order: str = "") -> Purchase:
+    """Buy a package for a payer with the tenant's provider.
+
+    none: credits are granted at once (a program's own grant); invoice: credits at once and an
+    invoice owed; stripe: a PaymentIntent the browser confirms (Stripe Elements), credits once
+    Stripe says it succeeded (``purchase_sync``)."""
+    payer = _payer(_tenant_of(actor), payer_id)
+    package = Package.objects.filter(tenant_id=_tenant_of(actor), pk=package_id, is_active=True).first()
+    if package is None:
+        raise NotFound("No such package.", "package_id")
+    if not isinstance(purchase_order, str) or len(purchase_order) > 100:
+        raise InvalidInput(
+            "Give the purchase order number as text of at most 100 characters.", "purchase_order"
+        )
+    provider = settings_for(_tenant_of(actor)).provider
+    purchase = Purchase.objects.create(
+        tenant_id=_tenant_of(actor),
+        payer=payer,
+        package=package,
+        amount_minor=package.amount_minor,
+        currency=package.currency,
+        provider=provider,
+        purchase_order=purchase_order,
+        created_by=actor,
+    )
+    if provider == PaymentSettings.Provider.STRIPE and package.amount_minor > 0:
+        from tutoring_core.payments.providers import StripeProvider
+
+        intent = StripeProvider().intent_create(
+            key=f"purchase:{purchase.pk}:intent",
+            amount=package.amount_minor,
+            currency=package.currency,
+            metadata={"purchase": str(purchase.pk), "tenant": str(purchase.tenant_id)},
+            customer=payer.stripe_customer_id,
+        )
+        purchase.provider_ref = intent.id
+        purchase.save(update_fields=["provider_ref", "updated_at"])
+    elif provider == PaymentSettings.Provider.INVOICE:
+        purchase.status = Purchase.Status.INVOICED
+        purchase.provider_ref = f"INV-{purchase.pk.hex[:10].upper()}"
+        purchase.save(update_fields=["status", "provider_ref", "updated_at"])
+        _money_in(purchase, source="invoice", actor=actor)
+        _grant_credits(purchase, actor)
+    else:
+        purchase.status = Purchase.Status.PAID
+        purchase.save(update_fields=["status", "updated_at"])
+        _money_in(purchase, source=provider, actor=actor)
+        _grant_credits(purchase, actor)
+    audit_record(
+        tenant=actor.tenant,
+        actor=actor,
+        action="payments.purchase.start",
+        target=purchase,
+        details={"package": str(package.pk), "provider": provider, "amount": package.amount_minor},
+    )
+    return purchase
+
+
+@transaction.atomic
+def invoice_mark_paid(*, actor: User, purchase_id: Any) -> Purchase:
+    purchase = (
+        Purchase.objects.select_for_update().filter(tenant_id=_tenant_of(actor), pk=purchase_id).first()
+    )
+    if purchase is None:
+        raise NotFound("No such purchase.", "purchase_id")
+    if purchase.status == Purchase.Status.PAID:
+        return purchase
+    if purchase.status != Purchase.Status.INVOICED:
+        raise InvalidInput(
+            f"The purchase is {purchase.get_status_display().lower()}, not invoiced.", "purchase_id"
+        )
+    owed = ledger.account(
+        tenant_id=purchase.tenant_id, purpose=P.RECEIVABLE, unit=purchase.currency, payer=purchase.payer
+    )
+    bank = ledger.account(
+        tenant_id=purchase.tenant_id, purpose=P.EXTERNAL, unit=purchase.currency, owner="provider:invoice"
+    )
+    if purchase.amount_minor:
+        ledger.post(
+            tenant_id=purchase.tenant_id,
+            reference=f"purchase:{purchase.pk}:invoice-paid",
+            kind="invoice_paid",
+            lines=[(bank, -purchase.amount_minor), (owed, purchase.amount_minor)],
+            actor=actor,
+        )
+    purchase.status = Purchase.Status.PAID
+    purchase.save(update_fields=["status", "updated_at"])
+    audit_record(tenant=actor.tenant, actor=actor, action="payments.invoice.paid", target=purchase)
+    return purchase
+
+
+@transaction.atomic
+def purchase_sync(*, purchase_id: uuid.UUID) -> Purchase:
+    """Bring a Stripe purchase in line with Stripe's own state of its PaymentIntent.
+
+    Webhooks only say "look again": the state is re-read from Stripe, so a replayed or
+    out-of-order event cannot grant credit twice nor for a payment that did not succeed."""
+    from tutoring_core.payments.providers import StripeProvider
+
+    purchase = Purchase.objects.select_for_update().select_related("package", "payer").get(pk=purchase_id)
+    if purchase.status != Purchase.Status.PENDING or not purchase.provider_ref:
+        return purchase
+    intent = StripeProvider().intent_retrieve(purchase.provider_ref)
+    if intent.status == "succeeded" and intent.amount_received == purchase.amount_minor:
+        _money_in(purchase, source="stripe", actor=None)
+        _grant_credits(purchase, None)
+        purchase.status = Purchase.Status.PAID
+        purchase.save(update_fields=["status", "updated_at"])
+    elif intent.status == "canceled":
+        purchase.status = Purchase.Status.FAILED
+        purchase.save(update_fields=["status", "updated_at"])
+    return purchase
+
+
+@transaction.atomic
+def purchase_refund(*, actor: User, purchase_id: Any, amount_minor: int, credits: int) -> Purchase:
+    """Refund part of a paid purchase and take back ``credits`` unused credits.
+
+    Refused (nothing written, nothing sent) when the payer has spent more credit than it
+    would take back, or the amount exceeds what is left to refund."""
+    purchase = (
+        Purchase.objects.select_for_update()
+        .select_related("package", "payer")
+        .filter(tenant_id=_tenant_of(actor), pk=purchase_id)
+        .first()
+    )
+    if purchase is None:
+        raise NotFound("No such purchase.", "purchase_id")
+    if type(amount_minor) is not int or type(credits) is not int or amount_minor < 0 or credits < 0:
+        raise InvalidInput(
+            "Give the refund and the credits to take back as whole numbers, 0 or more.", "amount_minor"
+        )
+    if amount_minor == 0 and credits == 0:
+        raise InvalidInput("Give an amount to refund or credits to take back.", "amount_minor")
+    if purchase.status not in (Purchase.Status.PAID, Purchase.Status.INVOICED):
+        raise InvalidInput(
+            f"The purchase is {purchase.get_status_display().lower()}; only a paid one is refunded.",
+            "purchase_id",
+        )
+    left = purchase.amount_minor - purchase.refunded_minor
+    if amount_minor > left:
+        raise InvalidInput(
+            f"At most {left} {purchase.currency} minor units are left to refund.", "amount_minor"
+        )
+    number = Purchase.objects.filter(pk=purchase.pk).values_list("refunded_minor", flat=True)[0]
+    reference = f"purchase:{purchase.pk}:refund:{number}:{amount_minor}:{credits}"
+    tenant_id = purchase.tenant_id
+    if credits:
+        credit = ledger.account(
+            tenant_id=tenant_id, purpose=P.CREDIT, unit=purchase.package.unit, payer=purchase.payer
+        )
+        issued = ledger.account(tenant_id=tenant_id, purpose=P.ISSUED, unit=purchase.package.unit)
+        ledger.post(
+            tenant_id=tenant_id,
+            reference=reference + ":credit",
+            kind="refund",
+            lines=[(credit, -credits), (issued, credits)],
+            actor=actor,
+        )
+    if amount_minor:
+        source = "invoice" if purchase.provider == "invoice" else purchase.provider
+        if purchase.status == Purchase.Status.INVOICED:  # not paid yet: the invoice shrinks
+            other = ledger.account(
+                tenant_id=tenant_id, purpose=P.RECEIVABLE, unit=purchase.currency, payer=purchase.payer
+            )
+        else:
+            other = ledger.account(
+                tenant_id=tenant_id, purpose=P.EXTERNAL, unit=purchase.currency, owner=f"provider:{source}"
+            )
+        income = ledger.account(tenant_id=tenant_id, purpose=P.INCOME, unit=purchase.currency)
+        ledger.post(
+            tenant_id=tenant_id,
+            reference=reference + ":money",
+            kind="refund",
+            lines=[(income, -amount_minor), (other, amount_minor)],
+            actor=actor,
+        )
+        Purchase.objects.filter(pk=purchase.pk).update(refunded_minor=F("refunded_minor") + amount_minor)
+        if purchase.provider == "stripe" and purchase.provider_ref:
+            from tutoring_core.payments.providers import StripeProvider
+
+            # Last: a refusal by Stripe rolls the postings back; the key makes a retry safe.
+            StripeProvider().refund_create(
+                key=reference, intent_id=purchase.provider_ref, amount=amount_minor
+            )
+    audit_record(
+        tenant=actor.tenant,
+        actor=actor,
+        action="payments.purchase.refund",
+        target=purchase,
+        details={"amount": amount_minor, "credits": credits},
+    )
+    purchase.refresh_from_db()
+    return purchase
+
+
+# --- bookings ------------------------------------------------------------------------------------
+
+
+def booking_reserve(
+    *,
+    tenant_id: uuid.UUID,
+    session_id: uuid.UUID,
+    student_id: uuid.UUID,
+    tutor_id: uuid.UUID,
+    subject: str,
+    duration_min: int,
+) -> BookingCharge | None:
+    """Reserve what the tenant's policy needs for one student's place (inside the booking's
+    transaction). Raises InsufficientCredit (402) with the reason; the booking then rolls back."""
+    policy = settings_for(tenant_id)
+    if policy.booking_requires == PaymentSettings.Requires.NONE:
+        return None
+    existing = BookingCharge.objects.filter(session_id=session_id, student_id=student_id).first()
+    if existing is not None:
+        return existing
+    payer = payer_for_student(tenant_id=tenant_id, student_id=student_id)
+    if payer is None:
+        raise InsufficientCredit(
+            "Booking here needs prepaid credit, and this student has no payer account; ask the district to add one.",
+            "student",
+        )
+    price = price_for(tenant_id=tenant_id, tutor_id=tutor_id, subject=subject, duration_min=duration_min)
+    if policy.booking_requires == PaymentSettings.Requires.CARD:
+        return _authorise_card(policy, payer, price, session_id, student_id, tutor_id, duration_min)
+    unit, amount = _credit_needed(payer, price, duration_min)
+    credit = ledger.account(tenant_id=tenant_id, purpose=P.CREDIT, unit=unit, payer=payer)
+    reserved = ledger.account(tenant_id=tenant_id, purpose=P.RESERVED, unit=unit, payer=payer)
+    ledger.post(
+        tenant_id=tenant_id,
+        reference=f"booking:{session_id}:{student_id}:reserve",
+        kind="reserve",
+        lines=[(credit, -amount), (reserved, amount)],
+    )
+    return BookingCharge.objects.create(
+        tenant_id=tenant_id,
+        session_id=session_id,
+        student_id=student_id,
+        tutor_id=tutor_id,
+        payer=payer,
+        unit=unit,
+        amount=amount,
+    )
+
+
+def _credit_needed(payer: PayerAccount, price: Price | None, duration_min: int) -> tuple[str, int]:
+    """Which credit pays for a session: a session credit, else minutes, else prepaid money."""
+    balances = dict(
+        LedgerAccount.objects.filter(payer=payer, purpose=P.CREDIT).values_list("unit", "balance")
+    )
+    if balances.get("session", 0) >= 1:
+        return "session", 1
+    if balances.get("minute", 0) >= duration_min:
+        return "minute", duration_min
+    if price is not None and balances.get(price.currency, 0) >= price.amount_minor and price.amount_minor > 0:
+        return price.currency, price.amount_minor
+    have = ", ".join(f"{amount} {unit}" for unit, amount in sorted(balances.items()) if amount) or "none"
+    raise InsufficientCredit(
+        f"Not enough credit for a {duration_min}-minute session: it needs 1 session or {duration_min} minutes"
+        + (f" or {price.amount_minor} {price.currency} minor units" if price else "")
+        + f"; {payer.name} has {have}. Buy a package first.",
+        "student",
+    )
+
+
+def _authorise_card(
+    policy: PaymentSettings,
+    payer: PayerAccount,
+    price: Price | None,
+    session_id: uuid.UUID,
+    student_id: uuid.UUID,
+    tutor_id: uuid.UUID,
+    duration_min: int,
+) -> BookingCharge:
+    from tutoring_core.payments.providers import StripeProvider
+
+    if price is None:
+        raise InsufficientCredit(
+            f"No price is set for {duration_min}-minute sessions; ask the district.", "duration"
+        )
+    if not (payer.stripe_customer_id and payer.stripe_payment_method_id):
+        raise InsufficientCredit("Save a card for this payer account before booking.", "student")
+    # The call happens inside the booking's transaction so that a declined card refuses the
+    # booking; if the transaction fails after it, the uncaptured authorisation lapses and
+    # the nightly reconciliation cancels it.
+    intent = StripeProvider().intent_create(
+        key=f"booking:{session_id}:{student_id}:authorize",
+        amount=price.amount_minor,
+        currency=price.currency,
+        metadata={"session": str(session_id), "student": str(student_id)},
+        customer=payer.stripe_customer_id,
+        payment_method=payer.stripe_payment_method_id,
+        manual_capture=True,
+        confirm=True,
+    )
+    if intent.status != "requires_capture":
+        raise PaymentFailed(f"The card was not authorised (Stripe says {intent.status}); use another card.")
+    return BookingCharge.objects.create(
+        tenant_id=policy.tenant_id,
+        session_id=session_id,
+        student_id=student_id,
+        tutor_id=tutor_id,
+        payer=payer,
+        unit=price.currency,
+        amount=price.amount_minor,
+        status=BookingCharge.Status.AUTHORISED,
+        payment_intent_id=intent.id,
+    )
+
+
+def booking_finish(
+    *, session_id: uuid.UUID, outcome: str, student_id: uuid.UUID | None = None
+) -> list[BookingCharge]:
+    """Settle (attended), refund (cancel in time, tutor's no-show) or forfeit by policy (late
+    cancel, student's no-show) the charges of a session, or of one student's place. Called
+    inside scheduling's transaction. Running it again with the same outcome changes nothing;
+    a different outcome posts a correction."""
+    charges = BookingCharge.objects.select_for_update().filter(session_id=session_id).order_by("pk")
+    if student_id is not None:
+        charges = charges.filter(student_id=student_id)
+    done = []
+    for charge in charges:
+        policy = settings_for(charge.tenant_id)
+        percent = forfeit_percent(
+            outcome=outcome,
+            late_cancel_percent=policy.late_cancel_forfeit_percent,
+            no_show_percent=policy.no_show_forfeit_percent,
+        )
+        if charge.status == BookingCharge.Status.AUTHORISED or charge.payment_intent_id:
+            done.append(_finish_card(charge, outcome, percent))
+        else:
+            done.append(_finish_credit(charge, outcome, percent))
+    return done
+
+
+def _finish_credit(charge: BookingCharge, outcome: str, percent: int) -> BookingCharge:
+    tenant_id = charge.tenant_id
+    credit = ledger.account(tenant_id=tenant_id, purpose=P.CREDIT, unit=charge.unit, payer=charge.payer)
+    reserved = ledger.account(tenant_id=tenant_id, purpose=P.RESERVED, unit=charge.unit, payer=charge.payer)
+    consumed = ledger.account(tenant_id=tenant_id, purpose=P.CONSUMED, unit=charge.unit)
+    used, back = split_forfeit(charge.amount, percent)
+    base = f"booking:{charge.session_id}:{charge.student_id}"
+    if charge.status == BookingCharge.Status.RESERVED:
+        lines = [(reserved, -charge.amount)]
+        if used:
+            lines.append((consumed, used))
+        if back:
+            lines.append((credit, back))
+        ledger.post(
+            tenant_id=tenant_id, reference=f"{base}:finish", kind="settle" if used else "release", lines=lines
+        )
+    elif charge.outcome == outcome or used == charge.consumed:
+        return charge
+    else:
+        # A corrected outcome: move the difference between used and given back.
+        diff = used - charge.consumed
+        lines = [(credit, -diff), (consumed, diff)]
+        ledger.post(
+            tenant_id=tenant_id,
+            reference=f"{base}:correct:{charge.corrections + 1}",
+            kind="correction",
+            lines=lines,
+            memo=f"outcome {charge.outcome or 'none'} -> {outcome}",
+        )
+        charge.corrections += 1
+    charge.consumed = used
+    charge.outcome = outcome
+    charge.status = BookingCharge.Status.SETTLED if used else BookingCharge.Status.RELEASED
+    charge.save(update_fields=["consumed", "outcome", "status", "corrections", "updated_at"])
+    return charge
+
+
+def _finish_card(charge: BookingCharge, outcome: str, percent: int) -> BookingCharge:
+    if charge.status != BookingCharge.Status.AUTHORISED:
+        return charge  # captured or cancelled already: Stripe cannot capture twice
+    used, _back = split_forfeit(charge.amount, percent)
+    charge.consumed = used
+    charge.outcome = outcome
+    charge.status = BookingCharge.Status.SETTLED if used else BookingCharge.Status.RELEASED
+    charge.save(update_fields=["consumed", "outcome", "status", "updated_at"])
+    from tutoring_core.payments.tasks import booking_capture
+
+    transaction.on_commit(lambda: booking_capture.delay(charge.pk))
+    return charge
+
+
+def booking_capture(*, charge_id: int) -> BookingCharge:
+    """Capture the used part of a card authorisation, or cancel it when nothing is used."""
+    from tutoring_core.payments.providers import StripeProvider
+
+    charge = BookingCharge.objects.get(pk=charge_id)
+    provider = StripeProvider()
+    base = f"booking:{charge.session_id}:{charge.student_id}"
+    intent = provider.intent_retrieve(charge.payment_intent_id)
+    if intent.status == "requires_capture":
+        if charge.consumed:
+            intent = provider.intent_capture(
+                key=f"{base}:capture", intent_id=charge.payment_intent_id, amount=charge.consumed
+            )
+        else:
+            intent = provider.intent_cancel(key=f"{base}:cancel", intent_id=charge.payment_intent_id)
+    if intent.status == "succeeded" and intent.amount_received:
+        tenant_id = charge.tenant_id
+        ledger.post(
+            tenant_id=tenant_id,
+            reference=f"{base}:captured",
+            kind="capture",
+            lines=[
+                (
+                    ledger.account(
+                        tenant_id=tenant_id, purpose=P.EXTERNAL, unit=intent.currency, owner="provider:stripe"
+                    ),
+                    -intent.amount_received,
+                ),
+                (
+                    ledger.account(tenant_id=tenant_id, purpose=P.INCOME, unit=intent.currency),
+                    intent.amount_received,
+                ),
+            ],
+        )
+    return charge
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+
+def webhook_record(*, provider: str, event_id: str, type: str, object_id: str) -> WebhookEvent | None:
+    """The event's row, or None when this event id was seen before (a replay)."""
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(
+                provider=provider, event_id=event_id, type=type, object_id=object_id
+            )
+    except IntegrityError:
+        return None
+
+
+def webhook_process(*, event_pk: int) -> str:
+    """Act on a recorded Stripe event by re-reading its object from Stripe."""
+    event = WebhookEvent.objects.get(pk=event_pk)
+    result = "ignored"
+    if event.type.startswith("payment_intent."):
+        purchase = Purchase.objects.filter(provider="stripe", provider_ref=event.object_id).first()
+        if purchase is not None:
+            result = f"purchase {purchase_sync(purchase_id=purchase.pk).status}"
+        else:
+            result = "no purchase for this payment"
+    WebhookEvent.objects.filter(pk=event.pk).update(processed_at=timezone.now(), result=result[:300])
+    return result
