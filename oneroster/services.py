@@ -1,4 +1,4 @@
-"""Writes for roster connections and sync runs (the pipeline lives in pipeline.py)."""
+"""Writes for roster connections and sync runs (the pipeline's stages live in pipeline/)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from django.utils import timezone
 
 from oneroster import pipeline
 from oneroster.models import RosterConnection, SyncError, SyncRun, roster_upload_name
+
+# The report stage, for the import command and the report page.
+from oneroster.pipeline.report import run_report as run_report
 from oneroster.protocol.csv_source import NotUtf8
 from oneroster.protocol.records import RosterProtocolError
 from oneroster.sources import SourceUnavailable, open_source, upload_check
@@ -375,29 +378,3 @@ def sync_run_give_up(*, run_id: uuid.UUID, message: str) -> None:
         pipeline.staging_clear(run)
         SyncError.objects.create(run=run, entity="", location=_source_label(run), message=message)
         _finish(run, SyncRun.Status.FAILED, message, error_count=run.error_count + 1)
-
-
-def run_report(run: SyncRun) -> dict[str, Any]:
-    """The JSON summary the command prints and the report page shows."""
-    return {
-        "run": str(run.pk),
-        "connection": str(run.connection_id),
-        "mode": run.mode,
-        "dry_run": run.dry_run,
-        "status": run.status,
-        "message": run.message,
-        "counts": run.counts,
-        "errors": [
-            {
-                "entity": e.entity,
-                "location": e.location,
-                "line": e.line,
-                "sourcedId": e.sourced_id,
-                "message": e.message,
-            }
-            for e in run.errors.all()[:50]
-        ],
-        "error_count": run.error_count,
-        "guard": run.guard,
-        "timings": run.timings,
-    }

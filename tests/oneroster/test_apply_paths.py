@@ -155,7 +155,7 @@ def test_chunk_boundaries_leave_the_same_roster(tmp_path: Path, monkeypatch: pyt
         in_one = sync(whole, path, delta=delta)
         with monkeypatch.context() as m:
             # Many chunks per entity: chunk boundaries fall inside a school, a class, a person.
-            m.setattr(pipeline, "CHUNK", 5)
+            m.setattr(pipeline.apply, "CHUNK", 5)
             in_fives = sync(small, path, delta=delta)
         assert (in_one.status, in_fives.status) == ("succeeded", "succeeded"), (
             in_one.message,

@@ -142,7 +142,7 @@ def test_first_non_utf8_finds_the_same_byte_whatever_the_chunk(monkeypatch: Any,
 def test_progress_during_the_fetch_shows_rows_read(
     client: Any, setup: dict[str, Any], monkeypatch: Any
 ) -> None:
-    monkeypatch.setattr(pipeline, "STAGE_BATCH", 500)
+    monkeypatch.setattr(pipeline.staging, "STAGE_BATCH", 500)
     client.force_login(setup["owner"])
     run = SyncRun.objects.create(tenant=setup["tenant"], connection=setup["conn"])
     seen: list[tuple[Any, ...]] = []
