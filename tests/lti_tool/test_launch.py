@@ -675,12 +675,12 @@ def test_repeat_launch_query_count_is_pinned(client: Any, platform: LtiPlatform,
     Redis commands in production and CI; so are savepoints, which the database cache
     adds around its own writes.
 
-    3 (was 14, then 8, then 5): the registration, the deployment and the link with
+    4 (was 14, then 8, then 5): the registration, the deployment and the link with
     its context are one read; the person and the class with their enrollment another
     (classes.api.person_class_current); none is written when nothing changed
-    (last_seen_at/last_launch_at and last_login within 5 minutes). Then the sign-in's
-    audit row. The session is on the cache (Django's cache engine), not in the
-    database."""
+    (last_seen_at/last_launch_at within 5 minutes). Then the sign-in: Django's
+    last_login UPDATE and the audit row. The session is on the cache (Django's cache
+    engine), not in the database."""
     kwargs = {"sub": "s-1", "roles": [ROLE_LEARNER], "context_id": "c-1", "resource_link_id": "rl-1"}
     assert run_launch(client, platform, platform.launch(**kwargs)).response.status_code == 302
     spec = platform.launch(**kwargs)
@@ -696,6 +696,7 @@ def test_repeat_launch_query_count_is_pinned(client: Any, platform: LtiPlatform,
     assert [q.split(" ", 3)[:3] for q in domain] == [
         ["SELECT", 'r."created_at",', 'r."updated_at",'],
         ["SELECT", 'i."id",', 'i."created_at",'],
+        ["UPDATE", '"accounts_user"', "SET"],
         ["INSERT", "INTO", '"accounts_auditlog"'],
     ], "\n".join(domain)
 

@@ -1,5 +1,5 @@
 """Sessions live in Django's cache session engine (Redis in production, the database
-cache in development and tests), and the throttled last_login.
+cache in development and tests), and last_login is Django's own.
 
 Requests go through Django's real SessionMiddleware and login()/logout(). A sign-in
 writes no session row to the database: the session is one cache entry.
@@ -28,7 +28,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.factories import TenantFactory, UserFactory
-from tutoring_core.accounts.apps import LAST_LOGIN_REFRESH
 from tutoring_core.accounts.models import AuditLog, User
 
 pytestmark = pytest.mark.django_db
@@ -145,42 +144,17 @@ def test_unknown_cookie_key_is_never_adopted(people: tuple[User, User]) -> None:
     assert stored(planted) is None
 
 
-def test_last_login_is_written_at_most_every_five_minutes(people: tuple[User, User]) -> None:
+def test_last_login_is_djangos_written_at_every_sign_in(people: tuple[User, User]) -> None:
     ann, _bob = people
-    assert LAST_LOGIN_REFRESH == dt.timedelta(minutes=5)
-    with time_machine.travel(START, tick=False):
-        with statements() as sql:
-            sign_in(ann)
-        assert sql.on("accounts_user") == ["UPDATE"]
-        assert ann.last_login == START
-        assert User.objects.get(pk=ann.pk).last_login == START
-
-    with time_machine.travel(START + dt.timedelta(minutes=4, seconds=59), tick=False):
-        fresh = User.objects.get(pk=ann.pk)
-        with statements() as sql:
-            sign_in(fresh)
-        assert sql.on("accounts_user") == []
-        assert fresh.last_login == START
-        assert User.objects.get(pk=ann.pk).last_login == START
-
-    later = START + dt.timedelta(minutes=5, seconds=1)
-    with time_machine.travel(later, tick=False):
-        fresh = User.objects.get(pk=ann.pk)
-        with statements() as sql:
-            sign_in(fresh)
-        assert sql.on("accounts_user") == ["UPDATE"]
-        assert fresh.last_login == later
-        assert User.objects.get(pk=ann.pk).last_login == later
-
-
-def test_last_login_ahead_of_the_clock_is_rewritten(people: tuple[User, User]) -> None:
-    ann, _bob = people
-    User.objects.filter(pk=ann.pk).update(last_login=START + dt.timedelta(hours=1))
-    ann.refresh_from_db()
-    with time_machine.travel(START, tick=False):
-        sign_in(ann)
-    assert User.objects.get(pk=ann.pk).last_login == START
-    assert timezone.is_aware(ann.last_login)
+    for moment in (START, START + dt.timedelta(minutes=1)):
+        with time_machine.travel(moment, tick=False):
+            fresh = User.objects.get(pk=ann.pk)
+            with statements() as sql:
+                sign_in(fresh)
+            assert sql.on("accounts_user") == ["UPDATE"]
+            assert fresh.last_login == moment
+            assert User.objects.get(pk=ann.pk).last_login == moment
+    assert timezone.is_aware(User.objects.get(pk=ann.pk).last_login)
 
 
 def test_fresh_session_login_replaces_the_old_session(people: tuple[User, User]) -> None:
