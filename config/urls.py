@@ -18,6 +18,7 @@ urlpatterns = [
     path("calendar/", include("tutoring_core.calendars.urls")),
     path("scorm/", include("scorm.urls")),
     path("video/", include("tutoring_core.video.urls")),
+    path("payments/", include("tutoring_core.payments.urls")),
     path("sso/", include("sso.urls")),
     path("", include("tutoring_core.web.urls")),
 ]

@@ -98,7 +98,7 @@ def _state(intent: Any) -> IntentState:
         amount_received=int(getattr(intent, "amount_received", 0) or 0),
         currency=str(intent.currency).upper(),
         client_secret=str(getattr(intent, "client_secret", "") or ""),
-        metadata=dict(getattr(intent, "metadata", {}) or {}),
+        metadata={str(k): str(v) for k, v in (intent.to_dict().get("metadata") or {}).items()},
     )
 
 
@@ -179,7 +179,18 @@ class StripeProvider:
         return _state(intent)
 
     def intent_retrieve(self, intent_id: str) -> IntentState:
-        return _state(self.client.v1.payment_intents.retrieve(intent_id))
+        intent = self.client.v1.payment_intents.retrieve(intent_id)
+        state = _state(intent)
+        raw = intent.to_dict()
+        charge = raw.get("latest_charge")
+        if raw.get("amount_received") is None and state.status == "succeeded" and charge:
+            # localstripe has no amount_received (and books a partial capture as a capture of the
+            # whole plus a refund of the rest): read it from the charge instead.
+            if not isinstance(charge, dict):
+                charge = self.client.v1.charges.retrieve(str(charge)).to_dict()
+            received = int(charge["amount"]) - int(charge.get("amount_refunded") or 0)
+            state = IntentState(**{**state.__dict__, "amount_received": received})
+        return state
 
     def intent_capture(self, *, key: str, intent_id: str, amount: int | None = None) -> IntentState:
         params: Any = {}

@@ -519,6 +519,7 @@ def booking_capture(*, charge_id: int) -> BookingCharge:
             )
         else:
             intent = provider.intent_cancel(key=f"{base}:cancel", intent_id=charge.payment_intent_id)
+        intent = provider.intent_retrieve(charge.payment_intent_id)  # what Stripe holds now
     if intent.status == "succeeded" and intent.amount_received:
         tenant_id = charge.tenant_id
         ledger.post(
