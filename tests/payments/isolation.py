@@ -8,3 +8,30 @@ EXEMPT_URL_NAMES["payments:stripe_webhook"] = (
     "Stripe's machine-to-machine webhook: authenticated by the Stripe-Signature over the raw body "
     "(tests/payments/test_stripe.py), takes no object id"
 )
+
+
+from tests.isolation import admin_model  # noqa: E402
+from tests.payments.factories import PackageFactory, PaymentSettingsFactory, PriceFactory  # noqa: E402
+from tutoring_core.accounts.models import Tenant  # noqa: E402
+
+
+@admin_model("payments.PaymentSettings")
+def _settings(tenant: Tenant) -> object:
+    return PaymentSettingsFactory(tenant=tenant)
+
+
+@admin_model("payments.Package")
+def _package(tenant: Tenant) -> object:
+    return PackageFactory(tenant=tenant)
+
+
+@admin_model("payments.Price")
+def _price(tenant: Tenant) -> object:
+    return PriceFactory(tenant=tenant)
+
+
+@admin_model("payments.LedgerAccount")
+def _ledger_account(tenant: Tenant) -> object:
+    from tutoring_core.payments import ledger
+
+    return ledger.account(tenant_id=tenant.pk, purpose="income", unit="USD")
