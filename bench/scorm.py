@@ -124,6 +124,8 @@ def child_setup_db() -> None:
 
     settings.MIGRATION_MODULES = NoMigrations()
     call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
+    if settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache"):
+        call_command("createcachetable", verbosity=0)  # the import's per-hash lock lives there
     from tutoring_core.accounts.models import Tenant
 
     Tenant.objects.create(slug="bench", name="Bench District")
