@@ -1,144 +1,28 @@
-"""Writes for tenants, people, identities, roles and the audit log."""
+"""People and their external identities: resolve a key to a person, link, merge."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from django.conf import settings
-from django.contrib.auth.hashers import make_password
-from django.contrib.auth.tokens import default_token_generator
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone
-from django.utils.encoding import force_bytes
-from django.utils.http import urlsafe_base64_encode
 
 from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult
 from tutoring_core.accounts.errors import MergeRefused, ProvisioningRefused
 from tutoring_core.accounts.models import (
-    AuditLog,
     ExternalIdentity,
-    GuardianLink,
     LinkCandidate,
-    Role,
     RoleAssignment,
     Tenant,
     User,
     UserMerge,
 )
+from tutoring_core.accounts.services.audit import audit_record
 from tutoring_core.rows import save_fields
 
 logger = logging.getLogger(__name__)
-
-
-def tenant_create(
-    *, slug: str, name: str, kind: str = Tenant.Kind.DISTRICT, time_zone: str = "UTC"
-) -> tuple[Tenant, bool]:
-    """Create a tenant, or return the existing one with that slug unchanged."""
-    tenant = Tenant(slug=slug, name=name, kind=kind, time_zone=time_zone)
-    tenant.full_clean(validate_unique=False)
-    try:
-        with transaction.atomic():
-            tenant.save()
-    except IntegrityError:
-        return Tenant.objects.get(slug=slug), False
-    audit_record(tenant=tenant, actor=None, action="tenant.create", target=tenant)
-    return tenant, True
-
-
-def audit_record(
-    *,
-    tenant: Tenant | None,
-    actor: User | None,
-    action: str,
-    target: Any = None,
-    ip_address: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> AuditLog:
-    target_type = target_id = target_label = ""
-    if target is not None:
-        target_type = target._meta.label_lower
-        target_id = str(target.pk)
-        target_label = str(target)[:200]
-    entry = AuditLog(
-        tenant=tenant,
-        actor=actor,
-        actor_label=(str(actor) if actor else "system")[:200],
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        target_label=target_label,
-        ip_address=ip_address,
-        details=details or {},
-    )
-    # Append-only: one INSERT (force_insert skips the UPDATE attempt a save() of a
-    # row with a primary key would make).
-    entry.save(force_insert=True)
-    return entry
-
-
-@dataclass(frozen=True)
-class SetPasswordLink:
-    url: str
-    expires_at: dt.datetime
-
-
-@transaction.atomic
-def district_admin_ensure(*, tenant: Tenant, email: str) -> tuple[User, bool]:
-    """The district admin of ``tenant`` who signs in as ``email``: created the first
-    time (no usable password yet, staff, the tenant-wide district_admin role), the
-    same person unchanged after. The email, lower-cased, is the username, so the
-    person knows what to type on the sign-in page."""
-    address = email.strip()
-    try:
-        validate_email(address)
-    except ValidationError:
-        raise ValidationError({"admin_email": [f"{email!r} is not an email address."]}) from None
-    username = address.lower()
-    user, created = User.objects.get_or_create(
-        username=username,
-        defaults={"tenant": tenant, "email": address, "is_staff": True, "password": make_password(None)},
-    )
-    if user.tenant_id != tenant.pk:
-        # Usernames are global; never hand another district's (or platform staff's)
-        # account to this one.
-        raise ValidationError(
-            {"admin_email": [f"The account {username!r} already exists outside district {tenant.slug!r}."]}
-        )
-    if not user.is_active:
-        raise ValidationError(
-            {"admin_email": [f"The account {username!r} is deactivated; reactivate it in the admin first."]}
-        )
-    role_assign(tenant=tenant, user=user, role=Role.DISTRICT_ADMIN, source="manual")
-    if created:
-        audit_record(tenant=tenant, actor=None, action="tenant.admin_create", target=user)
-    return user, created
-
-
-def set_password_link_issue(*, user: User) -> SetPasswordLink:
-    """A one-time link to the set-password page for ``user``. Django's password-reset
-    tokens: the link stops working once a password is set (the token hashes the
-    password) and after settings.PASSWORD_RESET_TIMEOUT (24 h). Issuing one writes
-    nothing but its audit row; earlier links stay valid until either happens."""
-    uidb64 = urlsafe_base64_encode(force_bytes(user.pk))
-    token = default_token_generator.make_token(user)
-    path = reverse("web:set_password", kwargs={"uidb64": uidb64, "token": token})
-    expires_at = timezone.now() + dt.timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
-    audit_record(
-        tenant=user.tenant,
-        actor=None,
-        action="auth.set_password_link",
-        target=user,
-        details={"expires_at": expires_at.isoformat()},
-    )
-    return SetPasswordLink(url=f"{settings.PUBLIC_BASE_URL}{path}", expires_at=expires_at)
 
 
 def _username_for(tenant: Tenant) -> str:
@@ -356,42 +240,3 @@ def users_merge(*, tenant: Tenant, kept: User, merged: User, actor: User | None,
         details={"merged": str(merged.pk), **moved},
     )
     return record
-
-
-def role_assign(
-    *,
-    tenant: Tenant,
-    user: User,
-    role: str,
-    school_id: uuid.UUID | None = None,
-    class_id: uuid.UUID | None = None,
-    source: str = "manual",
-) -> tuple[RoleAssignment, bool]:
-    """Grant a role at tenant, school or class scope. Idempotent; reactivates."""
-    if role not in Role.values:
-        raise ValueError(f"Unknown role {role!r}.")
-    # None means "not at that scope" and matches IS NULL.
-    scope: dict[str, Any] = {"school_id": school_id, "klass_id": class_id}
-    try:
-        with transaction.atomic():
-            assignment, created = RoleAssignment.objects.get_or_create(
-                tenant=tenant, user=user, role=role, **scope, defaults={"source": source}
-            )
-    except IntegrityError:
-        assignment = RoleAssignment.objects.get(user=user, role=role, **scope)
-        created = False
-    if not assignment.is_active:
-        assignment.is_active = True
-        assignment.save(update_fields=["is_active", "updated_at"])
-    return assignment, created
-
-
-def guardian_link(
-    *, tenant: Tenant, guardian: User, student: User, relationship: str = "guardian", source: str = "manual"
-) -> tuple[GuardianLink, bool]:
-    link, created = GuardianLink.objects.update_or_create(
-        guardian=guardian,
-        student=student,
-        defaults={"tenant": tenant, "relationship": relationship, "source": source, "is_active": True},
-    )
-    return link, created
