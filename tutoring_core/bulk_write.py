@@ -20,11 +20,22 @@ takes them; only the loading of the temporary table differs by database.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import Field, Model
+from django.db.models import (
+    BooleanField,
+    CharField,
+    DateField,
+    Field,
+    ForeignKey,
+    IntegerField,
+    Model,
+    TextField,
+    UUIDField,
+)
+from django.utils import timezone
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:
@@ -63,6 +74,104 @@ def bulk_write(
     the id an existing row kept, where bulk_create would leave the one set in Python."""
     if not objs:
         return []
+    connection = connections[router.db_for_write(model)]
+    fields = _insert_fields(model)
+    # pre_save fills auto_now / auto_now_add as save() and bulk_create do.
+    rows = ([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields] for obj in objs)
+    written = _write(
+        model,
+        rows,
+        ignore_conflicts=ignore_conflicts,
+        unique_fields=unique_fields,
+        update_fields=update_fields,
+        returning=returning,
+    )
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return written
+
+
+def bulk_write_values(
+    model: type[Model],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    ignore_conflicts: bool = False,
+    unique_fields: Sequence[str] = (),
+    update_fields: Sequence[str] = (),
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
+    """``bulk_write`` for rows given as values, ``{attname: value}`` (``tenant_id``, not
+    ``tenant``), without a model instance per row: at district scale building and
+    preparing instances cost five times the database's own work (bench/roster.py).
+    A field a row leaves out takes its default (a callable default is called per row,
+    ``uuid4`` too); ``auto_now``/``auto_now_add`` fields take the time of the call, as
+    bulk_create's pre_save does. Values are Python values of the field's type."""
+    if not rows:
+        return []
+    connection = connections[router.db_for_write(model)]
+    fields = _insert_fields(model)
+    now = timezone.now()
+    filled: list[tuple[str, Any, bool]] = []  # (attname, value or factory, is factory)
+    for f in fields:
+        if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            filled.append(("", now, False))
+        elif f.has_default() and callable(f.default):
+            filled.append((f.attname, f.default, True))
+        else:
+            filled.append((f.attname, f.get_default(), False))
+    # PostgreSQL: psycopg writes uuid, str, bool, date, datetime and numbers itself (as
+    # the ORM would hand them over); other types (JSON, enums) go through the field.
+    native = connection.vendor == "postgresql"
+    prepared = [
+        f
+        for f in fields
+        if not native
+        or not isinstance(
+            f, (UUIDField, CharField, TextField, BooleanField, DateField, IntegerField, ForeignKey)
+        )
+    ]
+
+    def values(row: Mapping[str, Any]) -> list[Any]:
+        out = []
+        for name, fill, factory in filled:
+            if not name:
+                out.append(fill)
+            elif name in row:
+                out.append(row[name])
+            else:
+                out.append(fill() if factory else fill)
+        return out
+
+    prepared_at = [(i, f) for i, f in enumerate(fields) if f in prepared]
+
+    def ready(row: Mapping[str, Any]) -> list[Any]:
+        out = values(row)
+        for i, f in prepared_at:
+            out[i] = f.get_db_prep_save(out[i], connection)
+        return out
+
+    return _write(
+        model,
+        (ready(row) for row in rows),
+        ignore_conflicts=ignore_conflicts,
+        unique_fields=unique_fields,
+        update_fields=update_fields,
+        returning=returning,
+    )
+
+
+def _write(
+    model: type[Model],
+    rows: Iterable[list[Any]],
+    *,
+    ignore_conflicts: bool,
+    unique_fields: Sequence[str],
+    update_fields: Sequence[str],
+    returning: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """Load ``rows`` (values of the insert fields, in order, as the database takes them)
+    into the staging table, then the one INSERT ... SELECT with the conflict handling."""
     if update_fields and not unique_fields:
         raise ValueError("update_fields needs unique_fields, the conflict target.")
     # The connection itself, not django.db.connection: that proxy looks the connection up
@@ -84,22 +193,17 @@ def bulk_write(
         conflict = f" ON CONFLICT ({target}) DO UPDATE SET {changes}"
     elif ignore_conflicts:
         conflict = " ON CONFLICT DO NOTHING"
-    # pre_save fills auto_now / auto_now_add as save() and bulk_create do.
-    rows = ([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields] for obj in objs)
+    returned = [_field(model, name) for name in returning]
+    if returned:
+        conflict += " RETURNING " + ", ".join(quote(str(f.column)) for f in returned)
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         _staging_load(cursor, staging, table, columns, len(fields), rows)
         # "WHERE TRUE": SQLite reads "ON CONFLICT" straight after a FROM as a join's ON.
-        returned = [_field(model, name) for name in returning]
-        if returned:
-            conflict += " RETURNING " + ", ".join(quote(str(f.column)) for f in returned)
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} WHERE TRUE{conflict}"
         )
         rows_back = cursor.fetchall() if returned else []
         cursor.execute(f"DELETE FROM {staging}")
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = connection.alias
     # As the ORM reads them (a UUID is a hex string on SQLite).
     return [tuple(f.to_python(v) for f, v in zip(returned, row, strict=True)) for row in rows_back]
 

@@ -33,7 +33,7 @@ from oneroster.pipeline.common import (
 from oneroster.pipeline.diff import deactivation_query
 from oneroster.protocol.records import ENTITIES, GUARDIAN_ROLES, HUB_ROLE
 from tutoring_core.accounts import api as accounts
-from tutoring_core.bulk_write import bulk_write
+from tutoring_core.bulk_write import bulk_write_values
 from tutoring_core.classes import api as classes
 
 # Staged rows per apply transaction: each chunk is read into Python and written with a
@@ -450,21 +450,19 @@ def _source_records_upsert(
     conn: RosterConnection, entity: str, rows: list[tuple[str, str, str, str]]
 ) -> None:
     """Record what was applied: (sourcedId, core id, hash, natural key) -> active."""
-    now = timezone.now()
-    bulk_write(
+    bulk_write_values(
         SourceRecord,
         [
-            SourceRecord(
-                connection=conn,
-                entity=entity,
-                sourced_id=sid,
-                core_id=core,
-                hash=content_hash,
-                natural_key=natural_key,
-                is_active=True,
-                replaced_by="",
-                updated_at=now,
-            )
+            {
+                "connection_id": conn.pk,
+                "entity": entity,
+                "sourced_id": sid,
+                "core_id": core,
+                "hash": content_hash,
+                "natural_key": natural_key,
+                "is_active": True,
+                "replaced_by": "",
+            }
             for sid, core, content_hash, natural_key in rows
         ],
         unique_fields=_MAPPING_KEY,

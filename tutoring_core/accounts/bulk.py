@@ -30,7 +30,7 @@ from tutoring_core.accounts.models import (
     User,
 )
 from tutoring_core.accounts.services import _username_for
-from tutoring_core.bulk_write import bulk_write
+from tutoring_core.bulk_write import bulk_write, bulk_write_values
 from tutoring_core.rows import set_changed
 
 
@@ -88,23 +88,15 @@ def people_bulk_upsert(
     results: dict[str, PersonBulkResult] = {}
     changed_fields: set[str] = set()
     changed_users: dict[uuid.UUID, User] = {}
-    new_users: list[User] = []
-    new_identities: list[ExternalIdentity] = []
+    new_users: list[dict[str, Any]] = []
+    new_identities: list[dict[str, Any]] = []
+    identity = {"tenant_id": tenant.pk, "kind": kind, "issuer": issuer, "last_seen_at": now}
     for row in rows:
         user_id = known.get(row.subject)
         action = "updated"
         if user_id is None and row.previous_subject and row.previous_subject in known:
             user_id = known[row.previous_subject]
-            new_identities.append(
-                ExternalIdentity(
-                    tenant=tenant,
-                    kind=kind,
-                    issuer=issuer,
-                    subject=row.subject,
-                    user_id=user_id,
-                    last_seen_at=now,
-                )
-            )
+            new_identities.append({**identity, "subject": row.subject, "user_id": user_id})
             known[row.subject] = user_id
             action = "relinked"
         if user_id is not None:
@@ -119,40 +111,40 @@ def people_bulk_upsert(
             continue
         # The same unusable password set_unusable_password() makes, without its
         # per-character random.choice loop (seconds at 50,000 people).
-        user = User(
-            tenant=tenant,
-            username=_username_for(tenant),
-            password=UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30),
-            **_profile_values(row),
+        user_id = uuid.uuid4()
+        new_users.append(
+            {
+                "id": user_id,
+                "tenant_id": tenant.pk,
+                "username": _username_for(tenant),
+                "password": UNUSABLE_PASSWORD_PREFIX + secrets.token_urlsafe(30),
+                **_profile_values(row),
+            }
         )
-        new_users.append(user)
-        new_identities.append(
-            ExternalIdentity(
-                tenant=tenant, kind=kind, issuer=issuer, subject=row.subject, user=user, last_seen_at=now
-            )
-        )
-        known[row.subject] = user.pk
-        results[row.subject] = PersonBulkResult(user_id=user.pk, action="created")
-    bulk_write(User, new_users)
-    bulk_write(ExternalIdentity, new_identities)
+        new_identities.append({**identity, "subject": row.subject, "user_id": user_id})
+        known[row.subject] = user_id
+        results[row.subject] = PersonBulkResult(user_id=user_id, action="created")
+    # Values, not instances: a district's 50,000 User instances cost more than their rows.
+    bulk_write_values(User, new_users)
+    bulk_write_values(ExternalIdentity, new_identities)
     if changed_users:
         for user in changed_users.values():
             user.updated_at = now
         User.objects.bulk_update(
             list(changed_users.values()), sorted(changed_fields | {"updated_at"}), batch_size=500
         )
-    _email_candidates(tenant, new_users)
+    _email_candidates(tenant, [(u["id"], u.get("email", "")) for u in new_users])
     return results
 
 
-def _email_candidates(tenant: Tenant, new_users: list[User]) -> None:
+def _email_candidates(tenant: Tenant, new_users: list[tuple[uuid.UUID, str]]) -> None:
     """ARCHITECTURE.md: an email match is a candidate for an admin, never a merge.
     Candidates are the people who were there before: earlier rows of this chunk too,
     so the result does not depend on where a caller cuts its chunks."""
-    emails = {u.email for u in new_users if u.email}
+    emails = {email for _, email in new_users if email}
     if not emails:
         return
-    new_ids = {u.pk for u in new_users}
+    new_ids = {user_id for user_id, _ in new_users}
     others: dict[str, list[uuid.UUID]] = {}
     for pk, email in (
         User.objects.filter(tenant=tenant, email__in=emails)
@@ -161,13 +153,13 @@ def _email_candidates(tenant: Tenant, new_users: list[User]) -> None:
     ):
         others.setdefault(email, []).append(pk)
     found = []
-    for user in new_users:
+    for user_id, email in new_users:
         found += [
-            LinkCandidate(tenant=tenant, user=user, candidate_id=other, reason="email")
-            for other in others.get(user.email, ())
+            LinkCandidate(tenant=tenant, user_id=user_id, candidate_id=other, reason="email")
+            for other in others.get(email, ())
         ]
-        if user.email:
-            others.setdefault(user.email, []).append(user.pk)
+        if email:
+            others.setdefault(email, []).append(user_id)
     bulk_write(LinkCandidate, found, ignore_conflicts=True)
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from tutoring_core.accounts.bulk import _check_roles, _check_tenant_people
 from tutoring_core.accounts.models import ExternalIdentity, GuardianLink, RoleAssignment, Tenant, User
-from tutoring_core.bulk_write import bulk_write
+from tutoring_core.bulk_write import bulk_write, bulk_write_values
 from tutoring_core.classes.data import ClassRow, CourseRow, EnrollmentRow, SchoolRow, TermRow
 from tutoring_core.classes.models import Class, ClassKey, Course, Enrollment, School, Term
 from tutoring_core.rows import set_changed
@@ -233,25 +233,25 @@ def enrollments_bulk_upsert(*, tenant: Tenant, rows: Sequence[EnrollmentRow], so
     _check_tenant_rows(Class, tenant, {r.class_id for r in rows})
     _check_tenant_people(tenant, {r.user_id for r in rows})
     last = {(r.class_id, r.user_id, r.role): r for r in rows}
-    objs = [
-        Enrollment(
-            tenant=tenant,
-            klass_id=r.class_id,
-            user_id=r.user_id,
-            role=r.role,
-            status=Enrollment.Status.ACTIVE,
-            source=source,
-            is_primary=r.is_primary,
-            begin_date=r.begin_date,
-            end_date=r.end_date,
-        )
+    values = [
+        {
+            "tenant_id": tenant.pk,
+            "klass_id": r.class_id,
+            "user_id": r.user_id,
+            "role": r.role,
+            "status": Enrollment.Status.ACTIVE.value,
+            "source": source,
+            "is_primary": r.is_primary,
+            "begin_date": r.begin_date,
+            "end_date": r.end_date,
+        }
         for r in last.values()
     ]
     # One INSERT ... ON CONFLICT DO UPDATE, on both databases; RETURNING gives the id
-    # really in the table (an existing row keeps its own).
-    written = bulk_write(
+    # really in the table (an existing row keeps its own; a new one takes its uuid4).
+    written = bulk_write_values(
         Enrollment,
-        objs,
+        values,
         unique_fields=_ENROLLMENT_KEY,
         update_fields=_ENROLLMENT_UPDATE,
         returning=("id", *_ENROLLMENT_KEY),
