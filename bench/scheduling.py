@@ -16,10 +16,12 @@ serving one class, each beside a plain baseline measured in the same run (issue 
     sessions a day each) serving one class, all their free 60-minute slots over 7 days:
     in process, the engine against the same per-day loop; and DB-backed on SQLite (a fresh
     database in a temporary folder, in a child process): ``services.slots_for`` per tutor of
-    ``selectors.tutor_profiles(class_id=...)`` against the same selector reads feeding the
-    per-day loop, interleaved, twice each (medians). There the per-tutor queries (profile,
-    rules, overrides, busy blocks, per-day counts) dominate: the engine's share is the
-    in-process figure above.
+    ``selectors.tutor_profiles(class_id=...)`` (before) and ``services.class_slots`` (after:
+    every serving tutor's profile, rules, overrides, busy blocks and per-day counts in a
+    constant number of queries) against the per-tutor selector reads feeding the per-day
+    loop, interleaved, twice each (medians). Per tutor, the queries (profile, rules,
+    overrides, busy blocks, per-day counts) dominate: the engine's share is the in-process
+    figure above.
 (c) Bookings per second under contention on PostgreSQL, beside an unconstrained insert:
     bench/scheduling_booking.py (helper "booking"), run as a child when present; its table is
     shown and its JSON line nested under "booking".
@@ -360,6 +362,15 @@ def phase_db(tutors: int, repeat: int) -> dict[str, Any]:
             for profile in selectors.tutor_profiles(tenant=tenant, class_id=klass.pk)
         ]
 
+    def with_batched() -> list[list[Span]]:
+        # One read of every serving tutor's profile, rules, overrides, busy blocks and counts.
+        return [
+            found
+            for _profile, _minutes, found in services.class_slots(
+                klass=klass, start=CLASS_NOW, end=end, duration_min=60, now=CLASS_NOW
+            )
+        ]
+
     def with_baseline() -> list[list[Span]]:
         # The same reads the service makes, feeding the per-day loop.
         found = []
@@ -386,13 +397,16 @@ def phase_db(tutors: int, repeat: int) -> dict[str, Any]:
         return found
 
     # Interleaved, so a change in the machine's load between them weighs on both alike.
-    services_runs, baseline_runs = [], []
+    services_runs, baseline_runs, batched_runs = [], [], []
     for _ in range(repeat):
         seconds, mine = timed(with_services, 1)
         services_runs.append(seconds)
         seconds, theirs = timed(with_baseline, 1)
         baseline_runs.append(seconds)
+        seconds, batched = timed(with_batched, 1)
+        batched_runs.append(seconds)
     services_s, baseline_s = statistics.median(services_runs), statistics.median(baseline_runs)
+    batched_s = statistics.median(batched_runs)
     return {
         "tutors": len(mine),
         "slots": sum(len(found) for found in mine),
@@ -400,6 +414,11 @@ def phase_db(tutors: int, repeat: int) -> dict[str, Any]:
         "baseline_s": round(baseline_s, 3),
         "speedup": round(baseline_s / services_s, 2),
         "tutors_differing": sum(1 for a, b in zip(mine, theirs, strict=True) if a != b),
+        # services.class_slots: the same slots from a constant number of queries.
+        "batched_s": round(batched_s, 3),
+        "batched_speedup_vs_per_tutor": round(services_s / batched_s, 1),
+        "batched_speedup_vs_baseline": round(baseline_s / batched_s, 1),
+        "batched_differing": sum(1 for a, b in zip(mine, batched, strict=True) if a != b),
     }
 
 
@@ -514,12 +533,22 @@ def main() -> None:
     else:
         rows.append(
             (
-                f"(b) {db['tutors']:,} tutors of one class, {CLASS_DAYS} days, SQLite via services.slots_for",
+                f"(b) {db['tutors']:,} tutors of one class, {CLASS_DAYS} days, SQLite, services.slots_for per tutor (before)",
                 f"{db['slots']:,}",
                 f"{db['services_s']:.3f} s",
                 f"{db['baseline_s']:.3f} s (same reads)",
                 f"{db['speedup']}x",
                 "yes" if not db["tutors_differing"] else f"{db['tutors_differing']} tutors differ",
+            )
+        )
+        rows.append(
+            (
+                f"(b) {db['tutors']:,} tutors of one class, {CLASS_DAYS} days, SQLite, services.class_slots (batched)",
+                f"{db['slots']:,}",
+                f"{db['batched_s']:.3f} s",
+                f"{db['baseline_s']:.3f} s (per-tutor reads)",
+                f"{db['batched_speedup_vs_baseline']}x ({db['batched_speedup_vs_per_tutor']}x vs before)",
+                "yes" if not db["batched_differing"] else f"{db['batched_differing']} tutors differ",
             )
         )
     table(rows)

@@ -4,6 +4,10 @@ Every attempt is a thread with its own connection (at most --connections at once
 server allows 100), all released together by a barrier, against a fresh database made
 for the run (tests/scheduling/contention.py does the work in a process of its own):
 
+Both runs share one database, its tables made once straight from the models (seconds,
+where replaying every migration takes tens; the models carry the exclusion constraint),
+the sessions of the first run deleted before the second:
+
 - booking: ``booking_create`` for one tutor, the attempts spread over --slots hour
   slots, so most attempts lose to the exclusion constraint or the check before it and
   answer SlotTaken with the nearest free slots; exactly one booking per slot must win.
@@ -12,7 +16,7 @@ for the run (tests/scheduling/contention.py does the work in a process of its ow
   database and Django set.
 
     .venv/bin/python bench/scheduling_booking.py            # 1,000 attempts, 50 slots
-    .venv/bin/python bench/scheduling_booking.py --quick    # 200 attempts, 20 slots (< 1 minute)
+    .venv/bin/python bench/scheduling_booking.py --quick    # 100 attempts, 10 slots, 20 connections
 
 Prints a table, then one JSON line last.
 """
@@ -32,8 +36,9 @@ sys.path.insert(0, str(ROOT))
 from tests.scheduling.contention import default_url  # noqa: E402
 
 
-def _run(mode: str, attempts: int, slots: int, connections: int) -> dict[str, Any]:
-    url, _ = default_url("postgresql", f"hub_bench_booking_{mode}")
+def _run(modes: list[str], attempts: int, slots: int, connections: int) -> dict[str, dict[str, Any]]:
+    """All modes in one child process against one database, made and migrated once."""
+    url, _ = default_url("postgresql", "hub_bench_booking")
     done = subprocess.run(
         [
             sys.executable,
@@ -42,13 +47,15 @@ def _run(mode: str, attempts: int, slots: int, connections: int) -> dict[str, An
             "--database-url",
             url,
             "--mode",
-            mode,
+            ",".join(modes),
             "--attempts",
             str(attempts),
             "--slots",
             str(slots),
             "--connections",
             str(connections),
+            "--schema",
+            "models",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -56,18 +63,20 @@ def _run(mode: str, attempts: int, slots: int, connections: int) -> dict[str, An
         check=False,
     )
     if done.returncode != 0:
-        sys.exit(f"{mode} run failed:\n{done.stderr[-3000:]}")
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        sys.exit(f"{','.join(modes)} run failed:\n{done.stderr[-3000:]}")
+    found = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return found if len(modes) > 1 else {modes[0]: found}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--connections", type=int, default=40)
+    parser.add_argument("--connections", type=int, default=0, help="default: 40 (20 with --quick)")
     args = parser.parse_args()
-    attempts, slots = (200, 20) if args.quick else (1000, 50)
-    baseline = _run("insert", attempts, 1, args.connections)
-    booking = _run("booking", attempts, slots, args.connections)
+    attempts, slots = (100, 10) if args.quick else (1000, 50)
+    args.connections = args.connections or (20 if args.quick else 40)
+    runs = _run(["insert", "booking"], attempts, slots, args.connections)
+    baseline, booking = runs["insert"], runs["booking"]
     rows = [("unconstrained insert (baseline)", baseline), ("booking_create under contention", booking)]
     print(
         f"{'run':<34} {'attempts':>8} {'booked':>7} {'taken':>6} {'errors':>6} {'seconds':>8} {'attempts/s':>11}"
@@ -81,6 +90,8 @@ def main() -> None:
         booking["max_per_slot"] == 1 and booking["booked"] == slots and booking["overlapping_pairs"] == 0
     )
     print(f"exactly one booking per slot: {'yes' if correct else 'NO'}")
+    for sample in booking["error_samples"] + baseline["error_samples"]:
+        print(f"error: {sample}")
     print(
         f"losers refused by the exclusion constraint (the rest by the check before it): {booking['taken_by_constraint']}"
     )

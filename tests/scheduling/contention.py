@@ -89,20 +89,74 @@ def _world(attempts: int, tutors: int) -> tuple[Any, list[Any], list[Any]]:
         User(tenant=tenant, username=f"tutor{n}@contention", first_name="Tutor", last_name=str(n))
         for n in range(tutors)
     )
-    for user in tutor_users:
-        profile = TutorProfile.objects.create(
-            tenant=tenant, user=user, time_zone="UTC", session_lengths=[60], window_days=30
-        )
-        AvailabilityRule.objects.bulk_create(
-            AvailabilityRule(tenant=tenant, tutor=profile, weekday=day, start_minute=0, end_minute=1440)
-            for day in range(7)
-        )
+    profiles = TutorProfile.objects.bulk_create(
+        TutorProfile(tenant=tenant, user=user, time_zone="UTC", session_lengths=[60], window_days=30)
+        for user in tutor_users
+    )
+    AvailabilityRule.objects.bulk_create(
+        AvailabilityRule(tenant=tenant, tutor=profile, weekday=day, start_minute=0, end_minute=1440)
+        for profile in profiles
+        for day in range(7)
+    )
     return admin, students, tutor_users
 
 
 def run(
     *, database_url: str, attempts: int, connections: int, slots: int, mode: str, keep: bool = False
 ) -> dict[str, Any]:
+    return run_modes(
+        database_url=database_url,
+        attempts=attempts,
+        connections=connections,
+        slots=slots,
+        modes=[mode],
+        keep=keep,
+    )[0]
+
+
+def _schema_from_models(url: str) -> None:
+    """Tables straight from the models (as pytest-django's --nomigrations): seconds instead
+    of replaying every migration. The models carry the exclusion constraint; its btree_gist
+    extension (a migration operation) is made here. Left out: the audit log's append-only
+    trigger and other RunPython/RunSQL steps, none of which a booking's INSERTs touch."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    class NoMigrations:
+        def __contains__(self, app: str) -> bool:
+            return True
+
+        def __getitem__(self, app: str) -> None:
+            return None
+
+    if url.startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS btree_gist")
+    settings.MIGRATION_MODULES = NoMigrations()
+    call_command("migrate", verbosity=0, interactive=False, run_syncdb=True)
+    call_command("createcachetable", verbosity=0)
+
+
+def run_modes(
+    *,
+    database_url: str,
+    attempts: int,
+    connections: int,
+    slots: int,
+    modes: list[str],
+    keep: bool = False,
+    schema: str = "migrations",
+) -> list[dict[str, Any]]:
+    """Each mode in turn against one database made (and migrated) once; the sessions of
+    one mode are deleted before the next.
+
+    - booking: one tutor, ``attempts`` students spread over ``slots`` hour slots.
+    - insert: the baseline, a plain ORM insert per thread for a tutor of its own.
+    - student: one student booked at the same hour with ``attempts`` different tutors
+      (a student cannot be in two sessions at once: exactly one may win).
+    """
     os.environ["DATABASE_URL"] = database_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
     sys.path.insert(0, str(ROOT))
@@ -112,101 +166,135 @@ def run(
     django.setup()
     from django.core.management import call_command
     from django.db import connection as main_connection
-    from django.db import connections as all_connections
 
-    from tutoring_core.scheduling import services
-    from tutoring_core.scheduling.errors import SchedulingError, SlotTaken
     from tutoring_core.scheduling.models import Session
 
     try:
-        call_command("migrate", verbosity=0)
-        admin, students, tutors = _world(attempts, attempts if mode == "insert" else 1)
+        if schema == "models":
+            _schema_from_models(database_url)
+        else:
+            call_command("migrate", verbosity=0)
+        many = any(mode in ("insert", "student") for mode in modes)
+        world = _world(attempts, attempts if many else 1)
         day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).replace(
             hour=6, minute=0, second=0, microsecond=0
         )
-        starts = [day + dt.timedelta(hours=n) for n in range(slots)]
-        main_connection.close()
-
-        barrier = threading.Barrier(attempts)
-        gate = threading.Semaphore(connections)
-        outcomes: Counter[str] = Counter()
-        errors: list[str] = []
-        lock = threading.Lock()
-
-        def attempt(index: int) -> None:
-            start = starts[index % slots]
-            barrier.wait()
-            with gate:
-                try:
-                    if mode == "insert":
-                        Session.objects.create(
-                            tenant_id=admin.tenant_id,
-                            tutor=tutors[index],
-                            start=start,
-                            end=start + dt.timedelta(hours=1),
-                            block_start=start,
-                            block_end=start + dt.timedelta(hours=1),
-                            created_by=admin,
-                        )
-                    else:
-                        services.booking_create(
-                            actor=admin,
-                            tutor=tutors[0],
-                            student=students[index],
-                            start=start,
-                            duration_min=60,
-                        )
-                    outcome = "booked"
-                except SlotTaken as exc:
-                    outcome = "taken_by_constraint" if exc.decided_by == "constraint" else "taken"
-                except SchedulingError as exc:
-                    outcome = "refused"
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc.reason}")
-                except Exception as exc:
-                    outcome = "error"
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc}")
-                finally:
-                    all_connections.close_all()
-            with lock:
-                outcomes[outcome] += 1
-
-        threads = [threading.Thread(target=attempt, args=(n,)) for n in range(attempts)]
-        began = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        seconds = time.perf_counter() - began
-
-        active = Session.objects.filter(status__in=("held", "booked"))
-        per_slot = Counter(active.values_list("start", flat=True))
-        overlapping = 0
-        if mode != "insert":
-            blocks = sorted(active.values_list("tutor_id", "block_start", "block_end"))
-            overlapping = sum(1 for a, b in itertools.pairwise(blocks) if a[0] == b[0] and b[1] < a[2])
-        return {
-            "vendor": main_connection.vendor,
-            "mode": mode,
-            "attempts": attempts,
-            "connections": connections,
-            "slots": slots,
-            "booked": outcomes["booked"],
-            "taken": outcomes["taken"] + outcomes["taken_by_constraint"],
-            "taken_by_constraint": outcomes["taken_by_constraint"],
-            "refused": outcomes["refused"],
-            "errors": outcomes["error"],
-            "error_samples": sorted(set(errors))[:5],
-            "sessions": active.count(),
-            "max_per_slot": max(per_slot.values(), default=0),
-            "overlapping_pairs": overlapping,
-            "seconds": round(seconds, 3),
-            "attempts_per_second": round(attempts / seconds, 1) if seconds else None,
-        }
+        results = []
+        for mode in modes:
+            Session.objects.all().delete()
+            main_connection.close()
+            results.append(
+                _attempts_at_once(
+                    world=world,
+                    mode=mode,
+                    attempts=attempts,
+                    connections=connections,
+                    starts=[day + dt.timedelta(hours=n) for n in range(1 if mode == "student" else slots)],
+                )
+            )
+        return results
     finally:
         if not keep:
             _drop_database(database_url)
+
+
+def _attempts_at_once(
+    *, world: tuple[Any, list[Any], list[Any]], mode: str, attempts: int, connections: int, starts: list[Any]
+) -> dict[str, Any]:
+    from django.db import connection as main_connection
+    from django.db import connections as all_connections
+
+    from tutoring_core.scheduling import services
+    from tutoring_core.scheduling.errors import SchedulingError, SlotTaken, StudentBusy
+    from tutoring_core.scheduling.models import Session
+
+    admin, students, tutors = world
+    slots = len(starts)
+    barrier = threading.Barrier(attempts)
+    gate = threading.Semaphore(connections)
+    outcomes: Counter[str] = Counter()
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def attempt(index: int) -> None:
+        start = starts[index % slots]
+        barrier.wait()
+        with gate:
+            try:
+                if mode == "insert":
+                    Session.objects.create(
+                        tenant_id=admin.tenant_id,
+                        tutor=tutors[index],
+                        start=start,
+                        end=start + dt.timedelta(hours=1),
+                        block_start=start,
+                        block_end=start + dt.timedelta(hours=1),
+                        created_by=admin,
+                    )
+                else:
+                    services.booking_create(
+                        actor=admin,
+                        tutor=tutors[index] if mode == "student" else tutors[0],
+                        student=students[0] if mode == "student" else students[index],
+                        start=start,
+                        duration_min=60,
+                    )
+                outcome = "booked"
+            except StudentBusy:
+                outcome = "student_busy"
+            except SlotTaken as exc:
+                outcome = "taken_by_constraint" if exc.decided_by == "constraint" else "taken"
+            except SchedulingError as exc:
+                outcome = "refused"
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc.reason}")
+            except Exception as exc:
+                outcome = "error"
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                all_connections.close_all()
+        with lock:
+            outcomes[outcome] += 1
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(attempts)]
+    began = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+
+    active = Session.objects.filter(status__in=("held", "booked"))
+    per_slot = Counter(active.values_list("start", flat=True))
+    overlapping = 0
+    if mode == "booking":
+        blocks = sorted(active.values_list("tutor_id", "block_start", "block_end"))
+        overlapping = sum(1 for a, b in itertools.pairwise(blocks) if a[0] == b[0] and b[1] < a[2])
+    elif mode == "student":
+        spans = sorted(active.filter(participants__student=students[0]).values_list("start", "end"))
+        overlapping = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
+    result = {
+        "vendor": main_connection.vendor,
+        "mode": mode,
+        "attempts": attempts,
+        "connections": connections,
+        "slots": slots,
+        "booked": outcomes["booked"],
+        "taken": outcomes["taken"] + outcomes["taken_by_constraint"],
+        "taken_by_constraint": outcomes["taken_by_constraint"],
+        "student_busy": outcomes["student_busy"],
+        "refused": outcomes["refused"],
+        "errors": outcomes["error"],
+        "error_samples": sorted(set(errors))[:5],
+        "sessions": active.count(),
+        "max_per_slot": max(per_slot.values(), default=0),
+        "overlapping_pairs": overlapping,
+        "seconds": round(seconds, 3),
+        "attempts_per_second": round(attempts / seconds, 1) if seconds else None,
+    }
+    main_connection.close()
+    return result
 
 
 def race(*, database_url: str) -> dict[str, Any]:
@@ -307,24 +395,40 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=200)
     parser.add_argument("--connections", type=int, default=40)
     parser.add_argument("--slots", type=int, default=1)
-    parser.add_argument("--mode", choices=("booking", "insert", "race"), default="booking")
+    parser.add_argument(
+        "--mode",
+        default="booking",
+        help="booking, insert, student or race; several (not race) comma-separated share one database",
+    )
     parser.add_argument("--remove-folder", default="")
+    parser.add_argument(
+        "--schema",
+        choices=("migrations", "models"),
+        default="migrations",
+        help="models: tables straight from the models, much faster to make (benchmarks)",
+    )
     args = parser.parse_args()
     if args.mode == "race":
         print(json.dumps(race(database_url=args.database_url)))
         return
+    modes = args.mode.split(",")
+    unknown = set(modes) - {"booking", "insert", "student"}
+    if unknown:
+        parser.error(f"unknown mode {sorted(unknown)[0]!r}")
     try:
-        result = run(
+        results = run_modes(
             database_url=args.database_url,
             attempts=args.attempts,
             connections=args.connections,
             slots=args.slots,
-            mode=args.mode,
+            modes=modes,
+            schema=args.schema,
         )
     finally:
         if args.remove_folder:
             shutil.rmtree(args.remove_folder, ignore_errors=True)
-    print(json.dumps(result))
+    # One mode: its result; several: one line with each under its name.
+    print(json.dumps(results[0] if len(results) == 1 else {r["mode"]: r for r in results}))
 
 
 if __name__ == "__main__":

@@ -390,7 +390,8 @@ def test_group_session_fills_to_capacity(world: World) -> None:
     services.booking_cancel(actor=world.other_student, session_id=group.pk)
     services.booking_cancel(actor=world.other_student, session_id=group.pk)  # again: no change
     group.refresh_from_db()
-    assert (group.status, group.sequence) == ("booked", 0)
+    # The attendee list changed: a new SEQUENCE, and the leaver and the tutor are told.
+    assert (group.status, group.sequence) == ("booked", 1)
     assert AuditLog.objects.filter(action="scheduling.session.leave").count() == 1
     services.group_join(actor=third, session_id=group.pk, student=third)
     assert sorted(group.participants.filter(status="booked").values_list("student__username", flat=True)) == [

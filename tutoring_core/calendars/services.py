@@ -314,7 +314,7 @@ def push_deliver(*, push_id: uuid.UUID) -> str:
     now = timezone.now()
     if not _claim(push_id, now):
         return CalendarPush.objects.filter(pk=push_id).values_list("status", flat=True).first() or "missing"
-    push = CalendarPush.objects.select_related("account").get(pk=push_id)
+    push = CalendarPush.objects.select_related("account", "account__person").get(pk=push_id)
     account = push.account
     if not account.is_active:
         return _finish(push, PushStatus.FAILED, "The calendar was disconnected.")
@@ -329,7 +329,8 @@ def push_deliver(*, push_id: uuid.UUID) -> str:
         session_id=info.id,
         defaults={"tenant_id": account.tenant_id, "href": _object_href(account, info.id)},
     )
-    body = ics.calendar_text([ics.session_event(info)])
+    # A student who left a group session sees it cancelled in their calendar.
+    body = ics.calendar_text([ics.session_event(info, cancelled=_cancelled_for(info, account.person))])
     try:
         try:
             etag = _put(account, obj.href, body, etag=obj.etag)

@@ -14,13 +14,20 @@ from django.core.mail import EmailMessage, get_connection
 from django.db.models import F, Q
 from django.utils import timezone
 
-from tutoring_core.accounts.models import User
+from tutoring_core.accounts.models import GuardianLink, User
 from tutoring_core.calendars import api as calendars_api
 from tutoring_core.messaging.models import Notification, NotificationKind, NotificationStatus
 from tutoring_core.scheduling import api as scheduling_api
 from tutoring_core.scheduling.data import SessionInfo
 
 logger = logging.getLogger(__name__)
+
+CHANGE_KINDS = (
+    NotificationKind.BOOKED,
+    NotificationKind.RESCHEDULED,
+    NotificationKind.CANCELLED,
+    NotificationKind.LEFT,
+)
 
 
 class NotificationRetry(Exception):
@@ -123,7 +130,15 @@ def _why_stale(row: Notification, info: SessionInfo, now: dt.datetime) -> str:
         if info.start <= now:
             return "The session had started."
         return ""
-    if info.sequence != row.sequence:
+    # A newer change told this person of the session as it is now. (Not every change
+    # concerns everyone: a leave notifies the leaver's side and the tutor only.)
+    newer = Notification.objects.filter(
+        session_id=row.session_id,
+        recipient_id=row.recipient_id,
+        kind__in=CHANGE_KINDS,
+        sequence__gt=row.sequence,
+    ).exists()
+    if newer:
         return "A newer change of the session was notified instead."
     return ""
 
@@ -173,19 +188,46 @@ def _offset_words(minutes: int) -> str:
     return f"in {minutes} minutes"
 
 
+def _left_for(info: SessionInfo, recipient: User) -> list[str]:
+    """For a leave notice: who left, as the recipient on the leaver's side reads it (the
+    student themself, their guardian, whoever booked the place); [] for the tutor, for whom
+    the session goes on. (A leave notifies only the tutor and the leaver's side.)"""
+    if recipient.pk == info.tutor_id:
+        return []
+    gone = [p for p in info.participants if p.status != "booked"]
+    wards = set(
+        GuardianLink.objects.filter(guardian=recipient, is_active=True).values_list("student_id", flat=True)
+    )
+    mine = [p for p in gone if p.person_id == recipient.pk or p.person_id in wards]
+    names = [p.name or p.email for p in (mine or gone)]
+    return list(dict.fromkeys(names)) or ["A student"]
+
+
 def build_message(row: Notification, info: SessionInfo, recipient: User) -> EmailMessage:
     when = local_when(info, recipient.time_zone)
+    left = _left_for(info, recipient) if row.kind == NotificationKind.LEFT else []
+    left_names = " and ".join(left)
     what = info.subject or info.class_title or "tutoring"
     subjects = {
         NotificationKind.BOOKED: f"Tutoring session booked: {when}",
         NotificationKind.RESCHEDULED: f"Tutoring session moved to {when}",
         NotificationKind.CANCELLED: f"Tutoring session cancelled: {when}",
+        NotificationKind.LEFT: (
+            f"Place in tutoring session cancelled: {when}"
+            if left
+            else f"A student left the tutoring session: {when}"
+        ),
         NotificationKind.REMINDER: f"Reminder: tutoring session {_offset_words(row.offset_min or 0)}, {when}",
     }
     opening = {
         NotificationKind.BOOKED: "A tutoring session has been booked.",
         NotificationKind.RESCHEDULED: "A tutoring session has been moved to a new time.",
         NotificationKind.CANCELLED: "A tutoring session has been cancelled.",
+        NotificationKind.LEFT: (
+            f"{left_names}'s place in a group tutoring session has been cancelled; the session goes on without them."
+            if left
+            else "A student has left a group tutoring session; it goes on with the students below."
+        ),
         NotificationKind.REMINDER: f"A reminder: your tutoring session starts {_offset_words(row.offset_min or 0)}.",
     }
     students = ", ".join(
@@ -212,7 +254,15 @@ def build_message(row: Notification, info: SessionInfo, recipient: User) -> Emai
         to=[recipient.email],
         headers={"X-Tutoring-Session": str(info.id)},
     )
-    if row.kind != NotificationKind.REMINDER:
+    if left:
+        # For the student who left (and their side) the session is off their calendar.
+        method = "CANCEL"
+        text = calendars_api.calendar_text([calendars_api.session_event(info, cancelled=True)], method=method)
+        part = MIMEText(text.decode("utf-8"), "calendar", "utf-8")
+        part.set_param("method", method)
+        part.add_header("Content-Disposition", "attachment", filename="session.ics")
+        message.attach(part)
+    elif row.kind != NotificationKind.REMINDER:
         method, text = calendars_api.session_invitation(info)
         part = MIMEText(text.decode("utf-8"), "calendar", "utf-8")
         part.set_param("method", method)

@@ -14,6 +14,8 @@ class NotificationKind(models.TextChoices):
     BOOKED = "booked", "Booked"
     RESCHEDULED = "rescheduled", "Rescheduled"
     CANCELLED = "cancelled", "Cancelled"
+    # One student gave up their place in a group session that goes on.
+    LEFT = "left", "Left a group session"
     REMINDER = "reminder", "Reminder"
 
 

@@ -17,15 +17,30 @@ from tutoring_core.scheduling.data import SessionInfo
 
 logger = logging.getLogger(__name__)
 
-CHANGES = (NotificationKind.BOOKED, NotificationKind.RESCHEDULED, NotificationKind.CANCELLED)
+CHANGES = (
+    NotificationKind.BOOKED,
+    NotificationKind.RESCHEDULED,
+    NotificationKind.CANCELLED,
+    NotificationKind.LEFT,
+)
 
 
-def people_concerned(info: SessionInfo, *, change: str) -> list[uuid.UUID]:
+def people_concerned(
+    info: SessionInfo, *, change: str, person_id: uuid.UUID | None = None
+) -> list[uuid.UUID]:
     """The tutor, each student, their guardians and whoever booked, in a stable order.
 
     A cancelled session concerns its former students too; otherwise only booked ones.
+    A student leaving a group session (``left``, ``person_id`` the student) concerns the
+    tutor, that student, their guardians and whoever booked their place: not the others.
     """
-    if change == NotificationKind.CANCELLED:
+    from tutoring_core.scheduling.selectors import session_booker_ids, session_place_booker_ids
+
+    if change == NotificationKind.LEFT:
+        if person_id is None:
+            raise ValueError("A leave names the student who left (person_id).")
+        students = [person_id]
+    elif change == NotificationKind.CANCELLED:
         students = [p.person_id for p in info.participants]
     else:
         students = [p.person_id for p in info.participants if p.status == "booked"]
@@ -34,9 +49,10 @@ def people_concerned(info: SessionInfo, *, change: str) -> list[uuid.UUID]:
         .order_by("student_id", "guardian_id")
         .values_list("guardian_id", flat=True)
     )
-    from tutoring_core.scheduling.selectors import session_booker_ids
-
-    bookers = sorted(session_booker_ids(info.id))
+    if change == NotificationKind.LEFT:
+        bookers = sorted(session_place_booker_ids(info.id, student_id=students[0]))
+    else:
+        bookers = sorted(session_booker_ids(info.id))
     ordered = list(dict.fromkeys([info.tutor_id, *students, *guardians, *bookers]))
     # Only active people of the session's tenant (a booker may have left the district).
     present = set(
@@ -47,25 +63,35 @@ def people_concerned(info: SessionInfo, *, change: str) -> list[uuid.UUID]:
     return [p for p in ordered if p in present]
 
 
-def session_changed(*, session_id: uuid.UUID, change: str, actor_id: uuid.UUID | None) -> None:
-    """Queue the notices of a booking, reschedule or cancel, in the caller's transaction.
+def session_changed(
+    *,
+    session_id: uuid.UUID,
+    change: str,
+    actor_id: uuid.UUID | None,
+    person_id: uuid.UUID | None = None,
+) -> None:
+    """Queue the notices of a booking, reschedule, cancel or leave, in the caller's transaction.
 
     One email row per person concerned (idempotent: a person hears of a change at a
     given SEQUENCE once), one calendar push per CalDAV-connected person; the sends are
     enqueued when the caller's transaction commits, so a rolled-back booking sends
-    nothing. A held session concerns nobody yet (its confirmation will).
+    nothing. A held session concerns nobody yet (its confirmation will). ``left`` (one
+    student gave up a place in a group session; scheduling bumps the SEQUENCE) names
+    that student as ``person_id``.
     """
     if change not in CHANGES:
         raise ValueError(f"Unknown session change {change!r}.")
     info = scheduling_api.session_info(session_id)
     if info.status in ("held", "expired"):
         return
-    people = people_concerned(info, change=change)
+    people = people_concerned(info, change=change, person_id=person_id)
     now = timezone.now()
     with transaction.atomic():
-        # Older notices still waiting are stale now: the new one tells the current state.
+        # Older notices still waiting for these people are stale now: the new one tells
+        # the current state. Others' stay (a leave concerns only some people).
         Notification.objects.filter(
             session_id=info.id,
+            recipient_id__in=people,
             status=NotificationStatus.PENDING,
             kind__in=CHANGES,
             sequence__lt=info.sequence,

@@ -103,3 +103,14 @@ class TutorInfo:
     daily_cap: int | None
     weekly: tuple[WeeklyHours, ...] = ()
     overrides: tuple[DateHours, ...] = ()
+
+
+@dataclass(frozen=True)
+class TutorSlots:
+    """One tutor's free slots in a class-wide search (``api.class_slots``)."""
+
+    person_id: uuid.UUID
+    name: str
+    time_zone: str
+    duration_min: int
+    slots: tuple[tuple[dt.datetime, dt.datetime], ...]  # aware UTC, in order

@@ -60,3 +60,20 @@ class SlotTaken(SchedulingError):
         # "check": seen before writing; "constraint": the database refused the write
         # (another transaction took the time first; PostgreSQL's exclusion constraint).
         self.decided_by = "check"
+
+
+class StudentBusy(SlotTaken):
+    """The tutor is free but the student is not: they have another session (with any tutor,
+    one-to-one or in a group) overlapping that time. ``alternatives`` are the tutor's nearest
+    free slots that the student is free at too; ``conflict_id`` is the other session's id."""
+
+    def __init__(
+        self,
+        reason: str,
+        field: str | None = "student",
+        *,
+        alternatives: Sequence[tuple[dt.datetime, dt.datetime]] = (),
+        conflict_id: object = None,
+    ) -> None:
+        super().__init__(reason, field, alternatives=alternatives)
+        self.conflict_id = conflict_id

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zoneinfo
-from collections import Counter
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -23,6 +24,8 @@ from tutoring_core.scheduling.data import (
 )
 from tutoring_core.scheduling.errors import NotFound
 from tutoring_core.scheduling.models import (
+    AvailabilityOverride,
+    AvailabilityRule,
     SchedulingPolicy,
     Session,
     SessionParticipant,
@@ -76,18 +79,28 @@ def tutor_profiles(
 
 
 def availability_of(profile: TutorProfile) -> slots.Availability:
-    return slots.Availability(
-        time_zone=profile.time_zone,
-        weekly=tuple(
+    return _availability(
+        profile,
+        tuple(
             slots.WeeklyRule(weekday=r.weekday, start_minute=r.start_minute, end_minute=r.end_minute)
             for r in profile.rules.all()
         ),
-        overrides=tuple(
+        tuple(
             slots.DateOverride(
                 date=o.date, start_minute=o.start_minute, end_minute=o.end_minute, unavailable=o.unavailable
             )
             for o in profile.overrides.all()
         ),
+    )
+
+
+def _availability(
+    profile: TutorProfile, weekly: tuple[slots.WeeklyRule, ...], overrides: tuple[slots.DateOverride, ...]
+) -> slots.Availability:
+    return slots.Availability(
+        time_zone=profile.time_zone,
+        weekly=weekly,
+        overrides=overrides,
         buffer_before=dt.timedelta(minutes=profile.buffer_before_min),
         buffer_after=dt.timedelta(minutes=profile.buffer_after_min),
         min_notice=dt.timedelta(minutes=profile.min_notice_min),
@@ -105,7 +118,9 @@ def busy_blocks(
     exclude_id: uuid.UUID | None = None,
 ) -> list[tuple[dt.datetime, dt.datetime]]:
     """Blocked ranges (session plus buffers) of the tutor's held and booked sessions near [start, end)."""
-    rows = Session.objects.blocking(now).filter(tutor_id=tutor_id, block_end__gt=start, block_start__lt=end)
+    rows = Session.objects.blocking(now).filter(
+        tutor_id=tutor_id, block_end__gt=_clamped(start), block_start__lt=_clamped(end)
+    )
     if exclude_id is not None:
         rows = rows.exclude(pk=exclude_id)
     return [
@@ -126,11 +141,113 @@ def booked_per_day(
     """Held and booked sessions per tutor-local date, for dates touching [start, end)."""
     zone = zoneinfo.ZoneInfo(time_zone)
     rows = Session.objects.blocking(now).filter(
-        tutor_id=tutor_id, start__gte=start - dt.timedelta(days=2), start__lt=end + dt.timedelta(days=2)
+        tutor_id=tutor_id,
+        start__gte=_clamped(start, -dt.timedelta(days=2)),
+        start__lt=_clamped(end, dt.timedelta(days=2)),
     )
     if exclude_id is not None:
         rows = rows.exclude(pk=exclude_id)
     return dict(Counter(s.astimezone(zone).date() for s in rows.values_list("start", flat=True)))
+
+
+# Far-off dates (year 1, year 9999) would overflow the days added either side of a search.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = dt.datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _clamped(value: dt.datetime, shift: dt.timedelta = dt.timedelta(0)) -> dt.datetime:
+    """``value + shift`` kept within [EARLIEST, LATEST], never overflowing."""
+    return min(max(min(max(value, EARLIEST), LATEST) + shift, EARLIEST), LATEST)
+
+
+@dataclass(frozen=True)
+class SlotInputs:
+    """What the slot engine needs for one tutor, read for many tutors at once."""
+
+    availability: slots.Availability
+    busy: list[tuple[dt.datetime, dt.datetime]]
+    booked_per_day: dict[dt.date, int]
+
+
+def slot_inputs(
+    *,
+    profiles: Sequence[TutorProfile],
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    margin: dt.timedelta,
+) -> dict[uuid.UUID, SlotInputs]:
+    """Availability, busy blocks and per-day counts of many tutors (keyed by the tutor's
+    person id) in four queries, whatever their number: the same values ``availability_of``,
+    ``busy_blocks`` and ``booked_per_day`` give one tutor at a time.
+
+    ``margin`` widens the busy read either side of [start, end) (a slot near the edge blocks
+    its buffers and length); a wider one only reads blocks no slot can touch.
+    """
+    if not profiles:
+        return {}
+    profile_ids = [p.pk for p in profiles]
+    tutor_ids = [p.user_id for p in profiles]
+    rules: dict[uuid.UUID, list[slots.WeeklyRule]] = defaultdict(list)
+    for tutor_id, weekday, first, last in AvailabilityRule.objects.filter(
+        tutor_id__in=profile_ids
+    ).values_list("tutor_id", "weekday", "start_minute", "end_minute"):
+        rules[tutor_id].append(slots.WeeklyRule(weekday=weekday, start_minute=first, end_minute=last))
+    overrides: dict[uuid.UUID, list[slots.DateOverride]] = defaultdict(list)
+    # Every override, not only those near the search: an old day off can end a round-the-clock chain.
+    for tutor_id, day, opens, closes, off in AvailabilityOverride.objects.filter(
+        tutor_id__in=profile_ids
+    ).values_list("tutor_id", "date", "start_minute", "end_minute", "unavailable"):
+        overrides[tutor_id].append(
+            slots.DateOverride(date=day, start_minute=opens, end_minute=closes, unavailable=off)
+        )
+    blocking = Session.objects.blocking(now).filter(tutor_id__in=tutor_ids)
+    busy: dict[uuid.UUID, list[tuple[dt.datetime, dt.datetime]]] = defaultdict(list)
+    for tutor_id, b_start, b_end in (
+        blocking.filter(block_end__gt=_clamped(start, -margin), block_start__lt=_clamped(end, margin))
+        .order_by("block_start")
+        .values_list("tutor_id", "block_start", "block_end")
+    ):
+        busy[tutor_id].append((b_start.astimezone(UTC), b_end.astimezone(UTC)))
+    starts: dict[uuid.UUID, list[dt.datetime]] = defaultdict(list)
+    for tutor_id, s_start in blocking.filter(
+        start__gte=_clamped(start, -dt.timedelta(days=2)), start__lt=_clamped(end, dt.timedelta(days=2))
+    ).values_list("tutor_id", "start"):
+        starts[tutor_id].append(s_start)
+    found = {}
+    for profile in profiles:
+        # The rules in the order profile.rules.all() gives them (the model's ordering).
+        weekly = sorted(rules[profile.pk], key=lambda r: (r.weekday, r.start_minute))
+        dated = sorted(overrides[profile.pk], key=lambda o: (o.date, o.start_minute or 0))
+        zone = zoneinfo.ZoneInfo(profile.time_zone)
+        found[profile.user_id] = SlotInputs(
+            availability=_availability(profile, tuple(weekly), tuple(dated)),
+            busy=busy[profile.user_id],
+            booked_per_day=dict(Counter(s.astimezone(zone).date() for s in starts[profile.user_id])),
+        )
+    return found
+
+
+def students_sessions(
+    *,
+    student_ids: Sequence[uuid.UUID],
+    start: dt.datetime,
+    end: dt.datetime,
+    now: dt.datetime,
+    exclude_id: uuid.UUID | None = None,
+) -> QuerySet[Session]:
+    """Held and booked sessions (any tutor) overlapping [start, end) in which one of the
+    students has a booked place: the times those students are not free."""
+    rows = Session.objects.blocking(now).filter(
+        start__lt=_clamped(end),
+        end__gt=_clamped(start),
+        pk__in=SessionParticipant.objects.filter(
+            student_id__in=list(student_ids), status=SessionParticipant.Status.BOOKED
+        ).values("session_id"),
+    )
+    if exclude_id is not None:
+        rows = rows.exclude(pk=exclude_id)
+    return rows.order_by("start", "id")
 
 
 def is_student(person: User) -> bool:
@@ -315,6 +432,15 @@ def session_booker_ids(session_id: uuid.UUID) -> set[uuid.UUID]:
     if created_by is not None:
         bookers.add(created_by)
     return bookers
+
+
+def session_place_booker_ids(session_id: uuid.UUID, *, student_id: uuid.UUID) -> set[uuid.UUID]:
+    """Who booked that student's place in the session (for the notice of their leaving)."""
+    return set(
+        SessionParticipant.objects.filter(
+            session_id=session_id, student_id=student_id, booked_by__isnull=False
+        ).values_list("booked_by_id", flat=True)
+    )
 
 
 # --- added by helper "notify" (messaging): how far ahead reminders must look ---

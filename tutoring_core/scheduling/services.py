@@ -6,6 +6,10 @@ The guarantee lives in the database. On PostgreSQL the exclusion constraint
 so the IntegrityError becomes SlotTaken and the caller's transaction lives on. On SQLite
 every write transaction begins IMMEDIATE (settings), so booking transactions run one at
 a time and the overlap check inside the transaction is enough.
+
+A student is never in two sessions at once either (any tutors, groups included): the
+booking transaction locks the students' rows (PostgreSQL; SQLite's write is serialised)
+and then looks for their other held or booked sessions, answering StudentBusy (409).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from tutoring_core.scheduling.errors import (
     NotFound,
     SchedulingError,
     SlotTaken,
+    StudentBusy,
 )
 from tutoring_core.scheduling.models import (
     AvailabilityOverride,
@@ -50,6 +55,10 @@ UTC = dt.UTC
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MAX_SESSION_MIN = 8 * 60
 MAX_SLOT_SEARCH_DAYS = 731
+# Dates near year 1 or 9999 would overflow the arithmetic around them (days either side).
+FIRST_DATE = dt.date(1970, 1, 1)
+LAST_DATE = dt.date(2199, 12, 31)
+DATE_RANGE_REASON = f"Give a date between {FIRST_DATE} and {LAST_DATE}."
 
 # Who may book (issue 12): the reasons a person reads when they may not.
 REFUSED_WHO = (
@@ -92,7 +101,14 @@ def _aware_utc(value: dt.datetime, field: str) -> dt.datetime:
         raise InvalidInput("Give a date and time.", field)
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput("Give the time with its UTC offset (for example 2027-01-04T15:00:00Z).", field)
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset has no UTC instant
+        raise InvalidInput("Give a time between the years 1970 and 2199.", field) from None
+    # Far-off years would overflow the date arithmetic around a search (days either side).
+    if not selectors.EARLIEST <= value < selectors.LATEST:
+        raise InvalidInput("Give a time between the years 1970 and 2199.", field)
+    return value
 
 
 def _check_zone(name: Any, field: str = "time_zone") -> str:
@@ -136,12 +152,17 @@ def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
-def _notify(session: Session, change: str, actor: User) -> None:
+def _notify(session: Session, change: str, actor: User, *, person_id: uuid.UUID | None = None) -> None:
     # Imported here: messaging reads sessions through scheduling.api, so a module-level
     # import would be circular. It writes its outbox rows in this transaction.
     from tutoring_core.messaging import api as messaging_api
 
-    messaging_api.session_changed(session_id=session.pk, change=change, actor_id=actor.pk)
+    if person_id is None:
+        messaging_api.session_changed(session_id=session.pk, change=change, actor_id=actor.pk)
+    else:  # "left": one student gave up their place; the change concerns them and the tutor
+        messaging_api.session_changed(
+            session_id=session.pk, change=change, actor_id=actor.pk, person_id=person_id
+        )
 
 
 def _policy(tenant_id: uuid.UUID) -> SchedulingPolicy:
@@ -354,6 +375,8 @@ def _clean_overrides(overrides: Sequence[Any]) -> list[tuple[dt.date, int | None
         day = _rule_value(item, "date")
         if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
             raise InvalidInput("Give a date (YYYY-MM-DD).", f"{field}.date")
+        if not FIRST_DATE <= day <= LAST_DATE:
+            raise InvalidInput(DATE_RANGE_REASON, f"{field}.date")
         if _rule_value(item, "unavailable"):
             if _rule_value(item, "start_minute") is not None or _rule_value(item, "end_minute") is not None:
                 raise InvalidInput("A day off has no hours.", f"{field}.start")
@@ -400,6 +423,77 @@ def slots_for(
     return slots.free_slots(
         av, duration=duration, now=now, start=start, end=end, busy=busy, booked_per_day=per_day
     )
+
+
+def tutors_slots(
+    *,
+    profiles: Sequence[TutorProfile],
+    start: dt.datetime,
+    end: dt.datetime,
+    duration_min: int | None = None,
+    now: dt.datetime | None = None,
+) -> list[tuple[TutorProfile, int, list[tuple[dt.datetime, dt.datetime]]]]:
+    """Free slots of many tutors at once: (profile, minutes, slots) in the profiles' order.
+
+    Each tutor's slots are what ``slots_for`` gives, of ``duration_min`` minutes when the
+    tutor offers that length, else of their first length. The reads are batched (see
+    ``selectors.slot_inputs``): a constant number of queries however many tutors.
+    Inactive tutors are left out.
+    """
+    start = _aware_utc(start, "start")
+    end = _aware_utc(end, "end")
+    if end <= start:
+        raise InvalidInput("The end must be after the start.", "end")
+    if end - start > dt.timedelta(days=MAX_SLOT_SEARCH_DAYS):
+        raise InvalidInput(f"Ask for at most {MAX_SLOT_SEARCH_DAYS} days at a time.", "end")
+    if duration_min is not None and (isinstance(duration_min, bool) or not isinstance(duration_min, int)):
+        raise InvalidInput("Give a whole number.", "duration")
+    now = now or timezone.now()
+    active = [p for p in profiles if p.is_active and p.user.is_active]
+    minutes: dict[uuid.UUID, int] = {
+        p.pk: duration_min
+        if duration_min is not None and duration_min in p.session_lengths
+        else p.session_lengths[0]
+        for p in active
+    }
+    margin = max(
+        (dt.timedelta(minutes=p.buffer_before_min + p.buffer_after_min + minutes[p.pk]) for p in active),
+        default=dt.timedelta(0),
+    )
+    inputs = selectors.slot_inputs(profiles=active, start=start, end=end, now=now, margin=margin)
+    found = []
+    for profile in active:
+        given = inputs[profile.user_id]
+        found.append(
+            (
+                profile,
+                minutes[profile.pk],
+                slots.free_slots(
+                    given.availability,
+                    duration=dt.timedelta(minutes=minutes[profile.pk]),
+                    now=now,
+                    start=start,
+                    end=end,
+                    busy=given.busy,
+                    booked_per_day=given.booked_per_day,
+                ),
+            )
+        )
+    return found
+
+
+def class_slots(
+    *,
+    klass: Class,
+    start: dt.datetime,
+    end: dt.datetime,
+    duration_min: int | None = None,
+    now: dt.datetime | None = None,
+) -> list[tuple[TutorProfile, int, list[tuple[dt.datetime, dt.datetime]]]]:
+    """Free slots of every active tutor serving the class (by name), in a constant number
+    of queries: (profile, minutes, slots) as ``tutors_slots`` gives them."""
+    profiles = list(selectors.tutor_profiles(tenant=klass.tenant, class_id=klass.pk))
+    return tutors_slots(profiles=profiles, start=start, end=end, duration_min=duration_min, now=now)
 
 
 def _duration(profile: TutorProfile, duration_min: Any) -> dt.timedelta:
@@ -499,24 +593,101 @@ def _alternatives(
     duration: dt.timedelta,
     now: dt.datetime,
     exclude_id: uuid.UUID | None = None,
+    student_ids: Sequence[uuid.UUID] = (),
 ) -> list[tuple[dt.datetime, dt.datetime]]:
     # Busy time over the whole booking window: nearest_free may look that far.
     horizon_end = now + dt.timedelta(days=av.window_days + 1)
     busy = selectors.busy_blocks(
         tutor_id=tutor_id, start=now - dt.timedelta(days=1), end=horizon_end, now=now, exclude_id=exclude_id
     )
+    taken: list[tuple[dt.datetime, dt.datetime]] = []
+    if student_ids:
+        taken = list(
+            selectors.students_sessions(
+                student_ids=student_ids, start=now, end=horizon_end, now=now, exclude_id=exclude_id
+            ).values_list("start", "end")
+        )
     per_day = selectors.booked_per_day(
         tutor_id=tutor_id, time_zone=av.time_zone, start=now, end=horizon_end, now=now, exclude_id=exclude_id
     )
-    return slots.nearest_free(
-        av, around=around, duration=duration, now=now, busy=busy, booked_per_day=per_day
+    if not taken:
+        return slots.nearest_free(
+            av, around=around, duration=duration, now=now, busy=busy, booked_per_day=per_day
+        )
+    # The tutor's nearest free slots that miss the students' other sessions (slot times, not
+    # the tutor's buffers, must not overlap them): look further, keep the first five.
+    nearest = slots.nearest_free(
+        av, around=around, duration=duration, now=now, busy=busy, booked_per_day=per_day, limit=60
     )
+    return [(s, e) for s, e in nearest if not any(s < b and e > a for a, b in taken)][:5]
 
 
 def _is_overlap_violation(exc: IntegrityError) -> bool:
     cause = exc.__cause__
     # 23P01 exclusion_violation (PostgreSQL); other integrity errors are bugs, not conflicts.
     return getattr(cause, "sqlstate", None) == "23P01" or "session_no_double_booking" in str(exc)
+
+
+def _lock_students(student_ids: Sequence[uuid.UUID]) -> None:
+    """Hold the students' rows until the transaction ends (PostgreSQL), so two bookings of
+    one student check for a clash one after the other; in primary-key order, so bookings
+    of the same students cannot deadlock. On SQLite writes are serialised already."""
+    if connection.vendor == "sqlite" or not student_ids:
+        return
+    list(
+        User.objects.select_for_update()
+        .filter(pk__in=sorted(set(student_ids)))
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
+def _refuse_student_busy(
+    *,
+    av: slots.Availability,
+    tutor_id: uuid.UUID,
+    student_ids: Sequence[uuid.UUID],
+    start: dt.datetime,
+    duration: dt.timedelta,
+    now: dt.datetime,
+    exclude_id: uuid.UUID | None,
+) -> None:
+    """StudentBusy when a student already has a held or booked session (with any tutor,
+    one-to-one or in a group) overlapping [start, start + duration). Call with the
+    students' rows locked (``_lock_students``)."""
+    end = start + duration
+    clash = (
+        SessionParticipant.objects.filter(
+            student_id__in=student_ids,
+            status=SessionParticipant.Status.BOOKED,
+            session__in=selectors.students_sessions(
+                student_ids=student_ids, start=start, end=end, now=now, exclude_id=exclude_id
+            ),
+        )
+        .select_related("student", "session", "session__tutor")
+        .order_by("session__start", "session_id")
+        .first()
+    )
+    if clash is None:
+        return
+    student, other = clash.student, clash.session
+    zone = zoneinfo.ZoneInfo(av.time_zone)
+    first, last = other.start.astimezone(zone), other.end.astimezone(zone)
+    raise StudentBusy(
+        f"{student.full_name or student.username} already has a tutoring session then "
+        f"({first:%Y-%m-%d %H:%M} to {last:%H:%M} {zone.key}, with "
+        f"{other.tutor.full_name or other.tutor.username}); a student cannot be in two sessions at once.",
+        alternatives=_alternatives(
+            av,
+            tutor_id=tutor_id,
+            around=start,
+            duration=duration,
+            now=now,
+            exclude_id=exclude_id,
+            student_ids=student_ids,
+        ),
+        conflict_id=other.pk,
+    )
 
 
 def _claim_time(
@@ -528,6 +699,7 @@ def _claim_time(
     now: dt.datetime,
     session: Session | None = None,
     new_row: dict[str, Any] | None = None,
+    student_ids: Sequence[uuid.UUID] = (),
 ) -> Session:
     """Check the time and write the row (a new session, or ``session`` moved) in a savepoint.
 
@@ -535,6 +707,7 @@ def _claim_time(
     expired first, so they neither block the time nor trip the exclusion constraint.
     """
     tutor_id = profile.user_id
+    _lock_students(student_ids)
     # Locked in primary-key order so two bookings expiring the same holds cannot deadlock.
     lapsed = list(
         Session.objects.select_for_update()
@@ -563,6 +736,15 @@ def _claim_time(
                 av, tutor_id=tutor_id, around=start, duration=duration, now=now, exclude_id=exclude_id
             )
         )
+    _refuse_student_busy(
+        av=av,
+        tutor_id=tutor_id,
+        student_ids=student_ids,
+        start=start,
+        duration=duration,
+        now=now,
+        exclude_id=exclude_id,
+    )
     try:
         with transaction.atomic():
             if session is None:
@@ -637,6 +819,7 @@ def _book_one(
             "series": series,
             "created_by": actor,
         },
+        student_ids=[student.pk],
     )
     SessionParticipant.objects.create(
         tenant_id=profile.tenant_id, session=session, student=student, booked_by=actor
@@ -782,6 +965,17 @@ def group_join(*, actor: User, session_id: Any, student: User) -> Session:
         return session  # joining twice changes nothing
     if active.count() >= session.capacity:
         raise BookingRefused(f"The session is full ({session.capacity} places).", "session_id")
+    _lock_students([student.pk])
+    profile = _active_profile(tutor)
+    _refuse_student_busy(
+        av=selectors.availability_of(profile),
+        tutor_id=tutor.pk,
+        student_ids=[student.pk],
+        start=session.start,
+        duration=session.end - session.start,
+        now=timezone.now(),
+        exclude_id=session.pk,
+    )
     SessionParticipant.objects.create(
         tenant_id=session.tenant_id, session=session, student=student, booked_by=actor
     )
@@ -853,8 +1047,13 @@ def booking_cancel(*, actor: User, session_id: Any, reason: str = "", student: U
         leaving.cancelled_at = now
         leaving.outcome = outcome
         leaving.save(update_fields=["status", "cancelled_at", "outcome", "updated_at"])
-        payments_api.booking_release(session_id=session.pk, late=late, student_id=leaving.student_id)  # [payments]
-        session.save(update_fields=["updated_at"])
+        payments_api.booking_release(
+            session_id=session.pk, late=late, student_id=leaving.student_id
+        )  # [payments]
+        # The attendee list is part of the calendar event: a leave is a new SEQUENCE, so
+        # its notices never collide with an earlier change's (session, person, kind, sequence).
+        session.sequence += 1
+        session.save(update_fields=["sequence", "updated_at"])
         audit_record(
             tenant=actor.tenant,
             actor=actor,
@@ -862,6 +1061,7 @@ def booking_cancel(*, actor: User, session_id: Any, reason: str = "", student: U
             target=session,
             details={"student": str(leaving.student_id), "late": late, "reason": reason},
         )
+        _notify(session, "left", actor, person_id=leaving.student_id)
         return session
     was_held = session.status == Session.Status.HELD
     session.status = Session.Status.CANCELLED
@@ -953,7 +1153,14 @@ def booking_reschedule(
         duration = _duration(profile, duration_min)
     old_start = session.start
     av = selectors.availability_of(profile)
-    _claim_time(profile=profile, av=av, start=start, duration=duration, now=now, session=session)
+    students = list(
+        session.participants.filter(status=SessionParticipant.Status.BOOKED).values_list(
+            "student_id", flat=True
+        )
+    )
+    _claim_time(
+        profile=profile, av=av, start=start, duration=duration, now=now, session=session, student_ids=students
+    )
     audit_record(
         tenant=actor.tenant,
         actor=actor,

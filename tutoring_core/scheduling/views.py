@@ -32,7 +32,7 @@ from tutoring_core.accounts.selectors import wards_of
 from tutoring_core.classes.models import Class, Enrollment, School
 from tutoring_core.scheduling import selectors, services
 from tutoring_core.scheduling.data import SessionInfo
-from tutoring_core.scheduling.errors import NotFound, SchedulingError, SlotTaken
+from tutoring_core.scheduling.errors import InvalidInput, NotFound, SchedulingError, SlotTaken, StudentBusy
 from tutoring_core.scheduling.forms import (
     AvailabilitySettingsForm,
     MakeTutorForm,
@@ -219,7 +219,7 @@ def _booking_context(
     serving = selectors.tutor_profiles(tenant=user.tenant, class_id=klass.pk)  # type: ignore[arg-type]
     if tutor_id is not None:
         serving = serving.filter(user_id=tutor_id)
-    # Each tutor's free slots are computed apart: a page of tutors at a time.
+    # A page of tutors at a time; their free slots are read together (a few queries per page).
     tutor_page = Paginator(serving, TUTORS_PER_PAGE).get_page(source.get("page"))
     profiles = list(tutor_page.object_list)
     if tutor_id is not None and not profiles:
@@ -230,9 +230,9 @@ def _booking_context(
     start = max(start, now)
     lengths = sorted({m for p in profiles for m in p.session_lengths})
     tutors = []
-    for profile in profiles:
-        minutes = wanted if wanted in profile.session_lengths else profile.session_lengths[0]
-        free = services.slots_for(tutor=profile.user, start=start, end=end, duration_min=minutes, now=now)
+    for profile, minutes, free in services.tutors_slots(
+        profiles=profiles, start=start, end=end, duration_min=wanted or None, now=now
+    ):
         tutors.append(
             {
                 "profile": profile,
@@ -335,7 +335,11 @@ def class_booking_hold(
                 "tutor": tutor,
                 "alternatives": [(s, e, _slot_value(tutor.pk, s, minutes)) for s, e in exc.alternatives],
             }
-            error = "Someone has just booked that time. Choose one of the nearest free times below, or another time."
+            error = (
+                exc.reason  # the student has another session then
+                if isinstance(exc, StudentBusy)
+                else "Someone has just booked that time. Choose one of the nearest free times below, or another time."
+            )
             status = 409
         except SchedulingError as exc:
             if exc.http_status == 404:
@@ -459,7 +463,9 @@ def booking_reschedule(request: HttpRequest, booking_id: uuid.UUID) -> HttpRespo
             except SlotTaken as exc:
                 taken = [(s, e, _slot_value(session.tutor_id, s, minutes)) for s, e in exc.alternatives]
                 error, status = (
-                    "Someone has just booked that time. Choose one of the nearest free times.",
+                    exc.reason
+                    if isinstance(exc, StudentBusy)
+                    else "Someone has just booked that time. Choose one of the nearest free times.",
                     409,
                 )
             except SchedulingError as exc:
@@ -527,6 +533,9 @@ def _week(request: HttpRequest, profile: TutorProfile) -> HttpResponse:
         picked = dt.date.fromisoformat(request.GET.get("week", ""))
     except ValueError:
         picked = today
+    if not services.FIRST_DATE <= picked <= services.LAST_DATE:  # year 1 or 9999 would overflow
+        back = reverse("scheduling:my_week") if profile.user_id == _user(request).pk else request.path
+        return _refused(request, InvalidInput(services.DATE_RANGE_REASON, "week"), back)
     monday = picked - dt.timedelta(days=picked.weekday())
     start, end = _week_bounds(zone, monday)
     rows = Session.objects.filter(
