@@ -492,7 +492,9 @@ SCORM_CONTENT_ORIGIN = env.str("SCORM_CONTENT_ORIGIN", "http://127.0.0.2:8001" i
 if SCORM_CONTENT_ORIGIN:
     _content = _urlsplit(SCORM_CONTENT_ORIGIN)
     if _content.scheme not in ("http", "https") or not _content.hostname or _content.path:
-        raise ImproperlyConfigured("SCORM_CONTENT_ORIGIN must be a scheme and host, e.g. https://content.example.org")
+        raise ImproperlyConfigured(
+            "SCORM_CONTENT_ORIGIN must be a scheme and host, e.g. https://content.example.org"
+        )
     if _content.hostname == _urlsplit(PUBLIC_BASE_URL).hostname:
         raise ImproperlyConfigured(
             "SCORM_CONTENT_ORIGIN must be on another host than PUBLIC_BASE_URL (a port apart shares cookies)."
@@ -537,11 +539,15 @@ VIDEO_LEFT_EARLY_MIN = env.int("VIDEO_LEFT_EARLY_MIN", 5, minimum=0)
 # "none" (grant-funded, the embedded default), "invoice" or "stripe".
 PAYMENTS_PROVIDER = env.str("PAYMENTS_PROVIDER", "none")
 if PAYMENTS_PROVIDER not in ("none", "invoice", "stripe"):
-    raise ImproperlyConfigured(f"PAYMENTS_PROVIDER must be none, invoice or stripe, not {PAYMENTS_PROVIDER!r}.")
+    raise ImproperlyConfigured(
+        f"PAYMENTS_PROVIDER must be none, invoice or stripe, not {PAYMENTS_PROVIDER!r}."
+    )
 STRIPE_API_KEY = env.str("STRIPE_API_KEY", "")
 STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", "")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", "")
 # Tests point this at localstripe on loopback; empty means Stripe's own address.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", "")
 if PAYMENTS_PROVIDER == "stripe" and not (STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET):
-    raise ImproperlyConfigured("PAYMENTS_PROVIDER is stripe but STRIPE_API_KEY or STRIPE_WEBHOOK_SECRET is not set.")
+    raise ImproperlyConfigured(
+        "PAYMENTS_PROVIDER is stripe but STRIPE_API_KEY or STRIPE_WEBHOOK_SECRET is not set."
+    )

@@ -285,7 +285,9 @@ def test_an_inactive_or_unknown_tenant_is_refused(store: Path) -> None:
     import uuid
 
     with pytest.raises(PackageRejected) as caught:
-        package_import(tenant_id=uuid.uuid4(), actor_id=None, fileobj=io.BytesIO(hz.valid()), filename="c.zip")
+        package_import(
+            tenant_id=uuid.uuid4(), actor_id=None, fileobj=io.BytesIO(hz.valid()), filename="c.zip"
+        )
     assert caught.value.reason == "The district to import into does not exist or is not active."
     assert files_under(store) == []
 
