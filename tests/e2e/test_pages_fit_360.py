@@ -210,10 +210,16 @@ def _crawl(context: Any, origin: str, start: str, axe_shapes: set[str]) -> Crawl
         try:
             response = page.goto(url, wait_until="load")
         except PlaywrightError as error:
-            if "Download is starting" not in str(error) and "net::ERR_HTTP_RESPONSE_CODE_FAILURE" not in str(
-                error
-            ):
-                raise
+            message = str(error)
+            if "Download is starting" not in message and "net::ERR_HTTP_RESPONSE_CODE_FAILURE" not in message:
+                # Chromium gave up on the page itself (its error page replaced the navigation):
+                # a live-server connection dropped under load. Once more; a second failure raises.
+                if "chrome-error://" not in message:
+                    raise
+                response = page.goto(url, wait_until="load")
+            else:
+                response = None
+        if response is None:
             # A file (a calendar feed, an export) or an error with no body (a protocol
             # endpoint answering 405 to GET): its status is all there is to check.
             status = context.request.get(url, max_redirects=0).status
