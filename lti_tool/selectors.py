@@ -125,11 +125,32 @@ def contexts_for_class(class_id: uuid.UUID, *, tenant_id: uuid.UUID) -> list[Lti
 # read here goes through the ORM.
 
 _REGISTRATION_TENANT = rawsql.RowReader((PlatformRegistration, "r"), (Tenant, "t"))
-_r, _t = (lambda f: rawsql.column(PlatformRegistration, f)), (lambda f: rawsql.column(Tenant, f))
+
+
+def _registration_column(field: str) -> str:
+    return rawsql.column(PlatformRegistration, field)
+
+
+def _tenant_column(field: str) -> str:
+    return rawsql.column(Tenant, field)
+
+
+def _deployment_column(field: str) -> str:
+    return rawsql.column(Deployment, field)
+
+
+def _link_column(field: str) -> str:
+    return rawsql.column(ResourceLink, field)
+
+
+def _context_column(field: str) -> str:
+    return rawsql.column(LtiContext, field)
+
+
 _REGISTRATION_FOR_LOGIN_SQL = (
     f"SELECT {_REGISTRATION_TENANT.columns()} FROM {rawsql.table(PlatformRegistration)} r"  # noqa: S608 - names from the models; values are parameters
-    f" JOIN {rawsql.table(Tenant)} t ON t.{_t('id')} = r.{_r('tenant')}"
-    f" WHERE r.{_r('issuer')} = %s AND r.{_r('is_active')} = %s AND t.{_t('is_active')} = %s"
+    f" JOIN {rawsql.table(Tenant)} t ON t.{_tenant_column('id')} = r.{_registration_column('tenant')}"
+    f" WHERE r.{_registration_column('issuer')} = %s AND r.{_registration_column('is_active')} = %s AND t.{_tenant_column('is_active')} = %s"
 )
 
 
@@ -140,7 +161,7 @@ def registration_for_login(*, issuer: str, client_id: str | None) -> PlatformReg
     sql = _REGISTRATION_FOR_LOGIN_SQL
     params: list[Any] = [issuer, _true(PlatformRegistration), _true(Tenant)]
     if client_id:
-        sql += f" AND r.{_r('client_id')} = %s"
+        sql += f" AND r.{_registration_column('client_id')} = %s"
         params.append(client_id)
     with connection.cursor() as cursor:
         cursor.execute(sql + " LIMIT 2", params)
@@ -166,19 +187,14 @@ class LaunchRows:
 _LAUNCH = rawsql.RowReader(
     (PlatformRegistration, "r"), (Tenant, "t"), (Deployment, "d"), (ResourceLink, "l"), (LtiContext, "c")
 )
-_d, _l, _x = (
-    (lambda f: rawsql.column(Deployment, f)),
-    (lambda f: rawsql.column(ResourceLink, f)),
-    (lambda f: rawsql.column(LtiContext, f)),
-)
 _LAUNCH_SQL = (
     f"SELECT {_LAUNCH.columns()} FROM {rawsql.table(PlatformRegistration)} r"  # noqa: S608 - names from the models; values are parameters
-    f" JOIN {rawsql.table(Tenant)} t ON t.{_t('id')} = r.{_r('tenant')}"
-    f" LEFT JOIN {rawsql.table(Deployment)} d ON d.{_d('registration')} = r.{_r('id')} AND d.{_d('deployment_id')} = %s"
-    f" LEFT JOIN {rawsql.table(ResourceLink)} l ON l.{_l('deployment')} = d.{_d('id')}"
-    f" AND l.{_l('resource_link_id')} = %s"
-    f" LEFT JOIN {rawsql.table(LtiContext)} c ON c.{_x('id')} = l.{_l('context')}"
-    f" WHERE r.{_r('id')} = %s AND r.{_r('is_active')} = %s"
+    f" JOIN {rawsql.table(Tenant)} t ON t.{_tenant_column('id')} = r.{_registration_column('tenant')}"
+    f" LEFT JOIN {rawsql.table(Deployment)} d ON d.{_deployment_column('registration')} = r.{_registration_column('id')} AND d.{_deployment_column('deployment_id')} = %s"
+    f" LEFT JOIN {rawsql.table(ResourceLink)} l ON l.{_link_column('deployment')} = d.{_deployment_column('id')}"
+    f" AND l.{_link_column('resource_link_id')} = %s"
+    f" LEFT JOIN {rawsql.table(LtiContext)} c ON c.{_context_column('id')} = l.{_link_column('context')}"
+    f" WHERE r.{_registration_column('id')} = %s AND r.{_registration_column('is_active')} = %s"
 )
 
 
