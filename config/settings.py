@@ -141,6 +141,8 @@ LOGOUT_REDIRECT_URL = "web:login"
 # Pages an integration adds to a class, shown to its teachers and tutors on the
 # core class page as (label, URL name taking class_id); the core imports none of them.
 CLASS_STAFF_LINKS = [("Grades and LMS gradebook", "lti_advantage:class_grades")]
+# The same for the class's students (their own work in the class).
+CLASS_STUDENT_LINKS: list[tuple[str, str]] = []
 # Pages the home page links in demo mode (settings.DEMO_MODE) as (label, URL name).
 DEMO_HOME_LINKS = [("Try the LMS launch simulator", "lti_tool:simulator")]
 # Where "sign in with your district account" sends a person (the SSO app's page).
@@ -507,6 +509,7 @@ SCORM_COMMIT_TOKEN_TTL = env.int("SCORM_COMMIT_TOKEN_TTL", 12 * 3600, minimum=60
 SCORM_AUTOCOMMIT_SECONDS = env.int("SCORM_AUTOCOMMIT_SECONDS", 10, minimum=1)
 MIDDLEWARE.insert(1, "scorm.content.ContentOriginMiddleware")  # before sessions: the content host has none
 CLASS_STAFF_LINKS.append(("SCORM attempts", "scorm:class_attempts"))
+CLASS_STUDENT_LINKS.append(("My SCORM courses and attempts", "scorm:class_attempts"))
 
 # [video]
 # Live tutoring rooms (issue 15): WebRTC signaling over websockets through Django Channels.
@@ -547,6 +550,14 @@ STRIPE_PUBLISHABLE_KEY = env.str("STRIPE_PUBLISHABLE_KEY", "")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", "")
 # Tests point this at localstripe on loopback; empty means Stripe's own address.
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", "")
+# Stripe.js, which the payment pages load (card fields live in Stripe's frames, never the hub's);
+# tests point it at localstripe's mock (<base>/js.stripe.com/v3/).
+STRIPE_JS_URL = env.str("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+# The nightly comparison of the ledger with Stripe (reports differences, changes nothing).
+CELERY_BEAT_SCHEDULE["payments-reconcile"] = {
+    "task": "payments.reconcile",
+    "schedule": crontab(hour=3, minute=40),
+}
 if PAYMENTS_PROVIDER == "stripe" and not (STRIPE_API_KEY and STRIPE_WEBHOOK_SECRET):
     raise ImproperlyConfigured(
         "PAYMENTS_PROVIDER is stripe but STRIPE_API_KEY or STRIPE_WEBHOOK_SECRET is not set."
