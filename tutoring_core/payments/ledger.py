@@ -22,6 +22,7 @@ NEGATIVE_ALLOWED = frozenset(
         LedgerAccount.Purpose.EXTERNAL,
         LedgerAccount.Purpose.RECEIVABLE,
         LedgerAccount.Purpose.INCOME,
+        LedgerAccount.Purpose.TUTOR_COST,
     }
 )
 

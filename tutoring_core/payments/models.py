@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from tutoring_core.accounts.models import Tenant, TimeStamped, User
 
@@ -49,13 +49,21 @@ class PaymentSettings(TimeStamped):
     invoice_details = models.TextField(blank=True)
     tax_id = models.CharField(max_length=64, blank=True)
     tax_rate_basis_points = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(10000)])
+    # Tutor pay when the student does not come (the tutor was there): this share of the session's pay.
+    student_no_show_tutor_percent = models.PositiveSmallIntegerField(
+        default=100, validators=[MaxValueValidator(100)]
+    )
 
     class Meta:
         ordering = ["tenant"]
         verbose_name_plural = "payment settings"
         constraints = [
             models.CheckConstraint(
-                condition=Q(late_cancel_forfeit_percent__lte=100, no_show_forfeit_percent__lte=100),
+                condition=Q(
+                    late_cancel_forfeit_percent__lte=100,
+                    no_show_forfeit_percent__lte=100,
+                    student_no_show_tutor_percent__lte=100,
+                ),
                 name="payment_settings_percent",
             ),
             models.CheckConstraint(
@@ -115,6 +123,7 @@ class LedgerAccount(models.Model):
         INCOME = "income", "Income"
         EXTERNAL = "external", "Payment provider"
         TUTOR_PAYABLE = "tutor_payable", "Owed to tutors"
+        TUTOR_COST = "tutor_cost", "Tutor pay earned"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     # "tenant", "payer:<uuid>" or "tutor:<uuid>": whose account this is.
@@ -343,3 +352,149 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.type} {self.event_id}"
+
+
+# --- tutor pay -------------------------------------------------------------------------------
+
+
+class TutorPayee(TimeStamped):
+    """How a tutor is paid: an hourly rate (else the tenant's share of the session price) and,
+    for Stripe, their Connect Express account."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tutor = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    hourly_rate_minor = models.BigIntegerField(null=True, blank=True, validators=[MinValueValidator(0)])
+    currency = models.CharField(max_length=3, default="USD")
+    stripe_account_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["tenant", "tutor"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "tutor"], name="tutor_payee_once"),
+            models.CheckConstraint(
+                condition=Q(hourly_rate_minor__isnull=True) | Q(hourly_rate_minor__gte=0),
+                name="tutor_payee_rate_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pay of {self.tutor}"
+
+
+class PayRun(TimeStamped):
+    """Tutor pay for sessions that started in [period_start, period_end) (dates, UTC)."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Calculated"
+        PAID = "paid", "Paid out"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["tenant", "-period_start", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "period_start", "period_end"], name="pay_run_once"),
+            models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="pay_run_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pay run {self.period_start} to {self.period_end}"
+
+
+class PayLine(models.Model):
+    """One session's pay to its tutor; a session is paid once, whichever run finds it."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(PayRun, on_delete=models.PROTECT, related_name="lines")
+    tutor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    session = models.ForeignKey("scheduling.Session", on_delete=models.PROTECT, related_name="+")
+    session_start = models.DateTimeField()
+    duration_min = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=20)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "tutor", "session_start", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["session"], name="pay_line_once_per_session"),
+            models.CheckConstraint(condition=Q(amount_minor__gte=0), name="pay_line_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount_minor} {self.currency} for session {self.session_id}"
+
+
+class PayTransfer(TimeStamped):
+    """A Stripe Connect transfer of a tutor's pay from one run (``number`` counts later top-ups)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(PayRun, on_delete=models.PROTECT, related_name="transfers")
+    tutor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    number = models.PositiveIntegerField(default=1)
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    destination = models.CharField(max_length=100)
+    transfer_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["run", "tutor", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "tutor", "number"], name="pay_transfer_once"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="pay_transfer_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Transfer {self.transfer_id or '(pending)'} of {self.amount_minor} {self.currency}"
+
+
+# --- reconciliation ----------------------------------------------------------------------------
+
+
+class Reconciliation(models.Model):
+    """One nightly comparison of a tenant's ledger with Stripe."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    checked = models.PositiveIntegerField(default=0)
+    differences = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Reconciliation {self.started_at:%Y-%m-%d %H:%M}: {self.differences} differences"
+
+
+class ReconciliationDifference(models.Model):
+    """A difference between the ledger and Stripe; reported, never acted on automatically."""
+
+    class Kind(models.TextChoices):
+        MISSING_IN_LEDGER = "missing_in_ledger", "Paid at Stripe, not in the ledger"
+        MISSING_AT_PROVIDER = "missing_at_provider", "In the ledger, not paid at Stripe"
+        AMOUNT = "amount", "Amounts differ"
+        REFUND = "refund", "Refunds differ"
+        UNCAPTURED = "uncaptured", "Authorisation left uncaptured"
+
+    reconciliation = models.ForeignKey(Reconciliation, on_delete=models.CASCADE, related_name="rows")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    subject = models.CharField(max_length=200)  # "purchase:<id>", "booking:<session>:<student>"
+    provider_ref = models.CharField(max_length=100, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    ledger_minor = models.BigIntegerField(default=0)
+    provider_minor = models.BigIntegerField(default=0)
+    detail = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["reconciliation", "subject", "kind", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.subject}: {self.detail}"

@@ -27,6 +27,7 @@ from tutoring_core.payments.models import (
     WebhookEvent,
 )
 from tutoring_core.payments.protocol.ledger import forfeit_percent, split_forfeit
+from tutoring_core.rows import save_changed
 
 P = LedgerAccount.Purpose
 
@@ -153,17 +154,16 @@ def purchase_start(*, actor: User, payer_id: Any, package_id: Any, purchase_orde
             metadata={"purchase": str(purchase.pk), "tenant": str(purchase.tenant_id)},
             customer=payer.stripe_customer_id,
         )
-        purchase.provider_ref = intent.id
-        purchase.save(update_fields=["provider_ref", "updated_at"])
+        save_changed(purchase, {"provider_ref": intent.id})
     elif provider == PaymentSettings.Provider.INVOICE:
-        purchase.status = Purchase.Status.INVOICED
-        purchase.provider_ref = f"INV-{purchase.pk.hex[:10].upper()}"
-        purchase.save(update_fields=["status", "provider_ref", "updated_at"])
+        save_changed(
+            purchase,
+            {"status": Purchase.Status.INVOICED, "provider_ref": f"INV-{purchase.pk.hex[:10].upper()}"},
+        )
         _money_in(purchase, source="invoice", actor=actor)
         _grant_credits(purchase, actor)
     else:
-        purchase.status = Purchase.Status.PAID
-        purchase.save(update_fields=["status", "updated_at"])
+        save_changed(purchase, {"status": Purchase.Status.PAID})
         _money_in(purchase, source=provider, actor=actor)
         _grant_credits(purchase, actor)
     audit_record(
@@ -203,8 +203,7 @@ def invoice_mark_paid(*, actor: User, purchase_id: Any) -> Purchase:
             lines=[(bank, -purchase.amount_minor), (owed, purchase.amount_minor)],
             actor=actor,
         )
-    purchase.status = Purchase.Status.PAID
-    purchase.save(update_fields=["status", "updated_at"])
+    save_changed(purchase, {"status": Purchase.Status.PAID})
     audit_record(tenant=actor.tenant, actor=actor, action="payments.invoice.paid", target=purchase)
     return purchase
 
@@ -224,11 +223,9 @@ def purchase_sync(*, purchase_id: uuid.UUID) -> Purchase:
     if intent.status == "succeeded" and intent.amount_received == purchase.amount_minor:
         _money_in(purchase, source="stripe", actor=None)
         _grant_credits(purchase, None)
-        purchase.status = Purchase.Status.PAID
-        purchase.save(update_fields=["status", "updated_at"])
+        save_changed(purchase, {"status": Purchase.Status.PAID})
     elif intent.status == "canceled":
-        purchase.status = Purchase.Status.FAILED
-        purchase.save(update_fields=["status", "updated_at"])
+        save_changed(purchase, {"status": Purchase.Status.FAILED})
     return purchase
 
 
@@ -460,6 +457,7 @@ def _finish_credit(charge: BookingCharge, outcome: str, percent: int) -> Booking
     consumed = ledger.account(tenant_id=tenant_id, purpose=P.CONSUMED, unit=charge.unit)
     used, back = split_forfeit(charge.amount, percent)
     base = f"booking:{charge.session_id}:{charge.student_id}"
+    corrections = charge.corrections
     if charge.status == BookingCharge.Status.RESERVED:
         lines = [(reserved, -charge.amount)]
         if used:
@@ -477,16 +475,21 @@ def _finish_credit(charge: BookingCharge, outcome: str, percent: int) -> Booking
         lines = [(credit, -diff), (consumed, diff)]
         ledger.post(
             tenant_id=tenant_id,
-            reference=f"{base}:correct:{charge.corrections + 1}",
+            reference=f"{base}:correct:{corrections + 1}",
             kind="correction",
             lines=lines,
             memo=f"outcome {charge.outcome or 'none'} -> {outcome}",
         )
-        charge.corrections += 1
-    charge.consumed = used
-    charge.outcome = outcome
-    charge.status = BookingCharge.Status.SETTLED if used else BookingCharge.Status.RELEASED
-    charge.save(update_fields=["consumed", "outcome", "status", "corrections", "updated_at"])
+        corrections += 1
+    save_changed(
+        charge,
+        {
+            "corrections": corrections,
+            "consumed": used,
+            "outcome": outcome,
+            "status": BookingCharge.Status.SETTLED if used else BookingCharge.Status.RELEASED,
+        },
+    )
     return charge
 
 
@@ -494,10 +497,14 @@ def _finish_card(charge: BookingCharge, outcome: str, percent: int) -> BookingCh
     if charge.status != BookingCharge.Status.AUTHORISED:
         return charge  # captured or cancelled already: Stripe cannot capture twice
     used, _back = split_forfeit(charge.amount, percent)
-    charge.consumed = used
-    charge.outcome = outcome
-    charge.status = BookingCharge.Status.SETTLED if used else BookingCharge.Status.RELEASED
-    charge.save(update_fields=["consumed", "outcome", "status", "updated_at"])
+    save_changed(
+        charge,
+        {
+            "consumed": used,
+            "outcome": outcome,
+            "status": BookingCharge.Status.SETTLED if used else BookingCharge.Status.RELEASED,
+        },
+    )
     from tutoring_core.payments.tasks import booking_capture
 
     transaction.on_commit(lambda: booking_capture.delay(charge.pk))

@@ -27,3 +27,17 @@ def booking_capture(charge_id: int) -> None:
 )
 def webhook_process(event_pk: int) -> None:
     services.webhook_process(event_pk=event_pk)
+
+
+@shared_task(
+    name="payments.reconcile",
+    ignore_result=True,
+    autoretry_for=(stripe.APIConnectionError, http.OutboundHTTPError),
+    retry_backoff=60,
+    max_retries=5,
+)
+def reconcile() -> None:
+    """Nightly: compare every Stripe tenant's ledger with Stripe and store each difference."""
+    from tutoring_core.payments import reconciliation
+
+    reconciliation.reconcile_all()
