@@ -14,3 +14,41 @@ def _video_session_id(tenant: Tenant) -> object:
     session = SessionFactory(tutor=f.UserFactory(tenant=tenant))
     SessionParticipantFactory(session=session)
     return session.pk
+
+
+# --- admin models (tutoring_core/video/admin.py, helper "vbench") ---------------------------------
+
+from django.utils import timezone  # noqa: E402
+
+from tests.isolation import admin_model  # noqa: E402
+from tutoring_core.video.models import Attendance, Presence, Room, VideoPolicy  # noqa: E402
+
+
+def _room(tenant: Tenant) -> Room:
+    session = SessionFactory(tutor=f.UserFactory(tenant=tenant))
+    return Room.objects.create(tenant=tenant, session_id=session.pk)
+
+
+@admin_model("video.VideoPolicy")
+def _policy(tenant: Tenant) -> object:
+    return VideoPolicy.objects.create(tenant=tenant, guardians_may_join=True)
+
+
+@admin_model("video.Room")
+def _admin_room(tenant: Tenant) -> object:
+    return _room(tenant)
+
+
+@admin_model("video.Presence")
+def _presence(tenant: Tenant) -> object:
+    room = _room(tenant)
+    return Presence.objects.create(
+        room=room, person=f.UserFactory(tenant=tenant), peer_id=room.pk.hex, joined_at=timezone.now()
+    )
+
+
+@admin_model("video.Attendance")
+def _attendance(tenant: Tenant) -> object:
+    return Attendance.objects.create(
+        room=_room(tenant), person=f.UserFactory(tenant=tenant), outcome=Attendance.Outcome.ATTENDED
+    )
