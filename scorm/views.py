@@ -18,6 +18,7 @@ from scorm.forms import PackageUploadForm, UploadLimitHandler
 from scorm.selectors import package_get_for_tenant, package_info, packages_for_tenant
 from scorm.services import package_import
 from tutoring_core.accounts import api as accounts
+from tutoring_core.classes import api as classes
 
 # Who may bring content into the tenant: the people who teach and the district's admins.
 _IMPORTER_ROLES = {
@@ -81,4 +82,14 @@ def package_detail(request: HttpRequest, package_id: uuid.UUID) -> HttpResponse:
     user = _importer(request)
     assert user.tenant_id is not None
     package = package_get_for_tenant(tenant_id=user.tenant_id, package_id=package_id)
-    return render(request, "scorm/package_detail.html", {"package": package_info(package)})
+    # Where the importer can open it now: the classes they teach or tutor (a district
+    # admin opens it from a class's SCORM attempts page; the LMS places it by deep linking).
+    taught = {}
+    for summary in classes.classes_for_user(user=user):
+        if summary.role in (accounts.Role.TEACHER, accounts.Role.TUTOR):
+            taught[summary.id] = summary
+    return render(
+        request,
+        "scorm/package_detail.html",
+        {"package": package_info(package), "classes": list(taught.values())},
+    )

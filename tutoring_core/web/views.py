@@ -80,16 +80,19 @@ NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
         ("Register your identity provider (single sign-on).", "admin:sso_identityprovider_changelist"),
         ("Review the audit log.", "admin:accounts_auditlog_changelist"),
         ("Make people tutors and set what they teach.", "scheduling:tutor_list"),
+        ("Import SCORM courses from your authoring tools.", "scorm:package_list"),
     ],
     Role.SCHOOL_ADMIN: ["Check that every class at your school has its teachers and students."],
     Role.TEACHER: [
         "Add the tutoring hub to your LMS course to place activities.",
         "Review your classes' rosters below.",
         ("See the tutoring sessions you booked; book a tutor from a class's page.", "scheduling:my_sessions"),
+        ("Import SCORM courses from your authoring tools.", "scorm:package_list"),
     ],
     Role.TUTOR: [
         ("Set your weekly availability so students can book you.", "scheduling:my_availability"),
         ("See your sessions this week.", "scheduling:my_week"),
+        ("Import SCORM courses from your authoring tools.", "scorm:package_list"),
     ],
     Role.STUDENT: [
         "Open a class below to book a tutor.",
@@ -174,11 +177,13 @@ def class_detail(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
     my_roles = set(klass.enrollments.filter(user=user, status="active").values_list("role", flat=True))
     staff_view = bool(my_roles & {Role.TEACHER, Role.TUTOR}) or is_district_admin(user)
     members = list(class_members(klass=klass)) if staff_view else []
-    links = (
-        [(label, reverse(name, kwargs={"class_id": klass.pk})) for label, name in settings.CLASS_STAFF_LINKS]
-        if staff_view
-        else []
-    )
+    if staff_view:
+        named = settings.CLASS_STAFF_LINKS
+    elif Role.STUDENT in my_roles:
+        named = settings.CLASS_STUDENT_LINKS
+    else:
+        named = []
+    links = [(label, reverse(name, kwargs={"class_id": klass.pk})) for label, name in named]
     return render(
         request,
         "web/class_detail.html",
