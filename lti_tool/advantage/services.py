@@ -483,11 +483,11 @@ def _membership_apply(sync: MembershipSync) -> None:
     access = platform_access(sync.registration_id)
     tenant = sync.tenant
     current: dict[uuid.UUID, set[str]] = {}
-    for enrollment in classes.class_members(
-        klass=classes.class_for_tenant(tenant=tenant, class_id=sync.klass_id)
-    ):
-        if enrollment.source == classes.Source.LTI:
-            current.setdefault(enrollment.user_id, set()).add(enrollment.role)
+    if classes.class_info(tenant_id=tenant.pk, class_id=sync.klass_id) is None:
+        raise ServiceError("The class of this class-list sync is not in its tenant.")
+    for member in classes.class_member_list(tenant_id=tenant.pk, class_id=sync.klass_id):
+        if member.source == classes.Source.LTI:
+            current.setdefault(member.user_id, set()).add(member.role)
     keep: set[uuid.UUID] = set()
     counts = {"pages": 0, "members_seen": 0, "added": 0, "role_changes": 0, "skipped": 0}
     next_url: str | None = sync.memberships_url

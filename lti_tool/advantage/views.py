@@ -29,37 +29,38 @@ def _tenant(request: HttpRequest) -> Tenant:
     return tenant  # type: ignore[no-any-return]
 
 
-def get_class_for_staff(request: HttpRequest, class_id: uuid.UUID) -> classes.Class:
+def get_class_for_staff(request: HttpRequest, class_id: uuid.UUID) -> classes.ClassInfo:
     """The class, if the signed-in person teaches or tutors it (or is a district
     admin of its tenant); 404 otherwise, so other tenants learn nothing."""
     user: User = request.user  # type: ignore[assignment]
-    try:
-        klass = classes.class_for_tenant(tenant=_tenant(request), class_id=class_id)
-    except classes.Class.DoesNotExist:
-        raise Http404("No such class.") from None
+    klass = classes.class_info(tenant_id=_tenant(request).pk, class_id=class_id)
+    if klass is None:
+        raise Http404("No such class.")
     if is_district_admin(user):
         return klass
-    roles = {e.role for e in classes.class_members(klass=klass) if e.user_id == user.pk}
-    if roles & STAFF_ROLES:
+    if (
+        classes.class_member_roles(tenant_id=klass.tenant_id, class_id=klass.id, user_id=user.pk)
+        & STAFF_ROLES
+    ):
         return klass
     raise Http404("No such class.")
 
 
 def _page(
-    request: HttpRequest, klass: classes.Class, form: ScoreEntryForm | None = None, status: int = 200
+    request: HttpRequest, klass: classes.ClassInfo, form: ScoreEntryForm | None = None, status: int = 200
 ) -> HttpResponse:
     tenant = _tenant(request)
-    members = list(classes.class_members(klass=klass))
-    students = [e.user for e in members if e.role == "student"]
-    activities = list(progress.activities_for_class(tenant=tenant, class_id=klass.pk))
+    members = classes.class_member_list(tenant_id=tenant.pk, class_id=klass.id)
+    students = [member for member in members if member.role == "student"]
+    activities = list(progress.activities_for_class(tenant=tenant, class_id=klass.id))
     latest = progress.latest_results(tenant=tenant, activity_ids=[a.pk for a in activities])
-    line_items = list(selectors.line_items_for_class(tenant_id=tenant.pk, class_id=klass.pk))
+    line_items = list(selectors.line_items_for_class(tenant_id=tenant.pk, class_id=klass.id))
     by_activity = {item.activity_id: item for item in line_items}
     columns = [{"activity": a, "line_item": by_activity.get(a.pk)} for a in activities]
     rows = [
         {
             "student": student,
-            "cells": [{"activity": a, "result": latest.get((a.pk, student.pk))} for a in activities],
+            "cells": [{"activity": a, "result": latest.get((a.pk, student.user_id))} for a in activities],
         }
         for student in students
     ]
@@ -73,9 +74,9 @@ def _page(
             "rows": rows,
             "members": members,
             "form": form or ScoreEntryForm(),
-            "sync": selectors.latest_membership_sync(tenant_id=tenant.pk, class_id=klass.pk),
-            "can_sync": bool(platforms.memberships_for_class(tenant=tenant, class_id=klass.pk)),
-            "unplaced": len(platforms.gradable_links_for_class(tenant=tenant, class_id=klass.pk))
+            "sync": selectors.latest_membership_sync(tenant_id=tenant.pk, class_id=klass.id),
+            "can_sync": bool(platforms.memberships_for_class(tenant=tenant, class_id=klass.id)),
+            "unplaced": len(platforms.gradable_links_for_class(tenant=tenant, class_id=klass.id))
             - len(line_items),
         },
         status=status,
@@ -93,7 +94,7 @@ def class_grades(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
     if not form.is_valid():
         return _page(request, klass, form, status=400)
     activity = progress.activity_get(tenant=_tenant(request), activity_id=form.cleaned_data["activity"])
-    if activity is None or activity.class_id != klass.pk:
+    if activity is None or activity.class_id != klass.id:
         form.add_error("activity", "That activity is not placed in this class.")
         return _page(request, klass, form, status=400)
     try:
@@ -111,7 +112,7 @@ def class_grades(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
                 tenant=_tenant(request),
                 actor=user,
                 action="grades.score_entered",
-                target=klass,
+                target=classes.class_audit_target(klass),
                 ip_address=client_ip(request),
                 details={
                     "result": str(recorded.id),
@@ -123,7 +124,7 @@ def class_grades(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
         form.add_error(None, str(exc))
         return _page(request, klass, form, status=400)
     messages.success(request, "Score saved. It is on its way to the LMS gradebook.")
-    return redirect("lti_advantage:class_grades", class_id=klass.pk)
+    return redirect("lti_advantage:class_grades", class_id=klass.id)
 
 
 @login_required
@@ -133,12 +134,12 @@ def class_grades_setup(request: HttpRequest, class_id: uuid.UUID) -> HttpRespons
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     made = 0
-    for link in platforms.gradable_links_for_class(tenant=_tenant(request), class_id=klass.pk):
+    for link in platforms.gradable_links_for_class(tenant=_tenant(request), class_id=klass.id):
         assert link.ags is not None
         line_item = services.placement_register(
             tenant=_tenant(request),
             registration_id=link.registration_id,
-            class_id=klass.pk,
+            class_id=klass.id,
             resource_link_id=link.resource_link_id,
             title=link.title or "Activity",
             context_id=link.context_id or "",
@@ -149,7 +150,7 @@ def class_grades_setup(request: HttpRequest, class_id: uuid.UUID) -> HttpRespons
             transaction.on_commit(partial(tasks.sync_line_item.delay, str(line_item.pk)))
         made += 1
     messages.success(request, f"{made} gradable activit{'y' if made == 1 else 'ies'} ready.")
-    return redirect("lti_advantage:class_grades", class_id=klass.pk)
+    return redirect("lti_advantage:class_grades", class_id=klass.id)
 
 
 @login_required
@@ -158,16 +159,16 @@ def class_roster_sync(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     user: User = request.user  # type: ignore[assignment]
-    sources = platforms.memberships_for_class(tenant=_tenant(request), class_id=klass.pk)
+    sources = platforms.memberships_for_class(tenant=_tenant(request), class_id=klass.id)
     if not sources:
         messages.error(
             request, "This class's LMS course has not shared its class list (no NRPS claim at launch yet)."
         )
-        return redirect("lti_advantage:class_grades", class_id=klass.pk)
+        return redirect("lti_advantage:class_grades", class_id=klass.id)
     source = sources[0]
     sync, created = services.membership_sync_request(
         tenant=_tenant(request),
-        class_id=klass.pk,
+        class_id=klass.id,
         registration_id=source.registration_id,
         memberships_url=source.memberships_url,
         requested_by=user,
@@ -177,4 +178,4 @@ def class_roster_sync(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse
         messages.success(request, "Class list sync started.")
     else:
         messages.info(request, "A class list sync is already running.")
-    return redirect("lti_advantage:class_grades", class_id=klass.pk)
+    return redirect("lti_advantage:class_grades", class_id=klass.id)

@@ -13,10 +13,16 @@ from collections.abc import Iterable
 
 from django.contrib.auth import login as _login
 from django.http import HttpRequest
-from django.utils import timezone
 
 from tutoring_core.accounts.admin_scoping import can_administer_tenant, is_platform_staff
-from tutoring_core.accounts.data import IdentityKey, LinkHint, PersonProfile, PersonResult, TenantInfo
+from tutoring_core.accounts.data import (
+    AuditTarget,
+    IdentityKey,
+    LinkHint,
+    PersonProfile,
+    PersonResult,
+    TenantInfo,
+)
 from tutoring_core.accounts.errors import (
     AccountsError,
     MergeRefused,
@@ -27,12 +33,12 @@ from tutoring_core.accounts.models import ExternalIdentity, Role, Tenant, User
 from tutoring_core.accounts.selectors import (
     identity_with_user,
     is_district_admin,
+    person_if_current,
     tenant_get,
     user_get,
     user_roles,
 )
 from tutoring_core.accounts.services import (
-    _apply_profile,
     audit_record,
     guardian_link,
     identity_link,
@@ -45,6 +51,7 @@ IdentityKind = ExternalIdentity.Kind
 
 __all__ = [
     "AccountsError",
+    "AuditTarget",
     "IdentityKey",
     "IdentityKind",
     "LinkHint",
@@ -68,7 +75,6 @@ __all__ = [
     "person_by_username",
     "person_current",
     "person_for_sign_in",
-    "person_if_current",
     "person_resolve",
     "role_assign",
     "session_login",
@@ -94,29 +100,6 @@ def person_current(
         return None
     identity, user = found
     return person_if_current(identity, user, tenant=tenant, profile=profile, seen_within=seen_within)
-
-
-def person_if_current(
-    identity: ExternalIdentity,
-    user: User,
-    *,
-    tenant: Tenant,
-    profile: PersonProfile,
-    seen_within: dt.timedelta,
-) -> User | None:
-    """``person_current``'s rules on an identity and its user read by the caller (in a
-    query of its own, see classes.api.person_class_current): the user, with
-    ``user.tenant`` set, or None when ``person_resolve`` would change something."""
-    if identity.last_seen_at is None:
-        return None
-    if timezone.now() - identity.last_seen_at >= seen_within:
-        return None
-    if user.tenant_id != tenant.pk or identity.tenant_id != tenant.pk or identity.user_id != user.pk:
-        return None
-    user.tenant = tenant
-    if _apply_profile(user, profile):  # changes the in-memory copy only; person_resolve reloads
-        return None
-    return user
 
 
 def tenant_by_id(tenant_id: uuid.UUID | str | None) -> Tenant | None:

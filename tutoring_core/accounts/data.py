@@ -48,6 +48,16 @@ class PersonResult:
 
 
 @dataclass(frozen=True)
+class AuditTarget:
+    """What an audit row is about, when the caller holds a door's value rather than
+    the row itself (``classes.api.class_audit_target`` makes one for a ClassInfo)."""
+
+    type: str  # the model's label, "classes.class"
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
 class TenantInfo:
     id: uuid.UUID
     slug: str

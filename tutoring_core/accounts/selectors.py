@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from tutoring_core import rawsql
-from tutoring_core.accounts.data import IdentityKey
+from tutoring_core.accounts.data import IdentityKey, PersonProfile
 from tutoring_core.accounts.errors import TenantNotFound
 from tutoring_core.accounts.models import ExternalIdentity, GuardianLink, Role, RoleAssignment, Tenant, User
+from tutoring_core.accounts.services.people import _apply_profile
 
 
 def tenant_get(*, slug: str) -> Tenant:
@@ -78,3 +81,26 @@ def identity_with_user(*, tenant: Tenant, key: IdentityKey) -> tuple[ExternalIde
     """The identity ``key`` names in ``tenant`` and its user, in one query."""
     found = IDENTITY_USER_ROW.fetch_one(_IDENTITY_USER_SQL, identity_key_params(tenant, key))
     return None if found is None else (found[0], found[1])
+
+
+def person_if_current(
+    identity: ExternalIdentity,
+    user: User,
+    *,
+    tenant: Tenant,
+    profile: PersonProfile,
+    seen_within: dt.timedelta,
+) -> User | None:
+    """``person_current``'s rules on an identity and its user read by the caller (in a
+    query of its own, see classes.selectors.person_class_current): the user, with
+    ``user.tenant`` set, or None when ``person_resolve`` would change something."""
+    if identity.last_seen_at is None:
+        return None
+    if timezone.now() - identity.last_seen_at >= seen_within:
+        return None
+    if user.tenant_id != tenant.pk or identity.tenant_id != tenant.pk or identity.user_id != user.pk:
+        return None
+    user.tenant = tenant
+    if _apply_profile(user, profile):  # changes the in-memory copy only; person_resolve reloads
+        return None
+    return user

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import uuid
 
+from tutoring_core.accounts.data import AuditTarget
+from tutoring_core.accounts.models import Role
 from tutoring_core.classes.data import ClassInfo, ClassKeyRef, ClassSummary, MemberInfo, UpsertResult
-from tutoring_core.classes.models import Class, ClassKey, Enrollment, School, Source, Term
+from tutoring_core.classes.models import Class, ClassKey, Enrollment, Source
 from tutoring_core.classes.selectors import (
     class_enrollment_current,
-    class_for_tenant,
-    class_members,
     classes_for_user,
     person_class_current,
 )
 from tutoring_core.classes.services import (
     class_deactivate,
-    class_find,
     class_upsert,
     enrollment_deactivate,
     enrollment_upsert,
@@ -38,15 +37,20 @@ def class_info(*, tenant_id: uuid.UUID, class_id: uuid.UUID | str) -> ClassInfo 
 def class_member_list(
     *, tenant_id: uuid.UUID, class_id: uuid.UUID, role: str | None = None
 ) -> list[MemberInfo]:
-    """The class's active members (only ``role`` when given), ordered by role and name."""
+    """The class's active members (only ``role`` when given), ordered by role and name;
+    empty for another tenant's class. One query."""
     enrollments = Enrollment.objects.active().filter(tenant_id=tenant_id, klass_id=class_id)
     if role is not None:
         enrollments = enrollments.filter(role=role)
+    labels = dict(Role.choices)
     return [
         MemberInfo(
             user_id=enrollment.user_id,
             name=enrollment.user.full_name or enrollment.user.username,
             role=enrollment.role,
+            role_label=str(labels.get(enrollment.role, enrollment.role)),
+            email=enrollment.user.email,
+            source=enrollment.source,
         )
         for enrollment in enrollments.select_related("user").order_by(
             "role", "user__last_name", "user__first_name"
@@ -54,25 +58,36 @@ def class_member_list(
     ]
 
 
+def class_member_roles(*, tenant_id: uuid.UUID, class_id: uuid.UUID, user_id: uuid.UUID) -> frozenset[str]:
+    """The roles ``user_id`` actively holds in the class; empty when none (another
+    tenant's class included). One query."""
+    return frozenset(
+        Enrollment.objects.active()
+        .filter(tenant_id=tenant_id, klass_id=class_id, user_id=user_id)
+        .values_list("role", flat=True)
+    )
+
+
+def class_audit_target(klass: ClassInfo) -> AuditTarget:
+    """How the audit log names ``klass`` (as it names a Class row)."""
+    return AuditTarget(type=Class._meta.label_lower, id=str(klass.id), label=klass.title)
+
+
 __all__ = [
-    "Class",
     "ClassInfo",
     "ClassKeyKind",
     "ClassKeyRef",
     "ClassSummary",
     "EnrollmentStatus",
     "MemberInfo",
-    "School",
     "Source",
-    "Term",
     "UpsertResult",
+    "class_audit_target",
     "class_deactivate",
     "class_enrollment_current",
-    "class_find",
-    "class_for_tenant",
     "class_info",
     "class_member_list",
-    "class_members",
+    "class_member_roles",
     "class_upsert",
     "classes_for_user",
     "enrollment_deactivate",

@@ -52,6 +52,11 @@ class MemberInfo:
     user_id: uuid.UUID
     name: str
     role: str
+    role_label: str = ""
+    email: str = ""
+    # Where the enrollment came from (classes.api.Source): an LMS class-list sync
+    # only retires the enrollments it made.
+    source: str = ""
 
 
 # --- Bulk roster writes (classes.api *_bulk_upsert) --------------------------------------

@@ -9,13 +9,14 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from tutoring_core import rawsql
-from tutoring_core.accounts.api import IdentityKey, PersonProfile, person_current, person_if_current
+from tutoring_core.accounts.api import IdentityKey, PersonProfile, person_current
 from tutoring_core.accounts.models import ExternalIdentity, Tenant, User
 from tutoring_core.accounts.selectors import (
     IDENTITY_KEY_WHERE,
     IDENTITY_USER_FROM,
     IDENTITY_USER_ROW,
     identity_key_params,
+    person_if_current,
 )
 from tutoring_core.classes.data import ClassKeyRef, ClassSummary
 from tutoring_core.classes.models import Class, ClassKey, Enrollment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tutoring_core.accounts.data import AuditTarget
 from tutoring_core.accounts.models import (
     AuditLog,
     Tenant,
@@ -20,8 +21,12 @@ def audit_record(
     ip_address: str | None = None,
     details: dict[str, Any] | None = None,
 ) -> AuditLog:
+    """Append one audit row. ``target``: the row the action was about, or an
+    AuditTarget naming it (what a caller holding a door's value passes)."""
     target_type = target_id = target_label = ""
-    if target is not None:
+    if isinstance(target, AuditTarget):
+        target_type, target_id, target_label = target.type, target.id, target.label[:200]
+    elif target is not None:
         target_type = target._meta.label_lower
         target_id = str(target.pk)
         target_label = str(target)[:200]

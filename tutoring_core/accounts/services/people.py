@@ -20,7 +20,7 @@ from tutoring_core.accounts.models import (
     UserMerge,
 )
 from tutoring_core.accounts.services.audit import audit_record
-from tutoring_core.rows import save_fields
+from tutoring_core.rows import save_changed, save_fields
 
 logger = logging.getLogger(__name__)
 
@@ -210,8 +210,7 @@ def users_merge(*, tenant: Tenant, kept: User, merged: User, actor: User | None,
     count = 0
     for enrollment in Enrollment.objects.filter(user=merged):
         if not Enrollment.objects.filter(klass=enrollment.klass_id, user=kept, role=enrollment.role).exists():
-            enrollment.user = kept
-            enrollment.save(update_fields=["user", "updated_at"])
+            save_changed(enrollment, {"user_id": kept.pk})
             count += 1
     moved["enrollments"] = count
     count = 0
@@ -220,12 +219,10 @@ def users_merge(*, tenant: Tenant, kept: User, merged: User, actor: User | None,
             user=kept, role=assignment.role, school=assignment.school_id, klass=assignment.klass_id
         ).exists()
         if not duplicate:
-            assignment.user = kept
-            assignment.save(update_fields=["user", "updated_at"])
+            save_changed(assignment, {"user_id": kept.pk})
             count += 1
     moved["roles"] = count
-    merged.is_active = False
-    merged.save(update_fields=["is_active", "updated_at"])
+    save_changed(merged, {"is_active": False})
     LinkCandidate.objects.filter(user__in=[kept, merged], candidate__in=[kept, merged]).update(
         status=LinkCandidate.Status.MERGED
     )

@@ -14,6 +14,7 @@ from tutoring_core.accounts.models import (
     Tenant,
     User,
 )
+from tutoring_core.rows import save_changed
 
 
 def role_assign(
@@ -38,9 +39,7 @@ def role_assign(
     except IntegrityError:
         assignment = RoleAssignment.objects.get(user=user, role=role, **scope)
         created = False
-    if not assignment.is_active:
-        assignment.is_active = True
-        assignment.save(update_fields=["is_active", "updated_at"])
+    save_changed(assignment, {"is_active": True})
     return assignment, created
 
 
