@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from scorm.models import ScormActivity, ScormAttempt, ScormPackage, ScormSco
 from scorm.protocol import cmi
-from tutoring_core.accounts.api import Role, Tenant, User
+from tutoring_core.accounts.api import Role, Tenant, User, audit_record
 from tutoring_core.classes import api as classes
 from tutoring_core.progress import api as progress
 
@@ -57,6 +57,40 @@ def activity_for_class(*, tenant: Tenant, class_id: uuid.UUID, package: ScormPac
             )
     except IntegrityError:
         return ScormActivity.objects.get(klass_id=class_id, package=package)
+
+
+MAX_ATTEMPTS_LIMIT = 100
+
+
+def activity_attempts_set(*, activity: ScormActivity, max_attempts: int, actor: User) -> bool:
+    """Sets how many attempts a learner gets at a placed package (0: no limit); audited.
+    Attempts already made stay; a learner who had used them all may start another
+    when the new number allows it. False when it was that number already."""
+    if not 0 <= max_attempts <= MAX_ATTEMPTS_LIMIT:
+        raise PlayerError(
+            f"Attempts allowed must be a whole number from 0 (no limit) to {MAX_ATTEMPTS_LIMIT}."
+        )
+    with transaction.atomic():
+        before = (
+            ScormActivity.objects.select_for_update()
+            .filter(pk=activity.pk)
+            .values_list("max_attempts", flat=True)
+            .get()
+        )
+        if before == max_attempts:
+            return False
+        ScormActivity.objects.filter(pk=activity.pk).update(
+            max_attempts=max_attempts, updated_at=timezone.now()
+        )
+        audit_record(
+            tenant=activity.tenant,
+            actor=actor,
+            action="scorm.attempts_policy",
+            target=activity,
+            details={"max_attempts": max_attempts, "was": before},
+        )
+    activity.max_attempts = max_attempts
+    return True
 
 
 def attempt_for_launch(*, activity: ScormActivity, sco: ScormSco, learner: User) -> ScormAttempt:

@@ -11,10 +11,11 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -22,7 +23,9 @@ from django.views.decorators.csrf import csrf_exempt
 from scorm import content
 from scorm.models import ScormActivity, ScormAttempt, ScormPackage, ScormSco
 from scorm.player_services import (
+    MAX_ATTEMPTS_LIMIT,
     PlayerError,
+    activity_attempts_set,
     activity_for_class,
     attempt_commit,
     attempt_for_launch,
@@ -222,17 +225,52 @@ def commit(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _attempts_policy_post(
+    request: HttpRequest, user: accounts.User, tenant_id: uuid.UUID, class_id: uuid.UUID
+) -> tuple[str, int]:
+    """A teacher's change of a placed course's attempts policy: ("", 200) when done,
+    else the reason and its status; nothing changes on a refusal."""
+    try:
+        activity_id = uuid.UUID(request.POST.get("activity", ""))
+    except ValueError:
+        return "Choose a course placed in this class.", 400
+    activity = ScormActivity.objects.filter(tenant_id=tenant_id, klass_id=class_id, pk=activity_id).first()
+    if activity is None:
+        return "Choose a course placed in this class.", 400
+    raw = request.POST.get("max_attempts", "").strip()
+    if not raw.isdigit():
+        return f"Attempts allowed must be a whole number from 0 (no limit) to {MAX_ATTEMPTS_LIMIT}.", 400
+    try:
+        changed = activity_attempts_set(activity=activity, max_attempts=int(raw), actor=user)
+    except PlayerError as exc:
+        return exc.reason, exc.status
+    if changed:
+        allowed = "any number of attempts" if int(raw) == 0 else f"{raw} attempt{'s' if raw != '1' else ''}"
+        messages.success(request, f"“{activity.title}”: students now get {allowed}.")
+    return "", 200
+
+
 @login_required
 @never_cache
 def class_attempts(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
-    """Teachers (and the district's admins): every learner's attempts in the class.
-    Students: their own."""
+    """Teachers (and the district's admins): every learner's attempts in the class, and
+    each placed course's attempts policy. Students: their own."""
     user, klass, role = _member_role(request, class_id)
     tenant_id: uuid.UUID = klass.tenant_id
+    is_staff = role != accounts.Role.STUDENT
+    policy_error, status = "", 200
+    if request.method == "POST":
+        if not is_staff:
+            raise PermissionDenied("Only the class's teachers can change its attempts policy.")
+        policy_error, status = _attempts_policy_post(request, user, tenant_id, klass.id)
+        if not policy_error:
+            return redirect("scorm:class_attempts", class_id=klass.id)
+    elif request.method != "GET":
+        return HttpResponseNotAllowed(["GET", "POST"])
     attempts = ScormAttempt.objects.filter(tenant_id=tenant_id, activity__klass_id=klass.id).select_related(
         "activity", "sco", "learner"
     )
-    if role == accounts.Role.STUDENT:
+    if not is_staff:
         attempts = attempts.filter(learner=user)
     attempts = attempts.order_by(
         "activity__title", "learner__last_name", "learner__first_name", "sco__order", "number"
@@ -240,11 +278,7 @@ def class_attempts(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
     activities = ScormActivity.objects.filter(tenant_id=tenant_id, klass_id=klass.id).select_related(
         "package"
     )
-    packages = (
-        ScormPackage.objects.filter(tenant_id=tenant_id).order_by("title")
-        if role != accounts.Role.STUDENT
-        else []
-    )
+    packages = ScormPackage.objects.filter(tenant_id=tenant_id).order_by("title") if is_staff else []
     return render(
         request,
         "scorm/attempts.html",
@@ -253,6 +287,9 @@ def class_attempts(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
             "attempts": list(attempts),
             "activities": list(activities),
             "packages": list(packages),
-            "is_staff": role != accounts.Role.STUDENT,
+            "is_staff": is_staff,
+            "policy_error": policy_error,
+            "max_attempts_limit": MAX_ATTEMPTS_LIMIT,
         },
+        status=status,
     )

@@ -18,9 +18,9 @@ from scorm import content
 from scorm.models import ScormActivity, ScormAttempt, ScormPackage
 from scorm.player_services import activity_for_class, activity_key, attempt_for_launch
 from tests.conftest import Personas
-from tests.factories import EnrollmentFactory, UserFactory, district_admin
+from tests.factories import ClassFactory, EnrollmentFactory, UserFactory, district_admin
 from tests.scorm.isolation import make_package
-from tutoring_core.accounts.models import Role, User
+from tutoring_core.accounts.models import AuditLog, Role, User
 from tutoring_core.progress.models import Activity, Result
 
 pytestmark = pytest.mark.django_db
@@ -365,3 +365,83 @@ def test_unknown_ids_are_404(client: Any, personas: Personas, student: User) -> 
     assert client.get(url).status_code == 404
     url = reverse("scorm:class_attempts", kwargs={"class_id": uuid.uuid4()})
     assert client.get(url).status_code == 404
+
+
+def _policy(client: Any, personas: Personas, **data: Any) -> Any:
+    url = reverse("scorm:class_attempts", kwargs={"class_id": personas.klass.pk})
+    return client.post(url, data)
+
+
+def test_a_teacher_sets_the_attempts_policy_on_the_attempts_page(
+    client: Any, personas: Personas, package: ScormPackage
+) -> None:
+    activity = activity_for_class(tenant=personas.tenant, class_id=personas.klass.pk, package=package)
+    client.force_login(personas.owner)
+    page = client.get(reverse("scorm:class_attempts", kwargs={"class_id": personas.klass.pk}))
+    assert f'<input type="hidden" name="activity" value="{activity.pk}">' in page.content.decode()
+    response = _policy(client, personas, activity=activity.pk, max_attempts="2")
+    assert response.status_code == 302
+    activity.refresh_from_db()
+    assert activity.max_attempts == 2
+    entry = AuditLog.objects.get(action="scorm.attempts_policy")
+    assert (entry.actor_id, entry.target_id, entry.details) == (
+        personas.owner.pk,
+        str(activity.pk),
+        {"max_attempts": 2, "was": 0},
+    )
+    # The same number again changes nothing and writes no audit row.
+    assert _policy(client, personas, activity=activity.pk, max_attempts="2").status_code == 302
+    assert AuditLog.objects.filter(action="scorm.attempts_policy").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        ({"activity": None, "max_attempts": "2"}, "Choose a course placed in this class."),
+        ({"activity": "not-a-uuid", "max_attempts": "2"}, "Choose a course placed in this class."),
+        ({"activity": str(uuid.uuid4()), "max_attempts": "2"}, "Choose a course placed in this class."),
+        ({"max_attempts": "-1"}, "Attempts allowed must be a whole number from 0 (no limit) to 100."),
+        ({"max_attempts": "1.5"}, "Attempts allowed must be a whole number from 0 (no limit) to 100."),
+        ({"max_attempts": ""}, "Attempts allowed must be a whole number from 0 (no limit) to 100."),
+        ({"max_attempts": "101"}, "Attempts allowed must be a whole number from 0 (no limit) to 100."),
+    ],
+)
+def test_a_bad_attempts_policy_is_refused_with_the_reason_and_changes_nothing(
+    client: Any, personas: Personas, package: ScormPackage, data: dict[str, str | None], reason: str
+) -> None:
+    activity = activity_for_class(tenant=personas.tenant, class_id=personas.klass.pk, package=package)
+    client.force_login(personas.owner)
+    payload = {
+        key: value for key, value in {"activity": str(activity.pk), **data}.items() if value is not None
+    }
+    response = _policy(client, personas, **payload)
+    assert response.status_code == 400
+    assert f'<p class="errors" id="policy-error" role="alert">{reason}</p>' in response.content.decode()
+    activity.refresh_from_db()
+    assert activity.max_attempts == 0
+    assert not AuditLog.objects.filter(action="scorm.attempts_policy").exists()
+
+
+def test_only_the_class_staff_set_the_attempts_policy(
+    client: Any, personas: Personas, package: ScormPackage, student: User
+) -> None:
+    activity = activity_for_class(tenant=personas.tenant, class_id=personas.klass.pk, package=package)
+    other_class = ClassFactory(tenant=personas.tenant)
+    elsewhere = activity_for_class(tenant=personas.tenant, class_id=other_class.pk, package=package)
+    client.force_login(student)
+    assert _policy(client, personas, activity=activity.pk, max_attempts="1").status_code == 403
+    client.force_login(personas.same_tenant_other)
+    assert _policy(client, personas, activity=activity.pk, max_attempts="1").status_code == 403
+    client.force_login(personas.other_tenant)
+    assert _policy(client, personas, activity=activity.pk, max_attempts="1").status_code == 404
+    # A teacher of this class cannot reach another class's course through it.
+    client.force_login(personas.owner)
+    assert _policy(client, personas, activity=elsewhere.pk, max_attempts="1").status_code == 400
+    assert list(
+        ScormActivity.objects.filter(pk__in=[activity.pk, elsewhere.pk]).values_list(
+            "max_attempts", flat=True
+        )
+    ) == [0, 0]
+    assert (
+        client.put(reverse("scorm:class_attempts", kwargs={"class_id": personas.klass.pk})).status_code == 405
+    )
