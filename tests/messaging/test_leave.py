@@ -52,14 +52,14 @@ def test_a_student_leaving_tells_them_and_the_tutor(
     with django_capture_on_commit_callbacks(execute=True):
         services.booking_cancel(actor=world.other_student, session_id=group.pk, reason="Football")
     group.refresh_from_db()
-    assert (group.status, group.sequence) == ("booked", 1)
+    assert (group.status, group.sequence) == ("booked", 2)  # Ben's join was 1
 
     mails = {envelope[1][0]: message for envelope, message in zip(sink.envelopes, sink.messages, strict=True)}
     # The leaver, whoever booked their place (the teacher) and the tutor; not Ava or her guardian.
     assert sorted(mails) == sorted([world.other_student.email, world.teacher.email, world.tutor.email])
     assert sorted(
         Notification.objects.filter(kind="left").values_list("recipient__username", "sequence", "status")
-    ) == [("north-ben", 1, "sent"), ("north-teacher", 1, "sent"), ("north-tutor", 1, "sent")]
+    ) == [("north-ben", 2, "sent"), ("north-teacher", 2, "sent"), ("north-tutor", 2, "sent")]
 
     leaver = mails[world.other_student.email]
     assert leaver["Subject"] == f"Place in tutoring session cancelled: {WHEN}"
@@ -69,17 +69,17 @@ def test_a_student_leaving_tells_them_and_the_tutor(
         in body
     )
     method, event = _event(leaver)
-    assert (method, int(event["sequence"]), str(event["status"])) == ("CANCEL", 1, "CANCELLED")
+    assert (method, int(event["sequence"]), str(event["status"])) == ("CANCEL", 2, "CANCELLED")
     assert str(event["uid"]) == f"{group.pk}@localhost"
 
     tutor = mails[world.tutor.email]
-    assert tutor["Subject"] == f"A student left the tutoring session: {WHEN}"
+    assert tutor["Subject"] == f"Ben Carter left the tutoring session: {WHEN}"
     body = tutor.get_body(("plain",)).get_content().replace("\r\n", "\n")
-    assert "A student has left a group tutoring session; it goes on with the students below." in body
+    assert "Ben Carter has left a group tutoring session; it goes on with the students below." in body
     assert "Student: Ava Nguyen\n" in body
     method, event = _event(tutor)
     attendees = event.get("attendee")
-    assert (method, int(event["sequence"]), str(event["status"])) == ("REQUEST", 1, "CONFIRMED")
+    assert (method, int(event["sequence"]), str(event["status"])) == ("REQUEST", 2, "CONFIRMED")
     assert [str(a) for a in (attendees if isinstance(attendees, list) else [attendees])] == [
         f"mailto:{world.student.email}"
     ]
@@ -101,12 +101,13 @@ def test_two_leaves_each_reach_the_tutor(world: World, django_capture_on_commit_
     services.group_join(actor=world.teacher, session_id=group.pk, student=third)
     services.booking_cancel(actor=world.teacher, session_id=group.pk, student=world.other_student)
     services.booking_cancel(actor=world.teacher, session_id=group.pk, student=third)
-    # (session, person, change, sequence) differ: the second leave is no duplicate of the first.
+    # (session, person, change, sequence) differ: the second leave is no duplicate of the first
+    # (the two joins were sequences 1 and 2).
     assert list(
         Notification.objects.filter(kind="left", recipient=world.tutor)
         .order_by("sequence")
-        .values_list("sequence", flat=True)
-    ) == [1, 2]
+        .values_list("sequence", "about_person__username")
+    ) == [(3, "north-ben"), (4, "north-chloe")]
 
 
 def test_other_students_waiting_notices_survive_a_leave(world: World, sink: SmtpSink) -> None:
@@ -115,6 +116,12 @@ def test_other_students_waiting_notices_survive_a_leave(world: World, sink: Smtp
     waiting = Notification.objects.get(kind="booked", recipient=world.student)
     assert waiting.status == "pending"
     assert notification_deliver(notification_id=waiting.pk, now=WED_10 - dt.timedelta(days=1)) == "sent"
-    # The leaver's own "booked" notice is stale: their "left" one tells the current state.
-    stale = Notification.objects.get(kind="booked", recipient=world.other_student)
+    # The leaver's own notice of joining is stale: their "left" one tells the current state.
+    stale = Notification.objects.get(kind="joined", recipient=world.other_student)
     assert stale.status == "superseded"
+    # The tutor hears of the booking still (it told them of Ava), not of Ben's join then leave.
+    assert dict(Notification.objects.filter(recipient=world.tutor).values_list("kind", "status")) == {
+        "booked": "pending",
+        "joined": "superseded",
+        "left": "pending",
+    }

@@ -27,6 +27,7 @@ CHANGE_KINDS = (
     NotificationKind.RESCHEDULED,
     NotificationKind.CANCELLED,
     NotificationKind.LEFT,
+    NotificationKind.JOINED,
 )
 
 
@@ -130,16 +131,29 @@ def _why_stale(row: Notification, info: SessionInfo, now: dt.datetime) -> str:
         if info.start <= now:
             return "The session had started."
         return ""
-    # A newer change told this person of the session as it is now. (Not every change
-    # concerns everyone: a leave notifies the leaver's side and the tutor only.)
+    # A newer change told this person of the session as it is now (not every change
+    # concerns everyone: a join or a leave notifies the tutor and that student's side).
+    from tutoring_core.messaging.services import ONE_PLACE, people_concerned
+
     newer = Notification.objects.filter(
         session_id=row.session_id,
         recipient_id=row.recipient_id,
         kind__in=CHANGE_KINDS,
         sequence__gt=row.sequence,
-    ).exists()
-    if newer:
+    )
+    if newer.exclude(kind__in=ONE_PLACE).exists():
         return "A newer change of the session was notified instead."
+    if row.kind in ONE_PLACE:
+        # A later join or leave of the same student tells where their place now stands.
+        if newer.filter(kind__in=ONE_PLACE, about_person_id=row.about_person_id).exists():
+            return "A newer change of the session was notified instead."
+        return ""
+    if (
+        info.status == "booked"
+        and newer.filter(kind=NotificationKind.LEFT).exists()
+        and row.recipient_id not in people_concerned(info, change=NotificationKind.BOOKED)
+    ):
+        return "The session no longer concerns this person (their student left it)."
     return ""
 
 
@@ -189,11 +203,9 @@ def _offset_words(minutes: int) -> str:
 
 
 def _left_for(info: SessionInfo, recipient: User) -> list[str]:
-    """For a leave notice: who left, as the recipient on the leaver's side reads it (the
-    student themself, their guardian, whoever booked the place); [] for the tutor, for whom
-    the session goes on. (A leave notifies only the tutor and the leaver's side.)"""
-    if recipient.pk == info.tutor_id:
-        return []
+    """For a leave notice written before notices named their student (``about_person``):
+    who left, as the recipient on the leaver's side reads it (the student themself, their
+    guardian, whoever booked the place)."""
     gone = [p for p in info.participants if p.status != "booked"]
     wards = set(
         GuardianLink.objects.filter(guardian=recipient, is_active=True).values_list("student_id", flat=True)
@@ -203,40 +215,73 @@ def _left_for(info: SessionInfo, recipient: User) -> list[str]:
     return list(dict.fromkeys(names)) or ["A student"]
 
 
+def _about_name(row: Notification, info: SessionInfo, recipient: User) -> str:
+    """The student a join or a leave is about, by name."""
+    if row.about_person_id is not None:
+        for participant in info.participants:
+            if participant.person_id == row.about_person_id:
+                return participant.name or participant.email
+    if row.kind == NotificationKind.LEFT:
+        return " and ".join(_left_for(info, recipient))
+    return "A student"
+
+
+def _texts(row: Notification, info: SessionInfo, recipient: User, when: str) -> tuple[str, str]:
+    """The subject and the opening line of a notice, as this recipient reads it."""
+    kind = NotificationKind(row.kind)
+    if kind in (NotificationKind.JOINED, NotificationKind.LEFT):
+        name = _about_name(row, info, recipient)
+        if recipient.pk == info.tutor_id:  # the session goes on; its attendee list changed
+            if kind == NotificationKind.JOINED:
+                return (
+                    f"{name} joined the tutoring session: {when}",
+                    f"{name} has joined a group tutoring session.",
+                )
+            return (
+                f"{name} left the tutoring session: {when}",
+                f"{name} has left a group tutoring session; it goes on with the students below.",
+            )
+        if kind == NotificationKind.JOINED:
+            return (
+                f"Tutoring session booked: {when}",
+                f"A place in a group tutoring session has been booked for {name}.",
+            )
+        return (
+            f"Place in tutoring session cancelled: {when}",
+            f"{name}'s place in a group tutoring session has been cancelled; the session goes on without them.",
+        )
+    offset = _offset_words(row.offset_min or 0)
+    return {
+        NotificationKind.BOOKED: (
+            f"Tutoring session booked: {when}",
+            "A tutoring session has been booked.",
+        ),
+        NotificationKind.RESCHEDULED: (
+            f"Tutoring session moved to {when}",
+            "A tutoring session has been moved to a new time.",
+        ),
+        NotificationKind.CANCELLED: (
+            f"Tutoring session cancelled: {when}",
+            "A tutoring session has been cancelled.",
+        ),
+        NotificationKind.REMINDER: (
+            f"Reminder: tutoring session {offset}, {when}",
+            f"A reminder: your tutoring session starts {offset}.",
+        ),
+    }[kind]
+
+
 def build_message(row: Notification, info: SessionInfo, recipient: User) -> EmailMessage:
     when = local_when(info, recipient.time_zone)
-    left = _left_for(info, recipient) if row.kind == NotificationKind.LEFT else []
-    left_names = " and ".join(left)
+    subject, opening = _texts(row, info, recipient, when)
     what = info.subject or info.class_title or "tutoring"
-    subjects = {
-        NotificationKind.BOOKED: f"Tutoring session booked: {when}",
-        NotificationKind.RESCHEDULED: f"Tutoring session moved to {when}",
-        NotificationKind.CANCELLED: f"Tutoring session cancelled: {when}",
-        NotificationKind.LEFT: (
-            f"Place in tutoring session cancelled: {when}"
-            if left
-            else f"A student left the tutoring session: {when}"
-        ),
-        NotificationKind.REMINDER: f"Reminder: tutoring session {_offset_words(row.offset_min or 0)}, {when}",
-    }
-    opening = {
-        NotificationKind.BOOKED: "A tutoring session has been booked.",
-        NotificationKind.RESCHEDULED: "A tutoring session has been moved to a new time.",
-        NotificationKind.CANCELLED: "A tutoring session has been cancelled.",
-        NotificationKind.LEFT: (
-            f"{left_names}'s place in a group tutoring session has been cancelled; the session goes on without them."
-            if left
-            else "A student has left a group tutoring session; it goes on with the students below."
-        ),
-        NotificationKind.REMINDER: f"A reminder: your tutoring session starts {_offset_words(row.offset_min or 0)}.",
-    }
     students = ", ".join(
         p.name or p.email for p in info.participants if p.status == "booked" or info.cancelled
     )
     lines = [
         f"Hello {recipient.full_name or recipient.email},",
         "",
-        opening[NotificationKind(row.kind)],
+        opening,
         "",
         f"When: {when}",
         f"What: {what}",
@@ -248,13 +293,13 @@ def build_message(row: Notification, info: SessionInfo, recipient: User) -> Emai
         lines.append(f"Class: {info.class_title}")
     lines += ["", f"{settings.PUBLIC_BASE_URL}/"]
     message = EmailMessage(
-        subject=subjects[NotificationKind(row.kind)],
+        subject=subject,
         body="\n".join(lines) + "\n",
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[recipient.email],
         headers={"X-Tutoring-Session": str(info.id)},
     )
-    if left:
+    if row.kind == NotificationKind.LEFT and recipient.pk != info.tutor_id:
         # For the student who left (and their side) the session is off their calendar.
         method = "CANCEL"
         text = calendars_api.calendar_text([calendars_api.session_event(info, cancelled=True)], method=method)

@@ -16,6 +16,8 @@ class NotificationKind(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
     # One student gave up their place in a group session that goes on.
     LEFT = "left", "Left a group session"
+    # One student took a place in a group session already booked.
+    JOINED = "joined", "Joined a group session"
     REMINDER = "reminder", "Reminder"
 
 
@@ -36,7 +38,9 @@ class Notification(TimeStamped):
     PENDING -> SENDING (claimed by ``filter(status=PENDING).update(...) == 1``, with a
     lease) -> SENT | PENDING (retry later) | FAILED. The unique constraints make every
     write of a row idempotent: a change is noticed once per person and sequence, and a
-    reminder once per person, offset and start time, however often the job runs.
+    reminder once per person, offset and start time, however often the job runs. Every
+    change a person must hear of bumps the session's SEQUENCE (a join or a leave of a
+    group session too: its attendee list changed), so no two changes share a key.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -49,6 +53,8 @@ class Notification(TimeStamped):
     session_start = models.DateTimeField()
     offset_min = models.PositiveIntegerField(null=True, blank=True)
     actor = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # The student a join or a leave is about (the tutor's notice names them); else null.
+    about_person = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     status = models.CharField(
         max_length=12, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
     )

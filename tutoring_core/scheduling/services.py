@@ -159,7 +159,7 @@ def _notify(session: Session, change: str, actor: User, *, person_id: uuid.UUID 
 
     if person_id is None:
         messaging_api.session_changed(session_id=session.pk, change=change, actor_id=actor.pk)
-    else:  # "left": one student gave up their place; the change concerns them and the tutor
+    else:  # "joined"/"left": one student's place; the change concerns their side and the tutor
         messaging_api.session_changed(
             session_id=session.pk, change=change, actor_id=actor.pk, person_id=person_id
         )
@@ -987,7 +987,11 @@ def group_join(*, actor: User, session_id: Any, student: User) -> Session:
         subject=session.subject,
         duration_min=int((session.end - session.start).total_seconds() // 60),
     )
-    session.save(update_fields=["updated_at"])
+    # The attendee list is part of the calendar event: a join is a new SEQUENCE, so its
+    # notices (the tutor's, the joiner's side's) are new rows, never taken for the
+    # first booking's under the (session, person, kind, sequence) key.
+    session.sequence += 1
+    session.save(update_fields=["sequence", "updated_at"])
     audit_record(
         tenant=actor.tenant,
         actor=actor,
@@ -995,7 +999,7 @@ def group_join(*, actor: User, session_id: Any, student: User) -> Session:
         target=session,
         details={"student": str(student.pk)},
     )
-    _notify(session, "booked", actor)
+    _notify(session, "joined", actor, person_id=student.pk)
     return session
 
 
