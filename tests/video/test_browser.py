@@ -6,7 +6,11 @@ The tutor admits the student from the waiting room; leaving and ending become at
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -78,6 +82,18 @@ def _cookie(user: Any, base: str) -> Any:
     return {"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base}
 
 
+def _decoding(page: Any) -> list[Any]:
+    """The stats once the one connection has decoded a video frame. Polled from here: a
+    wait_for_function predicate that returns a promise counts as truthy at once."""
+    deadline = time.monotonic() + 30
+    while True:
+        stats = page.evaluate(STATS_JS)
+        if len(stats) == 1 and stats[0]["frames"] > 0:
+            return list(stats)
+        assert time.monotonic() < deadline, f"no video frame decoded: {stats}"
+        page.wait_for_timeout(200)
+
+
 def _run_call(
     base: str, data: dict[str, Any], query: str, *, finish: bool = False
 ) -> tuple[list[Any], list[Any]]:
@@ -105,18 +121,32 @@ def _run_call(
                 page.wait_for_selector("#room-status[data-state=connected]", timeout=30_000)
             stats = {}
             for who, page in pages.items():
-                page.wait_for_function(
-                    "async () => { const r = await ("
-                    + STATS_JS
-                    + ")(); return r.length === 1 && r[0].frames > 0; }",
-                    timeout=30_000,
-                )
-                stats[who] = page.evaluate(STATS_JS)
+                stats[who] = _decoding(page)
             # Chat reaches the other side.
             student.fill("#chat-text", "Hello from Sam")
             student.press("#chat-text", "Enter")
             tutor.wait_for_selector("#chat-log li:has-text('Hello from Sam')", timeout=10_000)
             if finish:
+                # Mute, camera off and screen sharing reach the other side's tile.
+                caption = "figure[data-peer] figcaption"
+                student.click("#mute")
+                tutor.wait_for_function(
+                    f"document.querySelector('{caption}').textContent === 'Sam Student (muted)'",
+                    timeout=10_000,
+                )
+                assert student.get_attribute("#mute", "aria-pressed") == "true"
+                student.click("#camera")
+                tutor.wait_for_function(
+                    f"document.querySelector('{caption}').textContent === 'Sam Student (muted) (camera off)'",
+                    timeout=10_000,
+                )
+                student.click("#screen")
+                tutor.wait_for_function(
+                    f"document.querySelector('{caption}').textContent"
+                    " === 'Sam Student (muted) (sharing their screen)'",
+                    timeout=10_000,
+                )
+                assert student.inner_text("#screen") == "Stop sharing"
                 student.click("#leave")
                 tutor.wait_for_selector("#room-status[data-state=joined]", timeout=20_000)
                 tutor.click("#end")
@@ -159,3 +189,64 @@ def test_relay_only_through_coturn(booked: dict[str, Any], settings: Any, transp
         assert stats[0]["frames"] > 0
         assert stats[0]["type"] == "relay"
         assert stats[0]["relayProtocol"] == transport
+
+
+@contextmanager
+def _lms_page(html: str) -> Iterator[str]:
+    """A stand-in LMS page on its own loopback port: same site as the hub (cookies travel, as
+    they do with SameSite=None in production), another origin (the frame is cross-origin)."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_in_a_frame_without_camera_permission_the_page_offers_a_new_window(
+    booked: dict[str, Any], settings: Any
+) -> None:
+    """An LMS frame without allow="camera; microphone": the pre-join check says the frame blocks
+    them and offers the room in a new window."""
+    from playwright.sync_api import sync_playwright
+
+    path = f"/video/sessions/{booked['session'].pk}/"
+    with (
+        asgi_server() as base,
+        _lms_page(
+            f'<!doctype html><title>LMS</title><iframe src="{base}{path}" title="Tutoring"></iframe>'
+        ) as lms,
+    ):
+        settings.FRAME_ANCESTORS = [lms]
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+            try:
+                context = browser.new_context()
+                context.add_cookies([_cookie(booked["student"], base)])
+                page = context.new_page()
+                page.goto(lms)
+                frame = page.frame_locator("iframe")
+                frame.locator("#new-window:not([hidden])").wait_for(timeout=20_000)
+                camera = frame.locator("#check-camera")
+                camera.filter(has_text="blocked").wait_for(timeout=20_000)
+                assert camera.inner_text() == "blocked in this frame — open the room in a new window"
+                link = frame.locator("#new-window a")
+                assert link.get_attribute("target") == "_blank"
+                assert link.get_attribute("href") == path
+            finally:
+                browser.close()

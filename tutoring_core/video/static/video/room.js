@@ -237,7 +237,10 @@
       } else if (msg.type === "chat") chatLine(msg.name, msg.text);
       else if (msg.type === "media") {
         const tile = document.querySelector(`[data-peer="${msg.id}"] figcaption`);
-        if (tile) tile.textContent = (room.names.get(msg.id) || "Participant") + (msg.muted ? " (muted)" : "") + (msg.camera ? "" : " (camera off)");
+        if (tile) {
+          tile.textContent = (room.names.get(msg.id) || "Participant") + (msg.muted ? " (muted)" : "") +
+            (msg.screen ? " (sharing their screen)" : msg.camera ? "" : " (camera off)");
+        }
       } else if (msg.type === "error") problem(msg.reason);
     };
     socket.onclose = (event) => {
