@@ -80,6 +80,7 @@ NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
         ("Register your identity provider (single sign-on).", "admin:sso_identityprovider_changelist"),
         ("Review the audit log.", "admin:accounts_auditlog_changelist"),
         ("Make people tutors and set what they teach.", "scheduling:tutor_list"),
+        ("Buy tutoring for schools and programs; see every payer's statement.", "payments:payers"),
         ("Import SCORM courses from your authoring tools.", "scorm:package_list"),
     ],
     Role.SCHOOL_ADMIN: ["Check that every class at your school has its teachers and students."],
@@ -101,6 +102,7 @@ NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
     Role.GUARDIAN: [
         "See your children's classes below.",
         ("See your children's upcoming tutoring sessions.", "scheduling:my_sessions"),
+        ("Buy tutoring and see your family's statement.", "payments:payers"),
     ],
 }
 
