@@ -3,7 +3,7 @@ from __future__ import annotations
 import factory
 
 from tests.factories import TenantFactory
-from tutoring_core.payments.models import Package, PayerAccount, PayerMember, PaymentSettings, Price
+from tutoring_core.payments.models import Package, PayerAccount, PayerMember, PaymentSettings, Price, Purchase
 
 
 class PayerAccountFactory(factory.django.DjangoModelFactory):
@@ -50,3 +50,17 @@ class PaymentSettingsFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("tenant",)
 
     tenant = factory.SubFactory(TenantFactory)
+
+
+class PurchaseFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Purchase
+
+    tenant = factory.SubFactory(TenantFactory)
+    payer = factory.SubFactory(PayerAccountFactory, tenant=factory.SelfAttribute("..tenant"))
+    package = factory.SubFactory(PackageFactory, tenant=factory.SelfAttribute("..tenant"))
+    amount_minor = factory.SelfAttribute("package.amount_minor")
+    currency = "USD"
+    provider = "invoice"
+    status = "invoiced"
+    provider_ref = "INV-TEST"

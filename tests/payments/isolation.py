@@ -1,4 +1,4 @@
-"""Isolation registry entries for payments (no admin models registered yet)."""
+"""Isolation registry entries for payments: the pages' payer and purchase ids, the admin models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ EXEMPT_URL_NAMES["payments:stripe_webhook"] = (
 )
 
 
-from tests.isolation import admin_model  # noqa: E402
+from tests.isolation import admin_model, url_param  # noqa: E402
 from tests.payments.factories import PackageFactory, PaymentSettingsFactory, PriceFactory  # noqa: E402
 from tutoring_core.accounts.models import Tenant  # noqa: E402
 
@@ -35,3 +35,17 @@ def _ledger_account(tenant: Tenant) -> object:
     from tutoring_core.payments import ledger
 
     return ledger.account(tenant_id=tenant.pk, purpose="income", unit="USD")
+
+
+@url_param("payer_id")
+def _payer(tenant: Tenant) -> object:
+    from tests.payments.factories import PayerAccountFactory
+
+    return PayerAccountFactory(tenant=tenant).pk
+
+
+@url_param("purchase_id")
+def _purchase(tenant: Tenant) -> object:
+    from tests.payments.factories import PurchaseFactory
+
+    return PurchaseFactory(tenant=tenant, status="paid").pk

@@ -16,6 +16,7 @@ from tests.factories import district_admin
 from tests.payments.factories import PackageFactory, PayerAccountFactory
 from tests.peers.localstripe import LocalStripe
 from tutoring_core.payments import services
+from tutoring_core.payments.models import PayerAccount
 from tutoring_core.payments.providers import HubStripeHTTPClient, StripeProvider
 
 pytestmark = pytest.mark.django_db
@@ -73,9 +74,15 @@ def test_every_write_carries_the_domain_idempotency_key(stripe_peer: LocalStripe
         )
     finally:
         providers.stripe_client = original
-    method, url, headers, form = recording.calls[0]
-    assert (method, url) == ("post", f"{stripe_peer.base_url}/v1/payment_intents")
-    assert headers["Idempotency-Key"] == f"purchase:{purchase.pk}:intent"
+    # First the payer's Stripe customer (so a card saved while paying can pay again), then the intent.
+    (_m, url, headers, form), (method, url2, headers2, form) = recording.calls
+    assert (url, headers["Idempotency-Key"]) == (
+        f"{stripe_peer.base_url}/v1/customers",
+        f"payer:{payer.pk}:customer",
+    )
+    assert (method, url2) == ("post", f"{stripe_peer.base_url}/v1/payment_intents")
+    assert headers2["Idempotency-Key"] == f"purchase:{purchase.pk}:intent"
+    assert form["customer"] == PayerAccount.objects.get(pk=payer.pk).stripe_customer_id
     assert (form["amount"], form["currency"], form["metadata[purchase]"]) == ("1000", "usd", str(purchase.pk))
 
 

@@ -3,9 +3,15 @@ shows its reason (and 402 for missing credit) wherever scheduling shows its own.
 
 from __future__ import annotations
 
-from tutoring_core.scheduling.errors import BookingRefused, InvalidInput, NotFound, SchedulingError
+from tutoring_core.scheduling.errors import (
+    BookingRefused,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    SchedulingError,
+)
 
-__all__ = ["InsufficientCredit", "InvalidInput", "NotFound", "PaymentError", "PaymentFailed"]
+__all__ = ["InsufficientCredit", "InvalidInput", "NotAllowed", "NotFound", "PaymentError", "PaymentFailed"]
 
 
 class PaymentError(SchedulingError):

@@ -136,6 +136,48 @@ class StripeProvider:
         intent = self.client.v1.setup_intents.retrieve(setup_intent_id)
         return str(intent.payment_method or "") if intent.status == "succeeded" else ""
 
+    def setup_intent_state(self, setup_intent_id: str) -> tuple[str, str, str]:
+        """(status, customer, payment method) of a SetupIntent, as Stripe holds it now."""
+        try:
+            intent = self.client.v1.setup_intents.retrieve(setup_intent_id)
+        except stripe.InvalidRequestError as exc:
+            raise _refuse(exc) from exc
+        raw = intent.to_dict()
+        method = raw.get("payment_method") or ""
+        if isinstance(method, dict):
+            method = method.get("id", "")
+        return str(raw.get("status") or ""), str(raw.get("customer") or ""), str(method)
+
+    def intent_pay_with(self, *, key: str, intent_id: str, payment_method: str) -> IntentState:
+        """Attach a saved payment method to a PaymentIntent and confirm it on the payer's
+        behalf (on session). The answer may be requires_action: the browser then runs
+        Stripe.js confirmCardPayment for 3-D Secure."""
+        try:
+            # Two calls (update, then confirm without parameters): localstripe confirms only
+            # an intent whose payment method is already set; Stripe accepts both ways.
+            self.client.v1.payment_intents.update(
+                intent_id,
+                params={"payment_method": payment_method},
+                options={"idempotency_key": key + ":attach"},
+            )
+            intent = self.client.v1.payment_intents.confirm(intent_id, options={"idempotency_key": key})
+        except stripe.StripeError as exc:
+            raise _refuse(exc) from exc
+        return _state(intent)
+
+    def intents_list(self, *, created_after: int) -> list[IntentState]:
+        """Every PaymentIntent created at or after the Unix time (for reconciliation)."""
+        found = []
+        page = self.client.v1.payment_intents.list(params={"limit": 100, "created": {"gte": created_after}})
+        for intent in page.auto_paging_iter():
+            found.append(self.intent_retrieve(intent.id))
+        return found
+
+    def refunded_amount(self, intent_id: str) -> int:
+        """The sum of the succeeded refunds of a payment."""
+        page = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
+        return sum(int(r.amount) for r in page.auto_paging_iter() if r.status in ("succeeded", "pending"))
+
     def intent_create(
         self,
         *,

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from tutoring_core.accounts.api import audit_record
+from tutoring_core.accounts.api import audit_record, is_district_admin
 from tutoring_core.accounts.models import User
-from tutoring_core.payments import ledger
-from tutoring_core.payments.errors import InsufficientCredit, InvalidInput, NotFound, PaymentFailed
+from tutoring_core.payments import ledger, selectors
+from tutoring_core.payments.errors import (
+    InsufficientCredit,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+    PaymentFailed,
+)
 from tutoring_core.payments.models import (
     BookingCharge,
     LedgerAccount,
@@ -62,11 +68,9 @@ def price_for(*, tenant_id: uuid.UUID, tutor_id: uuid.UUID, subject: str, durati
     return ranked[0][2] if ranked and ranked[0][0] < 99 else None
 
 
-def _payer(tenant_id: uuid.UUID, payer_id: Any) -> PayerAccount:
-    try:
-        return PayerAccount.objects.get(tenant_id=tenant_id, pk=payer_id)
-    except (PayerAccount.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise NotFound("No such payer account.", "payer_id") from None
+def _admin_only(actor: User, what: str) -> None:
+    if not is_district_admin(actor):
+        raise NotAllowed(f"Only a district admin may {what}.", "actor")
 
 
 def _tenant_of(actor: User) -> uuid.UUID:
@@ -125,8 +129,12 @@ def purchase_start(*, actor: User, payer_id: Any, package_id: Any, purchase_orde
     none: credits are granted at once (a program's own grant); invoice: credits at once and an
     invoice owed; stripe: a PaymentIntent the browser confirms (Stripe Elements), credits once
     Stripe says it succeeded (``purchase_sync``)."""
-    payer = _payer(_tenant_of(actor), payer_id)
-    package = Package.objects.filter(tenant_id=_tenant_of(actor), pk=package_id, is_active=True).first()
+    payer = selectors.payer_for_user(user=actor, payer_id=payer_id)
+    package = (
+        Package.objects.filter(tenant_id=_tenant_of(actor), pk=package_id, is_active=True).first()
+        if selectors.as_uuid(package_id)
+        else None
+    )
     if package is None:
         raise NotFound("No such package.", "package_id")
     if not isinstance(purchase_order, str) or len(purchase_order) > 100:
@@ -147,12 +155,14 @@ def purchase_start(*, actor: User, payer_id: Any, package_id: Any, purchase_orde
     if provider == PaymentSettings.Provider.STRIPE and package.amount_minor > 0:
         from tutoring_core.payments.providers import StripeProvider
 
-        intent = StripeProvider().intent_create(
+        stripe_provider = StripeProvider()
+        intent = stripe_provider.intent_create(
             key=f"purchase:{purchase.pk}:intent",
             amount=package.amount_minor,
             currency=package.currency,
             metadata={"purchase": str(purchase.pk), "tenant": str(purchase.tenant_id)},
-            customer=payer.stripe_customer_id,
+            # The payer's Stripe customer, so a card saved while paying can pay again.
+            customer=_customer(payer, stripe_provider),
         )
         save_changed(purchase, {"provider_ref": intent.id})
     elif provider == PaymentSettings.Provider.INVOICE:
@@ -178,8 +188,11 @@ def purchase_start(*, actor: User, payer_id: Any, package_id: Any, purchase_orde
 
 @transaction.atomic
 def invoice_mark_paid(*, actor: User, purchase_id: Any) -> Purchase:
+    _admin_only(actor, "record an invoice as paid")
     purchase = (
         Purchase.objects.select_for_update().filter(tenant_id=_tenant_of(actor), pk=purchase_id).first()
+        if selectors.as_uuid(purchase_id)
+        else None
     )
     if purchase is None:
         raise NotFound("No such purchase.", "purchase_id")
@@ -229,12 +242,118 @@ def purchase_sync(*, purchase_id: uuid.UUID) -> Purchase:
     return purchase
 
 
+# --- cards through Stripe Elements (the card number never reaches the hub) ----------------------
+
+
+def _customer(payer: PayerAccount, provider: Any) -> str:
+    """The payer's Stripe customer, made on first use (the key makes a retry find the same one)."""
+    if not payer.stripe_customer_id:
+        customer = provider.customer_create(
+            key=f"payer:{payer.pk}:customer",
+            name=payer.name,
+            metadata={"payer": str(payer.pk), "tenant": str(payer.tenant_id)},
+        )
+        save_changed(payer, {"stripe_customer_id": customer})
+    return payer.stripe_customer_id
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    setup_intent_id: str
+    client_secret: str
+
+
+def card_setup_start(*, actor: User, payer_id: Any, purchase_id: Any = None) -> CardSetup:
+    """A SetupIntent the browser confirms with Stripe Elements (confirmCardSetup): the card
+    goes from the payer's browser to Stripe; the hub learns only the payment method's id.
+    For a purchase the key is the purchase's (a reload finds the same intent)."""
+    from tutoring_core.payments.providers import StripeProvider
+
+    payer = selectors.payer_for_user(user=actor, payer_id=payer_id)
+    provider = StripeProvider()
+    customer = _customer(payer, provider)
+    # A card saved apart from a purchase is a new action each time the page is opened.
+    key = f"purchase:{purchase_id}:setup" if purchase_id else f"payer:{payer.pk}:setup:{uuid.uuid4()}"
+    setup_id, secret = provider.setup_intent_create(key=key, customer=customer)
+    return CardSetup(setup_intent_id=setup_id, client_secret=secret)
+
+
+def card_setup_finish(*, actor: User, payer_id: Any, setup_intent_id: Any, save: bool) -> str:
+    """The payment method of a SetupIntent the browser confirmed, re-read from Stripe (the
+    browser's word is not taken); saved on the payer account for later when ``save``."""
+    from tutoring_core.payments.providers import StripeProvider
+
+    payer = selectors.payer_for_user(user=actor, payer_id=payer_id)
+    if not isinstance(setup_intent_id, str) or not setup_intent_id.startswith("seti_"):
+        raise InvalidInput("Give the card setup's id (seti_...).", "setup_intent")
+    status, customer, method = StripeProvider().setup_intent_state(setup_intent_id)
+    if not payer.stripe_customer_id or customer != payer.stripe_customer_id:
+        raise InvalidInput("That card setup belongs to another payer.", "setup_intent")
+    if status != "succeeded" or not method:
+        raise PaymentFailed(f"The card was not set up (Stripe says {status or 'nothing'}); try again.")
+    if save:
+        save_changed(payer, {"stripe_payment_method_id": method})
+        audit_record(tenant=actor.tenant, actor=actor, action="payments.card.saved", target=payer)
+    return method
+
+
+@dataclass(frozen=True)
+class PayStep:
+    """Where a card payment stands: ``requires_action`` hands the browser the client secret
+    for Stripe.js confirmCardPayment (3-D Secure), then the page asks the hub to sync."""
+
+    status: str
+    client_secret: str
+    purchase_status: str
+
+
+def purchase_pay_card(
+    *,
+    actor: User,
+    purchase_id: Any,
+    setup_intent_id: str = "",
+    use_saved: bool = False,
+    save_card: bool = False,
+) -> PayStep:
+    """Pay a pending Stripe purchase with the card the browser just set up, or the saved one."""
+    from tutoring_core.payments.providers import StripeProvider
+
+    purchase = selectors.purchase_for_user(user=actor, purchase_id=purchase_id)
+    if purchase.provider != "stripe" or not purchase.provider_ref:
+        raise InvalidInput("This purchase is not paid by card.", "purchase_id")
+    if purchase.status != Purchase.Status.PENDING:
+        return PayStep(status="succeeded", client_secret="", purchase_status=purchase.status)
+    payer = purchase.payer
+    if use_saved:
+        if not payer.stripe_payment_method_id:
+            raise InvalidInput("No card is saved for this payer account.", "use_saved")
+        method = payer.stripe_payment_method_id
+    else:
+        method = card_setup_finish(
+            actor=actor, payer_id=payer.pk, setup_intent_id=setup_intent_id, save=save_card
+        )
+    intent = StripeProvider().intent_pay_with(
+        key=f"purchase:{purchase.pk}:confirm:{method}", intent_id=purchase.provider_ref, payment_method=method
+    )
+    purchase = purchase_sync(purchase_id=purchase.pk)
+    audit_record(
+        tenant=actor.tenant,
+        actor=actor,
+        action="payments.purchase.card",
+        target=purchase,
+        details={"status": intent.status},
+    )
+    secret = intent.client_secret if intent.status == "requires_action" else ""
+    return PayStep(status=intent.status, client_secret=secret, purchase_status=purchase.status)
+
+
 @transaction.atomic
 def purchase_refund(*, actor: User, purchase_id: Any, amount_minor: int, credits: int) -> Purchase:
     """Refund part of a paid purchase and take back ``credits`` unused credits.
 
     Refused (nothing written, nothing sent) when the payer has spent more credit than it
     would take back, or the amount exceeds what is left to refund."""
+    _admin_only(actor, "refund a purchase")
     purchase = (
         Purchase.objects.select_for_update()
         .select_related("package", "payer")

@@ -8,4 +8,12 @@ app_name = "payments"
 
 urlpatterns = [
     path("stripe/webhook/", views.stripe_webhook, name="stripe_webhook"),
+    path("", views.payer_list, name="payers"),
+    path("accounts/<uuid:payer_id>/", views.statement, name="statement"),
+    path("accounts/<uuid:payer_id>/buy/", views.buy, name="buy"),
+    path("accounts/<uuid:payer_id>/card/", views.card, name="card"),
+    path("purchases/<uuid:purchase_id>/pay/", views.pay, name="pay"),
+    path("purchases/<uuid:purchase_id>/pay/confirm/", views.pay_confirm, name="pay_confirm"),
+    path("purchases/<uuid:purchase_id>/pay/done/", views.pay_done, name="pay_done"),
+    path("purchases/<uuid:purchase_id>/document.pdf", views.document, name="document"),
 ]

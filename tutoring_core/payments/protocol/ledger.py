@@ -119,3 +119,22 @@ def policy_text(*, requires: str, late_cancel_percent: int, no_show_percent: int
         f"If the student does not attend, {share(no_show_percent)}. "
         "If the tutor does not attend, you get all of it back."
     )
+
+
+def tax_included(gross: int, rate_basis_points: int) -> tuple[int, int]:
+    """(net, tax) of a price that includes tax at ``rate_basis_points`` (825 = 8.25%).
+
+    tax = gross * rate / (1 + rate), rounded half up to the minor unit; net + tax == gross."""
+    if type(gross) is not int or gross < 0:
+        raise LedgerRuleError("The amount must be a non-negative whole number.")
+    if type(rate_basis_points) is not int or not 0 <= rate_basis_points <= 10000:
+        raise LedgerRuleError("The tax rate is whole basis points from 0 to 10000.")
+    denominator = 10000 + rate_basis_points
+    tax = (2 * gross * rate_basis_points + denominator) // (2 * denominator)
+    return gross - tax, tax
+
+
+def format_rate(basis_points: int) -> str:
+    """825 -> '8.25%'; 0 -> '0%'."""
+    whole, part = divmod(basis_points, 100)
+    return f"{whole}.{part:02d}%".replace(".00%", "%")
