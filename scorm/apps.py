@@ -8,6 +8,6 @@ class ScormConfig(AppConfig):
     def ready(self) -> None:
         # The tenant's packages become deep-linking choices (lti_tool lists them
         # through progress.api, never importing scorm).
-        from scorm import placements
+        from scorm import checks, placements  # noqa: F401 (checks registers itself)
 
         placements.register()

@@ -20,6 +20,9 @@ PRODUCTION = {
     "FIELD_ENCRYPTION_KEYS": "dGVzdC1rZXktMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDA=",
     "DATABASE_URL": "sqlite:////tmp/hub-settings-test.sqlite3",
     "SECURE_HSTS_PRELOAD": "true",
+    "PUBLIC_BASE_URL": "https://hub.example.org",
+    # Without it SCORM playback is off, which `check` warns about (scorm.W001).
+    "SCORM_CONTENT_ORIGIN": "https://hub-content.example.net",
 }
 
 
