@@ -381,6 +381,58 @@ def race(*, database_url: str) -> dict[str, Any]:
         _drop_database(database_url)
 
 
+def student_lock(*, database_url: str) -> dict[str, Any]:
+    """What the booking's lock on a student's row lets others do (PostgreSQL).
+
+    Inside a booking transaction that holds the student's row (``_lock_students``), a
+    second connection asks, without waiting (NOWAIT), for the two locks others take:
+    FOR KEY SHARE, which PostgreSQL's foreign-key check takes when any row naming the
+    student is written (an audit row, a notice, a session they created), must be granted;
+    FOR NO KEY UPDATE, which a second booking of the same student takes, must be refused
+    until the first commits.
+    """
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings_test")
+    sys.path.insert(0, str(ROOT))
+    _setup_database(database_url)
+    import django
+
+    django.setup()
+    import psycopg
+    from django.db import connection, connections, transaction
+
+    from tutoring_core.accounts.models import User
+    from tutoring_core.scheduling import services
+
+    try:
+        _schema_from_models(database_url)
+        _admin, students, _tutors = _world(1, 1)
+        table = User._meta.db_table
+        result: dict[str, Any] = {"vendor": connection.vendor}
+        other_url = database_url.replace("postgres://", "postgresql://", 1)
+
+        def ask(lock: str) -> str:
+            with psycopg.connect(other_url) as other:
+                try:
+                    other.execute(
+                        f'SELECT id FROM "{table}" WHERE id = %s FOR {lock} NOWAIT',  # noqa: S608 - our table name
+                        [students[0].pk],
+                    ).fetchall()
+                except psycopg.errors.LockNotAvailable:
+                    return "refused"
+                return "granted"
+
+        with transaction.atomic():
+            services._lock_students([students[0].pk])
+            result["key_share"] = ask("KEY SHARE")
+            result["no_key_update"] = ask("NO KEY UPDATE")
+        result["after_commit"] = ask("NO KEY UPDATE")
+        return result
+    finally:
+        connections.close_all()
+        _drop_database(database_url)
+
+
 def default_url(vendor: str, name: str) -> tuple[str, str | None]:
     """A database URL of the vendor for a run named ``name`` (and a folder to remove, for SQLite)."""
     if vendor == "postgresql":
@@ -398,7 +450,10 @@ def main() -> None:
     parser.add_argument(
         "--mode",
         default="booking",
-        help="booking, insert, student or race; several (not race) comma-separated share one database",
+        help=(
+            "booking, insert, student, race or student-lock; several (not race, student-lock) "
+            "comma-separated share one database"
+        ),
     )
     parser.add_argument("--remove-folder", default="")
     parser.add_argument(
@@ -410,6 +465,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.mode == "race":
         print(json.dumps(race(database_url=args.database_url)))
+        return
+    if args.mode == "student-lock":
+        print(json.dumps(student_lock(database_url=args.database_url)))
         return
     modes = args.mode.split(",")
     unknown = set(modes) - {"booking", "insert", "student"}

@@ -29,7 +29,7 @@ from tests.scheduling.factories import (
 )
 from tutoring_core.accounts.models import AuditLog, Role
 from tutoring_core.scheduling import api, services
-from tutoring_core.scheduling.models import Session, SessionParticipant
+from tutoring_core.scheduling.models import Session, SessionParticipant, TutorProfile
 
 UTC = dt.UTC
 H = dt.timedelta(hours=1)
@@ -236,3 +236,58 @@ def test_one_student_booked_with_many_tutors_at_once_gets_one_session(vendor: st
     assert result["error_samples"] == []
     assert (result["booked"], result["student_busy"], result["taken"], result["errors"]) == (1, 39, 0, 0)
     assert (result["sessions"], result["overlapping_pairs"]) == (1, 0)
+
+
+def test_buffers_are_the_tutors_not_the_students(world: World, second_tutor: Any) -> None:
+    """A student's own session times may not overlap; the tutors' buffers (Priya's 15
+    minutes after, Omar's 30 before) are theirs, so 11:00 with Omar follows 10:00 to 11:00
+    with Priya, though their buffers overlap the hour's edges."""
+    world.profile.buffer_after_min = 15
+    world.profile.save(update_fields=["buffer_after_min"])
+    omar = TutorProfile.objects.get(user=second_tutor)
+    omar.buffer_before_min = 30
+    omar.save(update_fields=["buffer_before_min"])
+    first = _book(world, world.tutor, WED_10)
+    assert (first.block_start, first.block_end) == (WED_10, WED_10 + 75 * M)
+    before = _counts()
+    with pytest.raises(api.StudentBusy):  # 10:30 with Omar: inside the student's own hour
+        _book(world, second_tutor, WED_10 + 30 * M, duration_min=30)
+    assert _counts() == before
+    follows = _book(world, second_tutor, WED_10 + H)
+    assert (follows.start, follows.block_start, follows.status) == (WED_10 + H, WED_10 + 30 * M, "booked")
+    # Priya's session cannot move onto Omar's hour; her own block (15 minutes after) stays hers.
+    with pytest.raises(api.StudentBusy):
+        services.booking_reschedule(actor=world.admin, session_id=first.pk, start=WED_10 + H)
+    with pytest.raises(api.SlotTaken) as taken:
+        _book(world, world.tutor, WED_10 + H, student=world.other_student, duration_min=30)
+    assert not isinstance(taken.value, api.StudentBusy)
+
+
+def test_the_student_lock_queues_bookings_not_foreign_keys() -> None:
+    """PostgreSQL: while a booking holds the student's row, a second booking of the student
+    waits for it (FOR NO KEY UPDATE is refused without waiting), but writing a row that
+    names the student (the foreign-key check's FOR KEY SHARE) does not wait."""
+    url, _folder = default_url("postgresql", "hub_student_lock")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.scheduling.contention",
+            "--database-url",
+            url,
+            "--mode",
+            "student-lock",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "vendor": "postgresql",
+        "key_share": "granted",
+        "no_key_update": "refused",
+        "after_commit": "granted",
+    }

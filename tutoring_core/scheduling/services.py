@@ -10,6 +10,9 @@ a time and the overlap check inside the transaction is enough.
 A student is never in two sessions at once either (any tutors, groups included): the
 booking transaction locks the students' rows (PostgreSQL; SQLite's write is serialised)
 and then looks for their other held or booked sessions, answering StudentBusy (409).
+The student's own session times are what may not overlap, not the tutors' buffers:
+a buffer is the tutor's time (preparing, writing notes), so a student may go straight
+from one tutor's session to another's that starts when the first ends.
 """
 
 from __future__ import annotations
@@ -157,6 +160,10 @@ def _notify(session: Session, change: str, actor: User, *, person_id: uuid.UUID 
     # import would be circular. It writes its outbox rows in this transaction.
     from tutoring_core.messaging import api as messaging_api
 
+    if change in ("cancelled", "left"):
+        from tutoring_core.video import api as video_api  # video reads sessions through scheduling.api
+
+        video_api.session_cancelled(session_id=session.pk, person_id=person_id)  # a live room closes
     if person_id is None:
         messaging_api.session_changed(session_id=session.pk, change=change, actor_id=actor.pk)
     else:  # "joined"/"left": one student's place; the change concerns their side and the tutor
@@ -631,11 +638,17 @@ def _is_overlap_violation(exc: IntegrityError) -> bool:
 def _lock_students(student_ids: Sequence[uuid.UUID]) -> None:
     """Hold the students' rows until the transaction ends (PostgreSQL), so two bookings of
     one student check for a clash one after the other; in primary-key order, so bookings
-    of the same students cannot deadlock. On SQLite writes are serialised already."""
+    of the same students cannot deadlock. On SQLite writes are serialised already.
+
+    FOR NO KEY UPDATE, not FOR UPDATE: two bookings of a student still queue on it, but
+    the FOR KEY SHARE lock PostgreSQL's foreign-key checks take (any row written meanwhile
+    that names the student: an audit row, a notice, a session they booked for themself in
+    another transaction) is not made to wait for the booking to commit.
+    (tests/scheduling/test_student_busy.py, contention.py --mode student-lock)"""
     if connection.vendor == "sqlite" or not student_ids:
         return
     list(
-        User.objects.select_for_update()
+        User.objects.select_for_update(no_key=True)
         .filter(pk__in=sorted(set(student_ids)))
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -653,8 +666,9 @@ def _refuse_student_busy(
     exclude_id: uuid.UUID | None,
 ) -> None:
     """StudentBusy when a student already has a held or booked session (with any tutor,
-    one-to-one or in a group) overlapping [start, start + duration). Call with the
-    students' rows locked (``_lock_students``)."""
+    one-to-one or in a group) overlapping [start, start + duration). Session times only:
+    buffers are the tutor's, and a session ending at ``start`` does not overlap. Call
+    with the students' rows locked (``_lock_students``)."""
     end = start + duration
     clash = (
         SessionParticipant.objects.filter(
