@@ -186,3 +186,46 @@ def test_bad_availability_changes_nothing(
     assert list(rules.values_list("weekday", "start_minute", "end_minute")) == before
     world.profile.refresh_from_db()
     assert world.profile.time_zone == "America/Chicago"
+
+
+def _profile_updates(queries: Any) -> list[str]:
+    table = TutorProfile._meta.db_table
+    return [q["sql"] for q in queries if q["sql"].startswith(f'UPDATE "{table}"')]
+
+
+def test_profile_writes_only_what_changed(world: World) -> None:
+    """tutoring_core.rows.save_changed: a profile write sets only the changed columns (two
+    writers of different columns do not undo each other); an unchanged value, no UPDATE."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as same:
+        services.tutor_profile_set(actor=world.admin, person=world.tutor, subjects=["Algebra"])
+    assert _profile_updates(same.captured_queries) == []
+    with CaptureQueriesContext(connection) as changed:
+        services.tutor_profile_set(actor=world.admin, person=world.tutor, bio="Maths.", subjects=["Algebra"])
+    (update,) = _profile_updates(changed.captured_queries)
+    assert update.split(" WHERE ")[0].count("=") == 2  # bio and updated_at
+    assert '"bio" =' in update and '"subjects"' not in update
+
+    weekly = [WeeklyHours(day, 9 * 60, 17 * 60) for day in range(5)]
+    unchanged = {
+        "time_zone": "America/Chicago",
+        "weekly": weekly,
+        "buffer_before_min": 0,
+        "buffer_after_min": 0,
+        "min_notice_min": 0,
+        "window_days": 90,
+        "daily_cap": None,
+    }
+    with CaptureQueriesContext(connection) as same:
+        services.availability_set(actor=world.tutor, tutor=world.tutor, **unchanged)
+    assert _profile_updates(same.captured_queries) == []
+    with CaptureQueriesContext(connection) as changed:
+        services.availability_set(
+            actor=world.tutor, tutor=world.tutor, **{**unchanged, "buffer_after_min": 10}
+        )
+    (update,) = _profile_updates(changed.captured_queries)
+    assert '"buffer_after_min" =' in update and '"time_zone"' not in update
+    world.profile.refresh_from_db()
+    assert (world.profile.buffer_after_min, world.profile.bio) == (10, "Maths.")

@@ -25,6 +25,7 @@ from tutoring_core.calendars.models import (
     CalendarPush,
     PushStatus,
 )
+from tutoring_core.rows import save_changed
 from tutoring_core.scheduling import api as scheduling_api
 from tutoring_core.scheduling.data import SessionInfo
 
@@ -157,15 +158,10 @@ def caldav_account_set(*, person: User, collection_url: str, username: str, pass
     if existing.collection_url != url:
         # Another calendar: what we stored in the old one is not there.
         existing.calendar_objects.all().delete()
-    existing.collection_url = url
-    existing.username = username
+    changes = {"collection_url": url, "username": username, "is_active": True, "last_error": ""}
     if password:
-        existing.password = password
-    existing.is_active = True
-    existing.last_error = ""
-    existing.save(
-        update_fields=["collection_url", "username", "password", "is_active", "last_error", "updated_at"]
-    )
+        changes["password"] = password
+    save_changed(existing, changes)
     _push_upcoming(existing)
     return existing
 

@@ -32,6 +32,7 @@ from tutoring_core.accounts.api import audit_record, is_district_admin, role_ass
 from tutoring_core.accounts.models import Role, User
 from tutoring_core.classes.models import Class, School
 from tutoring_core.payments import api as payments_api
+from tutoring_core.rows import save_changed
 from tutoring_core.scheduling import selectors
 from tutoring_core.scheduling.data import OccurrenceResult, SeriesResult
 from tutoring_core.scheduling.errors import (
@@ -246,10 +247,8 @@ def tutor_profile_set(*, actor: User, person: User, **fields: Any) -> TutorProfi
     profile, created = TutorProfile.objects.select_for_update().get_or_create(
         user=person, defaults={"tenant": tenant, "time_zone": person.time_zone, **values}
     )
-    if not created and values:
-        for name, value in values.items():
-            setattr(profile, name, value)
-        profile.save(update_fields=[*values, "updated_at"])
+    if not created:
+        save_changed(profile, values)  # only the columns that changed; none: no query
     if schools is not None:
         profile.schools.set(schools)
     if classes is not None:
@@ -316,13 +315,17 @@ def availability_set(
     zone = _check_zone(time_zone)
     rules = _clean_weekly(weekly)
     dated = _clean_overrides(overrides)
-    profile.time_zone = zone
-    profile.buffer_before_min = _int(buffer_before_min, "buffer_before_min", low=0, high=1440)
-    profile.buffer_after_min = _int(buffer_after_min, "buffer_after_min", low=0, high=1440)
-    profile.min_notice_min = _int(min_notice_min, "min_notice_min", low=0, high=60 * 24 * 365)
-    profile.window_days = _int(window_days, "window_days", low=1, high=730)
-    profile.daily_cap = None if daily_cap is None else _int(daily_cap, "daily_cap", low=1, high=1000)
-    profile.save()
+    save_changed(
+        profile,
+        {
+            "time_zone": zone,
+            "buffer_before_min": _int(buffer_before_min, "buffer_before_min", low=0, high=1440),
+            "buffer_after_min": _int(buffer_after_min, "buffer_after_min", low=0, high=1440),
+            "min_notice_min": _int(min_notice_min, "min_notice_min", low=0, high=60 * 24 * 365),
+            "window_days": _int(window_days, "window_days", low=1, high=730),
+            "daily_cap": None if daily_cap is None else _int(daily_cap, "daily_cap", low=1, high=1000),
+        },
+    )
     AvailabilityRule.objects.filter(tutor=profile).delete()
     AvailabilityOverride.objects.filter(tutor=profile).delete()
     AvailabilityRule.objects.bulk_create(
