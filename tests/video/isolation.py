@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests import factories as f
-from tests.isolation import url_param
+from tests.isolation import EXEMPT_URL_NAMES, url_param
 from tests.scheduling.factories import SessionFactory, SessionParticipantFactory
 from tutoring_core.accounts.models import Tenant
 
@@ -52,3 +52,13 @@ def _attendance(tenant: Tenant) -> object:
     return Attendance.objects.create(
         room=_room(tenant), person=f.UserFactory(tenant=tenant), outcome=Attendance.Outcome.ATTENDED
     )
+
+
+EXEMPT_URL_NAMES["bbb_recording_ready"] = (
+    "BigBlueButton's machine-to-machine recording-ready callback: authenticated by its JWT signed "
+    "with the tenant's shared secret, tested in tests/video/test_providers.py"
+)
+EXEMPT_URL_NAMES["livekit_webhook"] = (
+    "LiveKit's machine-to-machine webhook: authenticated by the Authorization JWT over the body's "
+    "SHA-256, tested in tests/video/test_providers.py"
+)

@@ -5,7 +5,8 @@ Client -> server: {"type": "signal", "to": peer, "data": {...}}, {"type": "chat"
 {"type": "media", "muted": bool, "camera": bool, "screen": bool}, {"type": "admit", "person": id},
 {"type": "end"}.
 Server -> client: "welcome" (you, peers), "waiting", "knock" (to the tutor), "peer-joined",
-"peer-left", "signal", "chat", "media", "refused" (code, reason; then the socket closes with it).
+"peer-left", "signal", "chat", "media", "refused" (code, reason; then the socket closes with it:
+also when the session is cancelled while the room is live).
 The newcomer makes the offers to the peers already in, so two sides never offer at once.
 """
 
@@ -20,7 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from tutoring_core.video import services
 from tutoring_core.video.data import RoomAccess
-from tutoring_core.video.errors import RoomClosed, VideoError
+from tutoring_core.video.errors import RoomClosed, SessionCancelled, VideoError
 
 CHAT_LIMIT = 1000
 SIGNAL_LIMIT = 64_000  # an SDP with many candidates stays well below
@@ -208,6 +209,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):  # type: ignore[misc]
     async def room_media(self, event: dict[str, Any]) -> None:
         if self.admitted and event["id"] != self.peer_id:
             await self.send_json({"type": "media", **{k: v for k, v in event.items() if k != "type"}})
+
+    async def room_closed(self, event: dict[str, Any]) -> None:
+        """The session (or this person's place in it) was cancelled while the room was live."""
+        if self.access is None or (event["person"] and event["person"] != str(self.access.person_id)):
+            return
+        await self._refuse(SessionCancelled(event["reason"]))
 
     async def room_ended(self, event: dict[str, Any]) -> None:
         await self._refuse(RoomClosed("The tutor has ended this session; its room is closed."))

@@ -19,6 +19,8 @@ class RoomAccess:
     end: dt.datetime
     time_zone: str
     title: str
+    provider: str = "builtin"  # the room's: builtin | bbb | jitsi | livekit
+    recorded: bool = False  # the provider's meeting records (consent was complete)
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,17 @@ class RoomFull(VideoError):
 class InvalidInput(VideoError):
     http_status = 400
     close_code = 4000
+
+
+class ProviderUnavailable(VideoError):
+    """The tenant's video provider could not be reached or refused the call."""
+
+    http_status = 503
+    close_code = 4503
+
+
+class SignatureRefused(VideoError):
+    """A provider webhook whose signature does not verify."""
+
+    http_status = 401
+    close_code = 4001

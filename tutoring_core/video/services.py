@@ -14,6 +14,7 @@ from django.utils import timezone
 from tutoring_core.accounts.api import audit_record
 from tutoring_core.accounts.models import GuardianLink, User
 from tutoring_core.scheduling import api as scheduling
+from tutoring_core.video import providers
 from tutoring_core.video.data import AttendanceInfo, PeerInfo, RoomAccess
 from tutoring_core.video.errors import (
     InvalidInput,
@@ -23,11 +24,24 @@ from tutoring_core.video.errors import (
     RoomFull,
     RoomNotOpen,
     SessionCancelled,
+    SignatureRefused,
     TokenRefused,
+    VideoError,
 )
-from tutoring_core.video.models import Admission, Attendance, Presence, Room, VideoPolicy
+from tutoring_core.video.models import (
+    Admission,
+    Attendance,
+    Presence,
+    ProviderEvent,
+    Recording,
+    RecordingConsent,
+    Room,
+    VideoPolicy,
+)
 from tutoring_core.video.protocol import attendance as rules
+from tutoring_core.video.protocol import bbb, livekit
 from tutoring_core.video.protocol.turn import ice_servers, turn_credential
+from tutoring_core.video.providers import ProviderRoom
 
 MESH_LIMIT = 4  # a full mesh sends every stream to every peer; past four a school uplink chokes
 TOKEN_SALT = "video.join"  # noqa: S105 (a signing salt, not a secret)
@@ -83,7 +97,14 @@ def _check_open(info: scheduling.SessionInfo, room: Room, now: dt.datetime) -> N
 
 def _room(info: scheduling.SessionInfo) -> Room:
     try:
-        room, _ = Room.objects.get_or_create(session_id=info.id, defaults={"tenant_id": info.tenant_id})
+        policy = VideoPolicy.objects.filter(tenant_id=info.tenant_id).first()
+        room, _ = Room.objects.get_or_create(
+            session_id=info.id,
+            defaults={
+                "tenant_id": info.tenant_id,
+                "provider": policy.provider if policy else VideoPolicy.Provider.BUILTIN,
+            },
+        )
     except IntegrityError:  # two first visitors at once: the other one made it
         room = Room.objects.get(session_id=info.id)
     return room
@@ -113,6 +134,8 @@ def room_access(*, user: User, session_id: Any, now: dt.datetime | None = None) 
         end=info.end,
         time_zone=info.time_zone,
         title=info.subject or info.class_title or f"Session with {info.tutor_name}",
+        provider=room.provider,
+        recorded=room.recorded,
     )
 
 
@@ -339,3 +362,273 @@ def attendance_list(*, room_id: Any) -> list[AttendanceInfo]:
         )
         for row in rows
     ]
+
+
+# --- providers (issue 15 point 2) -------------------------------------------------------------
+
+
+def _provider_room(room: Room, title: str) -> ProviderRoom:
+    return ProviderRoom(room_id=room.pk, tenant_id=room.tenant_id, title=title, record=room.recorded)
+
+
+def provider_for_room(room: Room) -> providers.Provider:
+    return providers.provider_named(room.provider, providers.policy_for(room.tenant_id))
+
+
+def provider_join(*, access: RoomAccess, now: dt.datetime | None = None) -> str:
+    """The URL that takes this participant into the provider's meeting. The first join fixes
+    whether the meeting records (consent complete beforehand, issue 15 point 5); BigBlueButton
+    and Jitsi joins count as the person's join time (LiveKit's come from its webhooks)."""
+    moment = now or timezone.now()
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(pk=access.room_id)
+        if room.provider == VideoPolicy.Provider.BUILTIN:
+            raise InvalidInput("This room is joined on its page, not through a provider.")
+        policy = providers.policy_for(room.tenant_id)
+        provider = providers.provider_named(room.provider, policy)
+        if room.provider_started_at is None:
+            info = scheduling.session_info(room.session_id)
+            room.recorded = room.recording_requested_by_id is not None and not recording_blockers(
+                info=info, policy=policy, provider=provider
+            )
+            room.provider_started_at = moment
+            room.save(update_fields=["recorded", "provider_started_at"])
+        if room.provider != VideoPolicy.Provider.LIVEKIT:
+            Presence.objects.create(
+                room=room, person_id=access.person_id, peer_id=uuid.uuid4().hex, joined_at=moment
+            )
+    # The provider call runs after the lock is released; BigBlueButton's create is repeatable.
+    return provider.join_url(room=_provider_room(room, access.title), access=access)
+
+
+def room_close(*, session_id: uuid.UUID, person_id: uuid.UUID | None = None) -> None:
+    """A session (or one student's place in it) was cancelled: after the commit, every socket
+    in its room (or that student's) is told and closed, and the provider's meeting is ended."""
+    room = Room.objects.filter(session_id=session_id).first()
+    if room is None:
+        return
+    reason = (
+        "Your place in this session was cancelled; its room is closed to you."
+        if person_id
+        else "This session was cancelled; its room is closed."
+    )
+
+    def tell() -> None:
+        from asgiref.sync import async_to_sync
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(
+                f"video.{room.pk.hex}",
+                {"type": "room.closed", "reason": reason, "person": str(person_id) if person_id else ""},
+            )
+        if person_id is None and room.provider_started_at is not None:
+            try:
+                provider_for_room(room).end(room=_provider_room(room, ""))
+            except VideoError:
+                pass  # the provider's meeting ends by itself when empty; the hub refuses joins already
+
+    transaction.on_commit(tell)
+
+
+# --- recording and consent (issue 15 point 5) --------------------------------------------------
+
+
+def _booked(info: scheduling.SessionInfo) -> list[uuid.UUID]:
+    return [p.person_id for p in info.participants if p.status == "booked"]
+
+
+def consents_of(*, session_id: uuid.UUID) -> dict[uuid.UUID, RecordingConsent]:
+    return {
+        c.student_id: c
+        for c in RecordingConsent.objects.filter(session_id=session_id, withdrawn_at__isnull=True)
+    }
+
+
+def recording_blockers(
+    *, info: scheduling.SessionInfo, policy: VideoPolicy, provider: providers.Provider
+) -> list[str]:
+    """Why this session may not be recorded; [] when it may."""
+    if not policy.recording_allowed:
+        return ["Your district does not allow recording sessions."]
+    if not provider.records:
+        return [
+            f"The district's video provider ({VideoPolicy.Provider(provider.key).label}) does not record."
+        ]
+    given = consents_of(session_id=info.id)
+    missing = [p.name for p in info.participants if p.status == "booked" and p.person_id not in given]
+    if missing:
+        who = "a guardian's" if policy.consent_from == VideoPolicy.ConsentFrom.GUARDIAN else "the student's"
+        return [f"No consent to record yet ({who} is needed) for: {', '.join(missing)}."]
+    return []
+
+
+@transaction.atomic
+def recording_request(*, actor: User, session_id: Any, on: bool = True) -> None:
+    """The tutor asks for (or drops) a recording of the session, before its room starts."""
+    info = _session(session_id, actor.tenant_id)
+    if actor.pk != info.tutor_id:
+        raise NotParticipant("Only the session's tutor asks for a recording.")
+    if info.status != "booked":
+        raise InvalidInput("Only a booked session can be recorded.")
+    room = Room.objects.select_for_update().get(pk=_room(info).pk)
+    if room.provider_started_at is not None:
+        raise InvalidInput("The room has started; a recording is decided before the session begins.")
+    if on:
+        policy = providers.policy_for(info.tenant_id)
+        provider = providers.provider_named(room.provider, policy)
+        if not policy.recording_allowed or not provider.records:
+            raise InvalidInput(recording_blockers(info=info, policy=policy, provider=provider)[0])
+    room.recording_requested_by = actor if on else None
+    room.save(update_fields=["recording_requested_by"])
+    audit_record(
+        tenant=actor.tenant,
+        actor=actor,
+        action="video.recording.request" if on else "video.recording.drop",
+        target=room,
+        details={"session": str(info.id)},
+    )
+
+
+def consent_students_for(*, user: User, info: scheduling.SessionInfo) -> list[uuid.UUID]:
+    """The booked students whose consent ``user`` may give: themselves (adult learners) or their
+    wards (minors), by the tenant's policy."""
+    policy = providers.policy_for(info.tenant_id)
+    booked = _booked(info)
+    if policy.consent_from == VideoPolicy.ConsentFrom.STUDENT:
+        return [user.pk] if user.pk in booked else []
+    wards = set(
+        GuardianLink.objects.filter(guardian=user, student_id__in=booked, is_active=True).values_list(
+            "student_id", flat=True
+        )
+    )
+    return [pid for pid in booked if pid in wards]
+
+
+@transaction.atomic
+def consent_set(*, actor: User, session_id: Any, student_id: Any, given: bool) -> None:
+    """Give or withdraw consent to record one student in one session (audited)."""
+    info = _session(session_id, actor.tenant_id)
+    sid = _uuid(student_id)
+    if sid is None or sid not in consent_students_for(user=actor, info=info):
+        raise NotParticipant("You cannot consent for that student in this session.")
+    now = timezone.now()
+    row = RecordingConsent.objects.select_for_update().filter(session_id=info.id, student_id=sid).first()
+    policy = providers.policy_for(info.tenant_id)
+    if given:
+        fields = {"given_by": actor, "given_as": policy.consent_from, "given_at": now, "withdrawn_at": None}
+        if row is None:
+            RecordingConsent.objects.create(
+                tenant_id=info.tenant_id, session_id=info.id, student_id=sid, **fields
+            )
+        else:
+            for name, value in fields.items():
+                setattr(row, name, value)
+            row.save()
+    elif row is not None and row.withdrawn_at is None:
+        row.withdrawn_at = now
+        row.save(update_fields=["withdrawn_at"])
+    else:
+        return  # nothing was given: nothing to withdraw, nothing to audit
+    audit_record(
+        tenant=actor.tenant,
+        actor=actor,
+        action="video.recording.consent" if given else "video.recording.consent_withdrawn",
+        target=None,
+        details={"session": str(info.id), "student": str(sid), "as": policy.consent_from},
+    )
+
+
+# --- provider webhooks -------------------------------------------------------------------------
+
+
+def _policy_with_secret(tenant_id: Any, provider: str) -> VideoPolicy:
+    tid = _uuid(tenant_id)
+    policy = VideoPolicy.objects.filter(tenant_id=tid).first() if tid else None
+    if policy is None or not policy.secret:
+        raise NotFound("No such video provider.")
+    if provider == VideoPolicy.Provider.LIVEKIT and not policy.app_id:
+        raise NotFound("No such video provider.")
+    return policy
+
+
+def _room_named(tenant_id: uuid.UUID, name: str) -> Room | None:
+    rid = _uuid(name)
+    return Room.objects.filter(tenant_id=tenant_id, pk=rid).first() if rid else None
+
+
+def _first_time(tenant_id: uuid.UUID, provider: str, event_id: str, kind: str) -> bool:
+    """Record an inbound event once; False when its sender's id was seen already."""
+    try:
+        with transaction.atomic():
+            ProviderEvent.objects.create(tenant_id=tenant_id, provider=provider, event_id=event_id, kind=kind)
+    except IntegrityError:
+        return False
+    return True
+
+
+def bbb_recording_ready(*, tenant_id: Any, signed_parameters: str) -> str:
+    """BigBlueButton's recording-ready callback, verified by its JWT (signed with the shared
+    secret). A recording whose consent was withdrawn meanwhile is deleted at once."""
+    policy = _policy_with_secret(tenant_id, VideoPolicy.Provider.BBB)
+    try:
+        claims = bbb.recording_ready_claims(signed_parameters=signed_parameters, secret=policy.secret or "")
+    except bbb.BBBError as exc:
+        raise SignatureRefused(str(exc)) from None
+    room = _room_named(policy.tenant_id, claims["meeting_id"])
+    if room is None:
+        raise NotFound("No such meeting.")
+    record_id = claims["record_id"] or claims["meeting_id"]
+    with transaction.atomic():
+        if not _first_time(policy.tenant_id, "bbb", f"recording-ready:{record_id}", "recording_ready"):
+            return "duplicate"
+        info = scheduling.session_info(room.session_id)
+        keep = room.recorded and set(_booked(info)) <= set(consents_of(session_id=info.id))
+        recording = Recording.objects.create(
+            room=room,
+            external_id=record_id,
+            state=Recording.State.READY if keep else Recording.State.DELETED,
+        )
+    if not keep:
+        try:
+            providers.BigBlueButton(policy).delete_recordings(record_ids=[record_id])
+        except VideoError:
+            Recording.objects.filter(pk=recording.pk).update(state=Recording.State.PROCESSING)
+            raise
+        return "deleted"
+    return "recorded"
+
+
+def livekit_webhook(*, tenant_id: Any, body: str, authorization: str) -> str:
+    """LiveKit's webhook, verified (JWT over the body's SHA-256): participants' joins and leaves
+    become presences, which attendance reads as it reads the built-in rooms'."""
+    policy = _policy_with_secret(tenant_id, VideoPolicy.Provider.LIVEKIT)
+    try:
+        event = livekit.webhook_event(
+            body=body, authorization=authorization, api_key=policy.app_id, api_secret=policy.secret or ""
+        )
+    except livekit.LiveKitError as exc:
+        raise SignatureRefused(str(exc)) from None
+    room = _room_named(policy.tenant_id, event.room)
+    if room is None or not event.id:
+        return "ignored"  # a room the hub did not make (the server may host others)
+    at = dt.datetime.fromtimestamp(event.created_at, tz=dt.UTC) if event.created_at else timezone.now()
+    with transaction.atomic():
+        if not _first_time(policy.tenant_id, "livekit", event.id, event.event):
+            return "duplicate"
+        if event.event == "participant_joined" and event.participant_sid:
+            person = _uuid(event.identity)
+            if person is None or not User.objects.filter(pk=person, tenant_id=room.tenant_id).exists():
+                return "ignored"
+            Presence.objects.get_or_create(
+                peer_id=event.participant_sid[:32],
+                defaults={"room": room, "person_id": person, "joined_at": at},
+            )
+        elif event.event == "participant_left" and event.participant_sid:
+            Presence.objects.filter(
+                room=room, peer_id=event.participant_sid[:32], left_at__isnull=True
+            ).update(left_at=at)
+        elif event.event == "room_finished":
+            room.presences.filter(left_at__isnull=True).update(left_at=at)
+    return event.event
