@@ -27,6 +27,7 @@ from livekit.api import AccessToken, TokenVerifier
 from tests import factories as f
 from tests.scheduling.factories import SessionFactory, SessionParticipantFactory
 from tutoring_core.accounts.models import AuditLog, GuardianLink
+from tutoring_core.scheduling import api as scheduling
 from tutoring_core.video import services
 from tutoring_core.video.models import (
     Attendance,
@@ -482,3 +483,31 @@ def test_livekit_token_and_webhooks_record_attendance(livekit_tenant: dict[str, 
     )
     assert [(r.person_id, r.outcome) for r in rows] == [(data["student"].pk, "left_early")]
     assert Attendance.objects.get().outcome == "left_early"
+
+
+def test_bbb_meeting_ends_when_the_tutor_ends_it_or_the_session_is_cancelled(
+    bbb_tenant: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    data, fake = bbb_tenant, bbb_tenant["fake"]
+    services.provider_join(access=services.room_access(user=data["student"], session_id=data["session"].pk))
+    room = Room.objects.get()
+    assert _client(data["student"]).post(f"/video/sessions/{data['session'].pk}/end/").status_code == 403
+    ended = _client(data["tutor"]).post(f"/video/sessions/{data['session'].pk}/end/")
+    assert (ended.status_code, ended["Location"]) == (
+        302,
+        f"/video/sessions/{data['session'].pk}/attendance/",
+    )
+    assert fake.calls[-1] == ("end", [("meetingID", room.pk.hex)])
+    # Joined through the hub at the start; the tutor ended it 59 minutes early.
+    assert Attendance.objects.get().outcome == "left_early"
+    assert _client(data["student"]).post(f"/video/sessions/{data['session'].pk}/join/").status_code == 410
+
+    later = _session(data["tenant"], minutes_from_now=10)
+    services.provider_join(access=services.room_access(user=later["tutor"], session_id=later["session"].pk))
+    later_room = Room.objects.get(session_id=later["session"].pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        scheduling.booking_cancel(actor=later["tutor"], session_id=later["session"].pk)
+    assert fake.calls[-1] == ("end", [("meetingID", later_room.pk.hex)])
+    refused = _client(later["student"]).post(f"/video/sessions/{later['session'].pk}/join/")
+    assert refused.status_code == 410
+    assert "This session was cancelled; its room is closed." in refused.content.decode()

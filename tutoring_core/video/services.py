@@ -632,3 +632,16 @@ def livekit_webhook(*, tenant_id: Any, body: str, authorization: str) -> str:
         elif event.event == "room_finished":
             room.presences.filter(left_at__isnull=True).update(left_at=at)
     return event.event
+
+
+def provider_room_end(*, actor: User, session_id: Any) -> list[AttendanceInfo]:
+    """The tutor ends a provider room: attendance is recorded as for a built-in room, then the
+    provider's meeting is ended for everyone in it."""
+    info = _session(session_id, actor.tenant_id)
+    room = Room.objects.filter(session_id=info.id).first()
+    if room is None:
+        raise NotFound("No such room.")
+    rows = attendance_finalize(actor=actor, room_id=room.pk)
+    if room.provider_started_at is not None:
+        provider_for_room(room).end(room=_provider_room(room, ""))
+    return rows

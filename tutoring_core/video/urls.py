@@ -11,6 +11,7 @@ urlpatterns = [
     path("sessions/<uuid:video_session_id>/attendance/", views.attendance, name="attendance"),
     path("sessions/<uuid:video_session_id>/join/", views.join, name="join"),
     path("sessions/<uuid:video_session_id>/status/", views.status, name="status"),
+    path("sessions/<uuid:video_session_id>/end/", views.end, name="end"),
     path("sessions/<uuid:video_session_id>/recording/", views.recording, name="recording"),
     path(
         "hooks/bbb/<uuid:tenant_id>/recording-ready/", views.bbb_recording_ready, name="bbb_recording_ready"

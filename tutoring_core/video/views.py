@@ -183,6 +183,24 @@ def join(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
 
 
 @login_required
+def end(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
+    """The tutor ends a provider room for everyone; attendance is recorded."""
+    user = _user(request)
+    try:
+        services._session(video_session_id, user.tenant_id)
+    except VideoError as exc:
+        return _refused(request, exc)
+    if request.method != "POST":  # after the 404: the method tells nothing about other tenants
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        services.provider_room_end(actor=user, session_id=video_session_id)
+    except VideoError as exc:
+        return _refused(request, exc)
+    messages.success(request, "The session has ended; attendance is recorded.")
+    return redirect("video:attendance", video_session_id=video_session_id)
+
+
+@login_required
 def status(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse:
     """What the provider room page polls: still open, and whether the meeting records."""
     try:
