@@ -105,6 +105,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# PostgreSQL: a connection pool per process (psycopg_pool, through Django) of at most
+# DATABASE_POOL_MAX_SIZE connections; a request waits up to DATABASE_POOL_TIMEOUT
+# seconds for one, then fails. Under ASGI every request runs in a thread of its own,
+# so a persistent per-thread connection (CONN_MAX_AGE) is never reused: 100 learners
+# committing at once opened 100+ connections and PostgreSQL refused ("too many
+# clients"; bench/scorm_commit.py). The web tier turns it on (deploy/gunicorn.conf.py,
+# 8 per worker process): web processes x max size, plus one connection per Celery
+# worker process, must stay below the server's max_connections. 0 (the default: Celery
+# workers, commands, tests): no pool, CONN_MAX_AGE applies. SQLite has no pool.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", 0, minimum=0)
+if DATABASE_POOL_MAX_SIZE:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_POOL_MAX_SIZE is for PostgreSQL; set it to 0 (or unset) here.")
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections (Django requires 0)
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": env.int("DATABASE_POOL_TIMEOUT", 10, minimum=1),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL")
