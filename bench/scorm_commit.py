@@ -21,7 +21,9 @@ in the machine's load weighs on both; each row pools its two runs.
     .venv/bin/python bench/scorm_commit.py            # 100 learners x 30 commits
     .venv/bin/python bench/scorm_commit.py --quick    # 100 learners x 5 commits (< 1 minute)
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/hub_bench_scorm_commit .venv/bin/python bench/scorm_commit.py
-        (PostgreSQL: the database is dropped and made again for the run)
+        (PostgreSQL: the database is dropped and made again for the run; the server pools
+        its connections as the web tier does, DATABASE_POOL_MAX_SIZE, default 8; 0 shows
+        what happens without: "too many clients" failures)
 
 The client threads share one Python process (and its GIL) on the same machine as the
 server: both rows carry that cost alike. Prints a table, then one JSON line last.
@@ -209,9 +211,11 @@ def main() -> None:
         work = Path(tmp)
         port = _free_port()
         url = os.environ.get("DATABASE_URL", "")
+        pool = "0"
         if url.startswith("postgres"):
             _reset_postgres(url)
             database = "postgresql"
+            pool = os.environ.get("DATABASE_POOL_MAX_SIZE") or "8"
         else:
             url = f"sqlite:///{work / 'bench.sqlite3'}"
             database = "sqlite"
@@ -226,8 +230,10 @@ def main() -> None:
             "CACHE_KEY_PREFIX": f"bench-scorm-{os.getpid()}",
             # Under ASGI each request runs in a thread of its own, so a persistent
             # connection (CONN_MAX_AGE > 0) outlives its request: 100 learners exhaust
-            # PostgreSQL's max_connections ("too many clients"). One per request.
+            # PostgreSQL's max_connections ("too many clients"). The web tier's policy
+            # (deploy/gunicorn.conf.py): a pool of 8 per process on PostgreSQL.
             "DATABASE_CONN_MAX_AGE": os.environ.get("DATABASE_CONN_MAX_AGE", "0"),
+            "DATABASE_POOL_MAX_SIZE": pool,
         }
         setup = subprocess.run(
             [sys.executable, __file__, "--child-setup", str(args.learners)],
@@ -303,6 +309,7 @@ def main() -> None:
         "learners": args.learners,
         "requests_per_learner": per_learner * 2,
         "database": database,
+        "pool_max_size": int(pool),
         "server": "uvicorn config.asgi (1 process), HTTP over loopback",
     }
     for mode, label in (("baseline", "GET /healthz (baseline)"), ("commit", "POST /scorm/runtime/commit")):
@@ -321,7 +328,8 @@ def main() -> None:
 
     print(
         f"SCORM commit latency: {args.learners} concurrent learners x {per_learner * 2} requests each "
-        f"({database}, uvicorn, loopback HTTP; baseline and commit runs alternate)"
+        f"({database}{f', pool of {pool}' if pool != '0' else ''}, uvicorn, loopback HTTP; "
+        "baseline and commit runs alternate)"
     )
     header = f"{'request':<30} {'n':>6} {'failed':>6} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
     print(header)

@@ -15,6 +15,7 @@ from scorm.protocol import cmi
 from tutoring_core.accounts.api import Role, Tenant, User, audit_record
 from tutoring_core.classes import api as classes
 from tutoring_core.progress import api as progress
+from tutoring_core.rows import save_fields, set_changed
 
 
 class PlayerError(Exception):
@@ -167,65 +168,90 @@ def attempt_commit(
     """Store one commit of the runtime: every element checked first (a bad one rejects
     the whole commit, nothing written), then merged into the attempt under its row
     lock; completion, success and score worked out from the stored data and, when they
-    changed, recorded as a progress result (which queues the LMS delivery)."""
+    changed, recorded as a progress result (which queues the LMS delivery).
+
+    One transaction: the attempt read with its lock (and what the rules need) and one
+    UPDATE of the columns that changed; a commit that changes the outcome adds the
+    progress result's writes. Pinned in tests/scorm/test_commit_queries.py; the latency
+    at 100 learners is bench/scorm_commit.py."""
     if not isinstance(values, dict):
         raise PlayerError("The commit carries no CMI data.")
     if not session or len(session) > 64:
         raise PlayerError("The commit names no runtime session.")
-    attempt = ScormAttempt.objects.select_related("sco__package").filter(pk=attempt_id).first()
-    if attempt is None:
-        raise PlayerError("No such attempt.", status=404)
-    version = attempt.sco.package.version
-    try:
-        accepted = cmi.validate_commit(version, values)
-    except cmi.CmiRejected as exc:
-        raise PlayerError(
-            f"The course sent data the SCORM {version} data model does not allow: {exc}", errors=exc.errors
-        ) from None
-
     with transaction.atomic():
+        # of=("self",): only the attempt row is locked. A plain FOR UPDATE over the
+        # join would also lock the SCO, package and activity rows every learner of the
+        # course shares, and so put all their commits in one queue.
         attempt = (
-            ScormAttempt.objects.select_for_update()
-            .select_related("sco__package", "activity")
-            .get(pk=attempt_id)
+            ScormAttempt.objects.select_for_update(of=("self",))
+            .select_related("sco__package", "activity__tenant")
+            .filter(pk=attempt_id)
+            .first()
         )
+        if attempt is None:
+            raise PlayerError("No such attempt.", status=404)
+        version = attempt.sco.package.version
+        try:
+            accepted = cmi.validate_commit(version, values)
+        except cmi.CmiRejected as exc:
+            raise PlayerError(
+                f"The course sent data the SCORM {version} data model does not allow: {exc}",
+                errors=exc.errors,
+            ) from None
         if attempt.state == ScormAttempt.State.FINISHED:
             raise PlayerError(
                 "This attempt is finished; open the activity again to start a new one.", status=409
             )
         if session == attempt.session_key and sequence is not None and sequence <= attempt.last_sequence:
             return CommitResult(False, attempt.state, attempt.completion, attempt.success, attempt.score)
+        changes: dict[str, object] = {}
+        total_seconds, session_seconds, last_sequence = (
+            attempt.total_seconds,
+            attempt.session_seconds,
+            attempt.last_sequence,
+        )
         if session != attempt.session_key:
             # A new sitting: the last one's time counts in the total from now on.
-            attempt.total_seconds += attempt.session_seconds
-            attempt.session_seconds = Decimal(0)
-            attempt.session_key = session
-            attempt.last_sequence = -1
+            total_seconds += session_seconds
+            session_seconds = Decimal(0)
+            last_sequence = -1
+            changes["session_key"] = session
         if sequence is not None:
-            attempt.last_sequence = sequence
-        stored = dict(attempt.cmi)
-        stored.update(accepted)
+            last_sequence = sequence
+        stored = {**attempt.cmi, **accepted}
         time_element = "cmi.session_time" if cmi.is_2004(version) else "cmi.core.session_time"
         if time_element in accepted:
-            attempt.session_seconds = cmi.timespan_seconds(version, accepted[time_element])
-        attempt.cmi = stored
-        attempt.commits += 1
+            session_seconds = cmi.timespan_seconds(version, accepted[time_element])
         result = cmi.outcome(version, stored, mastery_score=attempt.sco.mastery_score)
-        attempt.completion = result.completion if not result.completed else "completed"
-        attempt.success = result.success
-        attempt.score = result.score_percent
+        state = attempt.state
+        finished_at = attempt.finished_at
         if terminate:
             ends = not result.suspended and (cmi.is_2004(version) or result.completed)
-            attempt.state = ScormAttempt.State.FINISHED if ends else ScormAttempt.State.SUSPENDED
+            state = ScormAttempt.State.FINISHED if ends else ScormAttempt.State.SUSPENDED
             if ends:
-                attempt.finished_at = timezone.now()
-        elif attempt.state == ScormAttempt.State.SUSPENDED:
-            attempt.state = ScormAttempt.State.OPEN
+                finished_at = timezone.now()
+        elif state == ScormAttempt.State.SUSPENDED:
+            state = ScormAttempt.State.OPEN
+        changes.update(
+            {
+                "total_seconds": total_seconds,
+                "session_seconds": session_seconds,
+                "last_sequence": last_sequence,
+                "cmi": stored,
+                "commits": attempt.commits + 1,
+                "completion": result.completion if not result.completed else "completed",
+                "success": result.success,
+                "score": result.score_percent,
+                "state": state,
+                "finished_at": finished_at,
+            }
+        )
+        changed = set_changed(attempt, changes)
         summary = f"{attempt.completion}|{attempt.success}|{attempt.score}"
-        if summary != attempt.recorded and attempt.completion != "not attempted":
-            if _record(attempt):
-                attempt.recorded = summary
-        attempt.save()
+        if summary != attempt.recorded and attempt.completion != "not attempted" and _record(attempt):
+            attempt.recorded = summary
+            changed.append("recorded")
+        save_fields(attempt, changed)
     return CommitResult(True, attempt.state, attempt.completion, attempt.success, attempt.score)
 
 
@@ -233,10 +259,10 @@ def _record(attempt: ScormAttempt) -> bool:
     """The attempt's outcome as a progress result, for a student of the class (a
     teacher trying the course out records nothing)."""
     activity = attempt.activity
-    members = classes.class_member_list(
-        tenant_id=activity.tenant_id, class_id=activity.klass_id, role=Role.STUDENT
+    roles = classes.class_member_roles(
+        tenant_id=activity.tenant_id, class_id=activity.klass_id, user_id=attempt.learner_id
     )
-    if not any(member.user_id == attempt.learner_id for member in members):
+    if Role.STUDENT not in roles:
         return False
     completed = attempt.completion == "completed"
     if attempt.score is not None and completed:
