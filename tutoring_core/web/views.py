@@ -81,6 +81,7 @@ NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
         ("Review the audit log.", "admin:accounts_auditlog_changelist"),
         ("Make people tutors and set what they teach.", "scheduling:tutor_list"),
         ("Buy tutoring for schools and programs; see every payer's statement.", "payments:payers"),
+        ("Pay tutors for a period's sessions.", "payments:payruns"),
         ("Import SCORM courses from your authoring tools.", "scorm:package_list"),
     ],
     Role.SCHOOL_ADMIN: ["Check that every class at your school has its teachers and students."],
@@ -93,6 +94,7 @@ NEXT_STEPS: dict[str, list[str | tuple[str, str]]] = {
     Role.TUTOR: [
         ("Set your weekly availability so students can book you.", "scheduling:my_availability"),
         ("See your sessions this week.", "scheduling:my_week"),
+        ("See your pay and pay statements.", "payments:my_pay"),
         ("Import SCORM courses from your authoring tools.", "scorm:package_list"),
     ],
     Role.STUDENT: [
