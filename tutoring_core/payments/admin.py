@@ -6,7 +6,15 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
-from tutoring_core.payments.models import LedgerAccount, Package, PaymentSettings, Price
+from tutoring_core.payments.models import (
+    LedgerAccount,
+    Package,
+    PaymentSettings,
+    PayRun,
+    Price,
+    ReconciliationDifference,
+    TutorPayee,
+)
 
 
 @admin.register(PaymentSettings)
@@ -38,3 +46,38 @@ class LedgerAccountAdmin(TenantScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(TutorPayee)
+class TutorPayeeAdmin(TenantScopedAdmin):
+    list_display = ["tutor", "hourly_rate_minor", "currency", "stripe_account_id"]
+
+
+class _ReadOnly(TenantScopedAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PayRun)
+class PayRunAdmin(_ReadOnly):
+    """Pay runs are made and paid out on the tutor pay page (payments:payruns)."""
+
+    list_display = ["period_start", "period_end", "status", "created_by"]
+
+
+@admin.register(ReconciliationDifference)
+class ReconciliationDifferenceAdmin(_ReadOnly):
+    """What the nightly reconciliation found; nothing is changed by it: a person decides."""
+
+    list_display = ["subject", "kind", "currency", "ledger_minor", "provider_minor", "detail", "found_at"]
+    list_filter = ["kind"]
+
+    @admin.display(description="Found", ordering="reconciliation__started_at")
+    def found_at(self, obj: ReconciliationDifference) -> Any:
+        return obj.reconciliation.started_at

@@ -320,6 +320,11 @@ class BookingCharge(TimeStamped):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RESERVED)
     outcome = models.CharField(max_length=20, blank=True)
     payment_intent_id = models.CharField(max_length=100, blank=True)
+    # The tutor's Connect account when the card charge went to them (a destination charge,
+    # less the platform's application fee): their pay for this session is settled by Stripe.
+    destination = models.CharField(max_length=100, blank=True)
+    application_fee_minor = models.BigIntegerField(default=0)
+    refunded_minor = models.BigIntegerField(default=0)
     corrections = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -418,6 +423,9 @@ class PayLine(models.Model):
     outcome = models.CharField(max_length=20)
     amount_minor = models.BigIntegerField()
     currency = models.CharField(max_length=3)
+    # "transfer": paid by the run's Connect transfer; "destination": Stripe paid the tutor at
+    # capture (a destination charge), recorded here for the statement only.
+    via = models.CharField(max_length=12, default="transfer")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

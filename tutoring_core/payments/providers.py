@@ -234,10 +234,16 @@ class StripeProvider:
             state = IntentState(**{**state.__dict__, "amount_received": received})
         return state
 
-    def intent_capture(self, *, key: str, intent_id: str, amount: int | None = None) -> IntentState:
+    def intent_capture(
+        self, *, key: str, intent_id: str, amount: int | None = None, application_fee: int | None = None
+    ) -> IntentState:
+        """Capture an authorisation (part of it with ``amount``); for a destination charge
+        ``application_fee`` is the platform's part of what is captured."""
         params: Any = {}
         if amount is not None:
             params["amount_to_capture"] = amount
+        if application_fee is not None:
+            params["application_fee_amount"] = application_fee
         try:
             intent = self.client.v1.payment_intents.capture(
                 intent_id, params=params, options={"idempotency_key": key}

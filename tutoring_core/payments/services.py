@@ -30,9 +30,10 @@ from tutoring_core.payments.models import (
     PaymentSettings,
     Price,
     Purchase,
+    TutorPayee,
     WebhookEvent,
 )
-from tutoring_core.payments.protocol.ledger import forfeit_percent, split_forfeit
+from tutoring_core.payments.protocol.ledger import forfeit_percent, platform_fee, split_forfeit
 from tutoring_core.rows import save_changed
 
 P = LedgerAccount.Purpose
@@ -519,6 +520,11 @@ def _authorise_card(
     # The call happens inside the booking's transaction so that a declined card refuses the
     # booking; if the transaction fails after it, the uncaptured authorisation lapses and
     # the nightly reconciliation cancels it.
+    # A tutor with a Connect Express account is paid by the charge itself (a destination
+    # charge); the platform keeps its share as the application fee.
+    payee = TutorPayee.objects.filter(tenant_id=policy.tenant_id, tutor_id=tutor_id).first()
+    destination = payee.stripe_account_id if payee else ""
+    fee = platform_fee(price.amount_minor, policy.tutor_share_percent) if destination else 0
     intent = StripeProvider().intent_create(
         key=f"booking:{session_id}:{student_id}:authorize",
         amount=price.amount_minor,
@@ -528,6 +534,8 @@ def _authorise_card(
         payment_method=payer.stripe_payment_method_id,
         manual_capture=True,
         confirm=True,
+        destination=destination,
+        application_fee=fee if destination else None,
     )
     if intent.status != "requires_capture":
         raise PaymentFailed(f"The card was not authorised (Stripe says {intent.status}); use another card.")
@@ -541,6 +549,8 @@ def _authorise_card(
         amount=price.amount_minor,
         status=BookingCharge.Status.AUTHORISED,
         payment_intent_id=intent.id,
+        destination=destination,
+        application_fee_minor=fee,
     )
 
 
@@ -640,8 +650,13 @@ def booking_capture(*, charge_id: int) -> BookingCharge:
     intent = provider.intent_retrieve(charge.payment_intent_id)
     if intent.status == "requires_capture":
         if charge.consumed:
+            share = settings_for(charge.tenant_id).tutor_share_percent
             intent = provider.intent_capture(
-                key=f"{base}:capture", intent_id=charge.payment_intent_id, amount=charge.consumed
+                key=f"{base}:capture",
+                intent_id=charge.payment_intent_id,
+                amount=charge.consumed,
+                # The platform's part of what is captured (a late cancel captures part).
+                application_fee=platform_fee(charge.consumed, share) if charge.destination else None,
             )
         else:
             intent = provider.intent_cancel(key=f"{base}:cancel", intent_id=charge.payment_intent_id)
@@ -665,6 +680,73 @@ def booking_capture(*, charge_id: int) -> BookingCharge:
                 ),
             ],
         )
+    return charge
+
+
+@transaction.atomic
+def booking_refund(*, actor: User, session_id: Any, student_id: Any, amount_minor: int) -> BookingCharge:
+    """Refund part of a captured card booking (a goodwill refund, a corrected outcome).
+
+    For a destination charge the tutor's transfer is reversed in proportion and the
+    application fee refunded (``reverse_transfer``), so the refund does not come from the
+    platform alone. The key names what was refunded before and now
+    (``booking:{session}:{student}:refund:{before}:{amount}``)."""
+    from tutoring_core.payments.providers import StripeProvider
+
+    _admin_only(actor, "refund a booking")
+    charge = (
+        BookingCharge.objects.select_for_update()
+        .filter(
+            tenant_id=_tenant_of(actor),
+            session_id=selectors.as_uuid(session_id),
+            student_id=selectors.as_uuid(student_id),
+        )
+        .first()
+        if selectors.as_uuid(session_id) and selectors.as_uuid(student_id)
+        else None
+    )
+    if charge is None or not charge.payment_intent_id:
+        raise NotFound("No card charge for that student in that session.", "session_id")
+    if type(amount_minor) is not int or amount_minor <= 0:
+        raise InvalidInput("Give the refund as a whole number of minor units, more than 0.", "amount_minor")
+    left = charge.consumed - charge.refunded_minor
+    if charge.status != BookingCharge.Status.SETTLED or amount_minor > left:
+        raise InvalidInput(
+            f"At most {max(left, 0)} {charge.unit} minor units are left to refund.", "amount_minor"
+        )
+    base = f"booking:{charge.session_id}:{charge.student_id}"
+    reference = f"{base}:refund:{charge.refunded_minor}:{amount_minor}"
+    tenant_id = charge.tenant_id
+    ledger.post(
+        tenant_id=tenant_id,
+        reference=reference,
+        kind="refund",
+        lines=[
+            (ledger.account(tenant_id=tenant_id, purpose=P.INCOME, unit=charge.unit), -amount_minor),
+            (
+                ledger.account(
+                    tenant_id=tenant_id, purpose=P.EXTERNAL, unit=charge.unit, owner="provider:stripe"
+                ),
+                amount_minor,
+            ),
+        ],
+        actor=actor,
+    )
+    save_changed(charge, {"refunded_minor": charge.refunded_minor + amount_minor})
+    # Last: a refusal by Stripe rolls the posting back; the key makes a retry safe.
+    StripeProvider().refund_create(
+        key=reference,
+        intent_id=charge.payment_intent_id,
+        amount=amount_minor,
+        reverse_transfer=bool(charge.destination),
+    )
+    audit_record(
+        tenant=actor.tenant,
+        actor=actor,
+        action="payments.booking.refund",
+        target=charge.session,
+        details={"student": str(charge.student_id), "amount": amount_minor},
+    )
     return charge
 
 

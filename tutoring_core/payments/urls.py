@@ -16,4 +16,12 @@ urlpatterns = [
     path("purchases/<uuid:purchase_id>/pay/confirm/", views.pay_confirm, name="pay_confirm"),
     path("purchases/<uuid:purchase_id>/pay/done/", views.pay_done, name="pay_done"),
     path("purchases/<uuid:purchase_id>/document.pdf", views.document, name="document"),
+    path("pay/", views.my_pay, name="my_pay"),
+    path("payruns/", views.payruns, name="payruns"),
+    path("payruns/<uuid:payrun_id>/", views.payrun, name="payrun"),
+    path(
+        "payruns/<uuid:payrun_id>/tutors/<uuid:tutor_id>/statement.pdf",
+        views.payrun_statement,
+        name="payrun_statement",
+    ),
 ]

@@ -301,3 +301,154 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
     event_pk = row.pk
     transaction.on_commit(lambda: webhook_process.delay(event_pk))
     return JsonResponse({"status": "accepted"})
+
+
+# --- tutor pay ---------------------------------------------------------------------------------
+
+
+def get_run_for_user(request: HttpRequest, run_id: Any) -> Any:
+    """The pay run of the viewer's tenant, for a district admin or a tutor paid in it; 404 otherwise."""
+    from tutoring_core.payments.models import PayLine, PayRun
+
+    user = _user(request)
+    run = PayRun.objects.filter(tenant_id=user.tenant_id, pk=run_id).first() if user.tenant_id else None
+    if run is None:
+        raise Http404("No such pay run.")
+    if is_district_admin(user) or PayLine.objects.filter(run=run, tutor=user).exists():
+        return run
+    raise Http404("No such pay run.")
+
+
+def _pay_rows(lines: list[Any]) -> list[tuple[Any, str]]:
+    return [(line, format_amount(line.amount_minor, line.currency)) for line in lines]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payruns(request: HttpRequest) -> HttpResponse:
+    """A district admin's pay runs: run a period (again: nothing is paid twice)."""
+    import datetime as dt
+
+    from tutoring_core.payments import payroll
+    from tutoring_core.payments.models import PayRun
+
+    user = _user(request)
+    if not is_district_admin(user):
+        raise Http404("Not found.")
+    context: dict[str, Any] = {
+        "runs": PayRun.objects.filter(tenant_id=user.tenant_id).order_by("-period_start")[:50],
+        "error": "",
+        "field": "",
+        "values": request.POST,
+    }
+    if request.method == "POST":
+        try:
+            start = dt.date.fromisoformat(request.POST.get("period_start", ""))
+            end = dt.date.fromisoformat(request.POST.get("period_end", ""))
+        except ValueError:
+            context.update(error="Give both days as dates (YYYY-MM-DD).", field="period_start")
+            return render(request, "payments/payruns.html", context, status=400)
+        try:
+            result = payroll.payrun_execute(actor=user, period_start=start, period_end=end)
+        except SchedulingError as exc:
+            context.update(error=exc.reason, field=exc.field)
+            return render(request, "payments/payruns.html", context, status=exc.http_status)
+        messages.success(
+            request,
+            f"{result.paid_sessions} session(s) paid; {result.awaiting_outcome} await an outcome; "
+            f"{result.unpriced_sessions} have no rate or price.",
+        )
+        return redirect("payments:payrun", payrun_id=result.run.pk)
+    return render(request, "payments/payruns.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payrun(request: HttpRequest, payrun_id: Any) -> HttpResponse:
+    from tutoring_core.payments import payroll
+
+    run = get_run_for_user(request, payrun_id)
+    user = _user(request)
+    admin = is_district_admin(user)
+    if request.method == "POST":
+        if not admin:
+            raise Http404("No such pay run.")
+        try:
+            done = payroll.payrun_payout(actor=user, run_id=run.pk)
+        except SchedulingError as exc:
+            messages.error(request, exc.reason)
+        else:
+            messages.success(request, f"{len(done)} transfer(s) sent.")
+        return redirect("payments:payrun", payrun_id=run.pk)
+    lines = list(run.lines.select_related("tutor").order_by("tutor__last_name", "tutor_id", "session_start"))
+    if not admin:
+        lines = [line for line in lines if line.tutor_id == user.pk]
+    tutors: dict[Any, dict[str, Any]] = {}
+    for line in lines:
+        entry = tutors.setdefault(line.tutor_id, {"tutor": line.tutor, "lines": [], "total": {}})
+        entry["lines"].append((line, format_amount(line.amount_minor, line.currency)))
+        entry["total"][line.currency] = entry["total"].get(line.currency, 0) + line.amount_minor
+    for entry in tutors.values():
+        entry["total_shown"] = (
+            ", ".join(format_amount(v, k) for k, v in sorted(entry["total"].items())) or "—"
+        )
+    return render(
+        request,
+        "payments/payrun.html",
+        {"run": run, "tutors": list(tutors.values()), "admin": admin, "transfers": run.transfers.all()},
+    )
+
+
+@login_required
+def payrun_statement(request: HttpRequest, payrun_id: Any, tutor_id: Any) -> HttpResponse:
+    """A tutor's pay statement of one run, as PDF (the tutor, or a district admin)."""
+    from tutoring_core.payments import payroll
+    from tutoring_core.payments.documents import pay_statement
+
+    run = get_run_for_user(request, payrun_id)
+    user = _user(request)
+    if tutor_id != user.pk and not is_district_admin(user):
+        raise Http404("No such statement.")
+    lines = payroll.tutor_lines(tenant_id=run.tenant_id, tutor_id=tutor_id, run=run)
+    if not lines:
+        raise Http404("No such statement.")
+    tutor = lines[0].tutor
+    body = pay_statement(
+        run=run,
+        tutor_name=tutor.full_name or tutor.username,
+        lines=lines,
+        policy=services.settings_for(run.tenant_id),
+        tenant_name=user.tenant.name,  # type: ignore[union-attr]
+    )
+    response = HttpResponse(body, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="pay-{run.period_start}-{run.period_end}.pdf"'
+    return response
+
+
+@login_required
+def my_pay(request: HttpRequest) -> HttpResponse:
+    """A tutor's own pay: each run's sessions and totals, what is owed, the statements."""
+    from tutoring_core.payments import payroll
+    from tutoring_core.payments.models import LedgerAccount
+
+    user = _user(request)
+    if user.tenant_id is None:
+        raise Http404("Not found.")
+    lines = payroll.tutor_lines(tenant_id=user.tenant_id, tutor_id=user.pk)
+    runs: dict[Any, dict[str, Any]] = {}
+    for line in lines:
+        entry = runs.setdefault(
+            line.run_id, {"run": line.run, "lines": [], "total": 0, "currency": line.currency}
+        )
+        entry["lines"].append((line, format_amount(line.amount_minor, line.currency)))
+        entry["total"] += line.amount_minor
+    for entry in runs.values():
+        entry["total_shown"] = format_amount(entry["total"], entry["currency"])
+    owed = [
+        format_amount(row.balance, row.unit)
+        for row in LedgerAccount.objects.filter(
+            tenant_id=user.tenant_id, owner=f"tutor:{user.pk}", purpose=LedgerAccount.Purpose.TUTOR_PAYABLE
+        )
+        if row.balance
+    ]
+    return render(request, "payments/my_pay.html", {"runs": list(runs.values()), "owed": owed})

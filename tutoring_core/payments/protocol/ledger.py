@@ -138,3 +138,13 @@ def format_rate(basis_points: int) -> str:
     """825 -> '8.25%'; 0 -> '0%'."""
     whole, part = divmod(basis_points, 100)
     return f"{whole}.{part:02d}%".replace(".00%", "%")
+
+
+def platform_fee(amount: int, tutor_share_percent: int) -> int:
+    """The platform's part of a charge whose tutor share is ``tutor_share_percent``: the
+    tutor's part rounds down, so the fee takes any indivisible remainder."""
+    if type(amount) is not int or amount < 0:
+        raise LedgerRuleError("The amount must be a non-negative whole number.")
+    if type(tutor_share_percent) is not int or not 0 <= tutor_share_percent <= 100:
+        raise LedgerRuleError("The tutor's share is a whole percentage from 0 to 100.")
+    return amount - amount * tutor_share_percent // 100
