@@ -165,18 +165,38 @@ class StripeProvider:
             raise _refuse(exc) from exc
         return _state(intent)
 
-    def intents_list(self, *, created_after: int) -> list[IntentState]:
-        """Every PaymentIntent created at or after the Unix time (for reconciliation)."""
+    def intents_since(self, *, created_after: int) -> list[tuple[str, str, Mapping[str, str]]]:
+        """(id, status, metadata) of the PaymentIntents created at or after the Unix time.
+
+        Listed without a ``created`` filter (localstripe refuses one) and filtered here."""
         found = []
-        page = self.client.v1.payment_intents.list(params={"limit": 100, "created": {"gte": created_after}})
-        for intent in page.auto_paging_iter():
-            found.append(self.intent_retrieve(intent.id))
+        for intent in self.client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
+            raw = intent.to_dict()
+            if int(raw.get("created") or 0) >= created_after:
+                found.append((str(raw["id"]), str(raw["status"]), dict(raw.get("metadata") or {})))
         return found
 
-    def refunded_amount(self, intent_id: str) -> int:
-        """The sum of the succeeded refunds of a payment."""
-        page = self.client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100})
-        return sum(int(r.amount) for r in page.auto_paging_iter() if r.status in ("succeeded", "pending"))
+    def payment_totals(self, intent_id: str) -> tuple[str, int, int]:
+        """(status, captured, refunded) of a payment, in minor units, from its charge.
+
+        Captured is the charge's amount_captured (localstripe has none: the whole amount of
+        a captured charge, and it books a partial capture's rest as a refund, so captured
+        minus refunded is what was kept either way)."""
+        try:
+            intent = self.client.v1.payment_intents.retrieve(intent_id)
+        except stripe.InvalidRequestError:
+            return "missing", 0, 0
+        raw = intent.to_dict()
+        charge = raw.get("latest_charge")
+        if not charge:
+            return str(raw.get("status")), 0, 0
+        if not isinstance(charge, dict):
+            charge = self.client.v1.charges.retrieve(str(charge)).to_dict()
+        if charge.get("amount_captured") is not None:
+            captured = int(charge["amount_captured"])
+        else:
+            captured = int(charge["amount"]) if charge.get("captured") else 0
+        return str(raw.get("status")), captured, int(charge.get("amount_refunded") or 0)
 
     def intent_create(
         self,

@@ -529,7 +529,7 @@ def _authorise_card(
         key=f"booking:{session_id}:{student_id}:authorize",
         amount=price.amount_minor,
         currency=price.currency,
-        metadata={"session": str(session_id), "student": str(student_id)},
+        metadata={"session": str(session_id), "student": str(student_id), "tenant": str(policy.tenant_id)},
         customer=payer.stripe_customer_id,
         payment_method=payer.stripe_payment_method_id,
         manual_capture=True,
