@@ -182,14 +182,16 @@ def attempt_commit(
         # of=("self",): only the attempt row is locked. A plain FOR UPDATE over the
         # join would also lock the SCO, package and activity rows every learner of the
         # course shares, and so put all their commits in one queue.
-        attempt = (
-            ScormAttempt.objects.select_for_update(of=("self",))
-            .select_related("sco__package", "activity__tenant")
-            .filter(pk=attempt_id)
-            .first()
-        )
-        if attempt is None:
-            raise PlayerError("No such attempt.", status=404)
+        # get(), not first(): first() would order by the model's ordering, which
+        # follows its foreign keys into joins of their own orderings.
+        try:
+            attempt = (
+                ScormAttempt.objects.select_for_update(of=("self",))
+                .select_related("sco__package", "activity__tenant")
+                .get(pk=attempt_id)
+            )
+        except ScormAttempt.DoesNotExist:
+            raise PlayerError("No such attempt.", status=404) from None
         version = attempt.sco.package.version
         try:
             accepted = cmi.validate_commit(version, values)
