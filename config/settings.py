@@ -535,8 +535,14 @@ CLASS_STUDENT_LINKS.append(("My SCORM courses and attempts", "scorm:class_attemp
 INSTALLED_APPS.insert(INSTALLED_APPS.index("tutoring_core.web"), "tutoring_core.video")
 INSTALLED_APPS.append("channels")
 if REDIS_URL:
+    # Each consumer waits for its messages with BZPOPMIN for 5 s (channels-redis' brpop_timeout);
+    # redis-py's default socket_timeout is also 5 s, so an idle consumer's read timed out, the
+    # consumer died and its socket dropped (bench/video.py --redis). Read longer than it waits.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        }
     }
 else:  # the embedded default: one process, in memory
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
