@@ -21,7 +21,15 @@ def _video_session_id(tenant: Tenant) -> object:
 from django.utils import timezone  # noqa: E402
 
 from tests.isolation import admin_model  # noqa: E402
-from tutoring_core.video.models import Attendance, Presence, Room, VideoPolicy  # noqa: E402
+from tutoring_core.video.models import (  # noqa: E402
+    Attendance,
+    Presence,
+    ProviderEvent,
+    Recording,
+    RecordingConsent,
+    Room,
+    VideoPolicy,
+)
 
 
 def _room(tenant: Tenant) -> Room:
@@ -51,6 +59,31 @@ def _presence(tenant: Tenant) -> object:
 def _attendance(tenant: Tenant) -> object:
     return Attendance.objects.create(
         room=_room(tenant), person=f.UserFactory(tenant=tenant), outcome=Attendance.Outcome.ATTENDED
+    )
+
+
+@admin_model("video.RecordingConsent")
+def _consent(tenant: Tenant) -> object:
+    participant = SessionParticipantFactory(session=SessionFactory(tutor=f.UserFactory(tenant=tenant)))
+    return RecordingConsent.objects.create(
+        tenant=tenant,
+        session_id=participant.session_id,
+        student=participant.student,
+        given_by=participant.student,
+        given_as="student",
+        given_at=timezone.now(),
+    )
+
+
+@admin_model("video.Recording")
+def _recording(tenant: Tenant) -> object:
+    return Recording.objects.create(room=_room(tenant), external_id="rec-1", state=Recording.State.READY)
+
+
+@admin_model("video.ProviderEvent")
+def _provider_event(tenant: Tenant) -> object:
+    return ProviderEvent.objects.create(
+        tenant=tenant, provider="livekit", event_id="EV_1", kind="room_started"
     )
 
 
