@@ -162,22 +162,43 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[t
 
 class AdmissionInline(ReadOnlyInline):
     model = Admission
-    fields = readonly_fields = ["person", "admitted_by", "created_at"]
+    fields = readonly_fields = (
+        "person",
+        "admitted_by",
+        "created_at",
+    )
 
 
 class PresenceInline(ReadOnlyInline):
     model = Presence
-    fields = readonly_fields = ["person", "joined_at", "left_at", "peer_id"]
+    fields = readonly_fields = (
+        "person",
+        "joined_at",
+        "left_at",
+        "peer_id",
+    )
 
 
 class AttendanceInline(ReadOnlyInline):
     model = Attendance
-    fields = readonly_fields = ["person", "outcome", "first_joined_at", "last_left_at", "corrected_by"]
+    fields = readonly_fields = (
+        "person",
+        "outcome",
+        "first_joined_at",
+        "last_left_at",
+        "corrected_by",
+    )
 
 
 class RecordingInline(ReadOnlyInline):
     model = Recording
-    fields = readonly_fields = ["external_id", "state", "playback_url", "created_at", "updated_at"]
+    fields = readonly_fields = (
+        "external_id",
+        "state",
+        "playback_url",
+        "created_at",
+        "updated_at",
+    )
 
 
 def _session_link(session_id: Any) -> Any:
@@ -222,10 +243,10 @@ class VideoPolicyAdmin(TenantScopedAdmin):
             return False
         # One policy per tenant: a district admin whose tenant has one changes it instead
         # (their form has no tenant field to check the uniqueness on).
-        return (
-            is_platform_staff(request)
-            or not VideoPolicy.objects.filter(tenant_id=getattr(request.user, "tenant_id", None)).exists()
-        )
+        if is_platform_staff(request):
+            return True
+        tenant_id = getattr(request.user, "tenant_id", None)
+        return tenant_id is not None and not VideoPolicy.objects.filter(tenant_id=tenant_id).exists()
 
 
 @admin.register(Room)
@@ -234,7 +255,7 @@ class RoomAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ["provider", "recorded", ("ended_at", admin.EmptyFieldListFilter)]
     search_fields = ["=session_id", "=id"]
     date_hierarchy = "created_at"
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "id",
         "session",
         "provider",
@@ -243,7 +264,7 @@ class RoomAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "provider_started_at",
         "created_at",
         "ended_at",
-    ]
+    )
     inlines = [AdmissionInline, PresenceInline, AttendanceInline, RecordingInline]
 
     @admin.display(description="session")
@@ -261,7 +282,13 @@ class PresenceAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_select_related = ["person", "room"]
     search_fields = ["person__first_name", "person__last_name", "person__email", "=room__session_id"]
     date_hierarchy = "joined_at"
-    fields = readonly_fields = ["room", "person", "peer_id", "joined_at", "left_at"]
+    fields = readonly_fields = (
+        "room",
+        "person",
+        "peer_id",
+        "joined_at",
+        "left_at",
+    )
 
 
 @admin.register(Attendance)
@@ -273,7 +300,7 @@ class AttendanceAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ["outcome", ("corrected_by", admin.EmptyFieldListFilter)]
     list_select_related = ["person", "room"]
     search_fields = ["person__first_name", "person__last_name", "person__email", "=room__session_id"]
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "room",
         "session",
         "person",
@@ -283,7 +310,7 @@ class AttendanceAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "corrected_by",
         "created_at",
         "updated_at",
-    ]
+    )
 
     @admin.display(description="session")
     def session(self, obj: Attendance) -> Any:
@@ -302,7 +329,14 @@ class RecordingConsentAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ["given_as", ("withdrawn_at", admin.EmptyFieldListFilter)]
     list_select_related = ["student", "given_by"]
     search_fields = ["student__first_name", "student__last_name", "student__email", "=session_id"]
-    fields = readonly_fields = ["session", "student", "given_as", "given_by", "given_at", "withdrawn_at"]
+    fields = readonly_fields = (
+        "session",
+        "student",
+        "given_as",
+        "given_by",
+        "given_at",
+        "withdrawn_at",
+    )
 
     @admin.display(description="session")
     def session(self, obj: RecordingConsent) -> Any:
@@ -316,7 +350,7 @@ class RecordingAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ["state"]
     list_select_related = ["room"]
     search_fields = ["=external_id", "=room__session_id"]
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "room",
         "session",
         "external_id",
@@ -324,7 +358,7 @@ class RecordingAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "playback_url",
         "created_at",
         "updated_at",
-    ]
+    )
 
     @admin.display(description="session")
     def session(self, obj: Recording) -> Any:
@@ -339,4 +373,9 @@ class ProviderEventAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ["provider", "kind"]
     search_fields = ["=event_id"]
     date_hierarchy = "received_at"
-    fields = readonly_fields = ["provider", "kind", "event_id", "received_at"]
+    fields = readonly_fields = (
+        "provider",
+        "kind",
+        "event_id",
+        "received_at",
+    )
