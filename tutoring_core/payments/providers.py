@@ -169,7 +169,7 @@ class StripeProvider:
         """(id, status, metadata) of the PaymentIntents created at or after the Unix time.
 
         Listed without a ``created`` filter (localstripe refuses one) and filtered here."""
-        found = []
+        found: list[tuple[str, str, Mapping[str, str]]] = []
         for intent in self.client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
             raw = intent.to_dict()
             if int(raw.get("created") or 0) >= created_after:

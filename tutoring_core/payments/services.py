@@ -694,15 +694,12 @@ def booking_refund(*, actor: User, session_id: Any, student_id: Any, amount_mino
     from tutoring_core.payments.providers import StripeProvider
 
     _admin_only(actor, "refund a booking")
+    session_pk, student_pk = selectors.as_uuid(session_id), selectors.as_uuid(student_id)
     charge = (
         BookingCharge.objects.select_for_update()
-        .filter(
-            tenant_id=_tenant_of(actor),
-            session_id=selectors.as_uuid(session_id),
-            student_id=selectors.as_uuid(student_id),
-        )
+        .filter(tenant_id=_tenant_of(actor), session_id=session_pk, student_id=student_pk)
         .first()
-        if selectors.as_uuid(session_id) and selectors.as_uuid(student_id)
+        if session_pk and student_pk
         else None
     )
     if charge is None or not charge.payment_intent_id:

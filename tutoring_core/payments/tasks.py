@@ -38,6 +38,6 @@ def webhook_process(event_pk: int) -> None:
 )
 def reconcile() -> None:
     """Nightly: compare every Stripe tenant's ledger with Stripe and store each difference."""
-    from tutoring_core.payments import reconciliation
+    from tutoring_core.payments.reconciliation import reconcile_all
 
-    reconciliation.reconcile_all()
+    reconcile_all()

@@ -333,7 +333,7 @@ def payruns(request: HttpRequest) -> HttpResponse:
     from tutoring_core.payments.models import PayRun
 
     user = _user(request)
-    if not is_district_admin(user):
+    if not is_district_admin(user) or user.tenant_id is None:
         raise Http404("Not found.")
     context: dict[str, Any] = {
         "runs": PayRun.objects.filter(tenant_id=user.tenant_id).order_by("-period_start")[:50],
