@@ -535,13 +535,15 @@ CLASS_STUDENT_LINKS.append(("My SCORM courses and attempts", "scorm:class_attemp
 INSTALLED_APPS.insert(INSTALLED_APPS.index("tutoring_core.web"), "tutoring_core.video")
 INSTALLED_APPS.append("channels")
 if REDIS_URL:
-    # Each consumer waits for its messages with BZPOPMIN for 5 s (channels-redis' brpop_timeout);
-    # redis-py's default socket_timeout is also 5 s, so an idle consumer's read timed out, the
-    # consumer died and its socket dropped (bench/video.py --redis). Read longer than it waits.
+    # redis-py 8 changed two defaults under channels-redis, each of which dropped video sockets
+    # (bench/video.py --redis): socket_timeout 5 s, while each consumer waits 5 s per BZPOPMIN
+    # (an idle consumer's read timed out and it died), so read longer than it waits; and an
+    # asyncio pool of 100 connections that raises, rather than waits, when all are busy (a burst
+    # of signals across 50 rooms ran it out), so give it room for the rooms one process serves.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 2000}]},
         }
     }
 else:  # the embedded default: one process, in memory
