@@ -225,6 +225,53 @@ class BookingIn(Schema):
     duration: int = Field(ge=1, le=MAX_DURATION_MIN, description="Minutes.")
     class_id: uuid.UUID | None = None
     subject: str = Field("", max_length=200)
+    capacity: int = Field(
+        1,
+        ge=1,
+        le=500,
+        description="Places. More than 1 makes a group session; others join with POST /bookings/{id}/join.",
+    )
+
+
+class SeriesIn(Schema):
+    tutor: uuid.UUID
+    student: uuid.UUID
+    start: Instant = Field(description="The first occurrence, ISO 8601 with a UTC offset.")
+    duration: int = Field(ge=1, le=MAX_DURATION_MIN, description="Minutes.")
+    rrule: str = Field(
+        max_length=500,
+        description=(
+            "An RFC 5545 RRULE without DTSTART, in the tutor's wall-clock time: FREQ DAILY, WEEKLY or "
+            "MONTHLY; COUNT or UNTIL; optional INTERVAL, BYDAY, BYMONTHDAY."
+        ),
+        examples=["FREQ=WEEKLY;COUNT=10"],
+    )
+    class_id: uuid.UUID | None = None
+    subject: str = Field("", max_length=200)
+
+
+class OccurrenceOut(Schema):
+    start: str = Field(description="UTC, ISO 8601 with Z.")
+    end: str = Field(description="UTC, ISO 8601 with Z.")
+    status: str = Field(description="booked, conflict (the time is taken) or refused (a booking rule).")
+    session_id: uuid.UUID | None = None
+    reason: str = ""
+    alternatives: list[SlotOut] = Field(description="For a conflict: the nearest free slots.")
+
+
+class SeriesOut(Schema):
+    series_id: uuid.UUID
+    booked: int
+    occurrences: list[OccurrenceOut]
+
+
+class JoinIn(Schema):
+    student: uuid.UUID
+
+
+class OutcomeIn(Schema):
+    outcome: str = Field(description="attended, no_show or tutor_no_show.", examples=["attended"])
+    student: uuid.UUID | None = Field(None, description="In a group session: one student's outcome.")
 
 
 class BookingsQuery(Schema):
@@ -514,6 +561,7 @@ def booking_create(
             duration_min=payload.duration,
             klass=klass,
             subject=payload.subject,
+            capacity=payload.capacity,
         )
         return Answer(201, session_body(scheduling.session_info(session.pk)))
 
@@ -598,6 +646,114 @@ def booking_reschedule(
             actor=actor, session_id=session_id, start=payload.start, duration_min=payload.duration
         )
         return Answer(200, session_body(scheduling.session_info(session.pk)))
+
+    return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
+
+
+@router.post(
+    "/bookings/{session_id}/join",
+    response={200: SessionOut, 409: ConflictOut, **errors(403, 404, 422)},
+    url_name="api_booking_join",
+)
+def booking_join(
+    request: HttpRequest,
+    session_id: uuid.UUID,
+    payload: JoinIn,
+    response: HttpResponse,
+    idempotency_key: str | None = Header(None, alias=IDEMPOTENCY_HEADER, description=IDEMPOTENCY_DOC),  # type: ignore[type-arg]
+) -> Status:
+    """Give a student a place in a group session with room left (whoever may book for them).
+
+    Joining twice changes nothing; 409 when the student has another session then.
+    """
+    actor = request_person(request)
+
+    def work() -> Answer:
+        student = _person(actor, payload.student, "student")
+        session = scheduling.group_join(actor=actor, session_id=session_id, student=student)
+        return Answer(200, session_body(scheduling.session_info(session.pk)))
+
+    return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
+
+
+@router.post(
+    "/bookings/{session_id}/outcome",
+    response={200: SessionOut, **errors(403, 404, 422)},
+    url_name="api_booking_outcome",
+)
+def booking_outcome(
+    request: HttpRequest,
+    session_id: uuid.UUID,
+    payload: OutcomeIn,
+    response: HttpResponse,
+    idempotency_key: str | None = Header(None, alias=IDEMPOTENCY_HEADER, description=IDEMPOTENCY_DOC),  # type: ignore[type-arg]
+) -> Status:
+    """Record how a session that has started went (the tutor or a district admin); the session is completed."""
+    actor = request_person(request)
+
+    def work() -> Answer:
+        student = None if payload.student is None else _person(actor, payload.student, "student")
+        session = scheduling.session_outcome_set(
+            actor=actor, session_id=session_id, outcome=payload.outcome, student=student
+        )
+        return Answer(200, session_body(scheduling.session_info(session.pk)))
+
+    return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
+
+
+@router.post(
+    "/series",
+    response={201: SeriesOut, **errors(403, 404, 422)},
+    url_name="api_series_create",
+)
+def series_create(
+    request: HttpRequest,
+    payload: SeriesIn,
+    response: HttpResponse,
+    idempotency_key: str | None = Header(None, alias=IDEMPOTENCY_HEADER, description=IDEMPOTENCY_DOC),  # type: ignore[type-arg]
+) -> Status:
+    """Book a recurring series: each occurrence is its own session, checked like a one-off booking.
+
+    201 with every occurrence: booked (with its session id), conflict (with the nearest
+    free slots) or refused (with the rule it breaks). A refusal of the whole request (who
+    may book, a bad RRULE) is a 4xx and books nothing.
+    """
+    actor = request_person(request)
+
+    def work() -> Answer:
+        tutor = _person(actor, payload.tutor, "tutor")
+        student = _person(actor, payload.student, "student")
+        klass = _class_in_tenant(actor, payload.class_id)
+        result = scheduling.series_create(
+            actor=actor,
+            tutor=tutor,
+            student=student,
+            start=payload.start,
+            duration_min=payload.duration,
+            rrule=payload.rrule,
+            klass=klass,
+            subject=payload.subject,
+        )
+        return Answer(
+            201,
+            {
+                "series_id": str(result.series_id),
+                "booked": len(result.booked),
+                "occurrences": [
+                    {
+                        "start": utc_text(o.start),
+                        "end": utc_text(o.end),
+                        "status": o.status,
+                        "session_id": str(o.session_id) if o.session_id else None,
+                        "reason": o.reason,
+                        "alternatives": [
+                            {"start": utc_text(s), "end": utc_text(e)} for s, e in o.alternatives
+                        ],
+                    }
+                    for o in result.occurrences
+                ],
+            },
+        )
 
     return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
 

@@ -1239,6 +1239,10 @@ def session_outcome_set(
 # --- series ----------------------------------------------------------------------------------
 
 
+RRULE_FREQS_REFUSED = {"SECONDLY", "MINUTELY", "HOURLY", "YEARLY"}
+RRULE_PARTS_REFUSED = {"BYSECOND", "BYMINUTE", "BYHOUR", "BYYEARDAY", "BYWEEKNO", "BYMONTH", "BYSETPOS"}
+
+
 def _occurrences(rule: str, first: dt.datetime, zone: zoneinfo.ZoneInfo, limit: int) -> list[dt.datetime]:
     """The series' starts (aware UTC), keeping the tutor's wall-clock time across DST."""
     if not isinstance(rule, str) or not rule.strip():
@@ -1248,14 +1252,37 @@ def _occurrences(rule: str, first: dt.datetime, zone: zoneinfo.ZoneInfo, limit: 
         text = text[6:]
     if "DTSTART" in text.upper() or "\n" in text:
         raise InvalidInput("Give one RRULE without DTSTART; the start is given apart.", "rrule")
-    parts = {p.split("=", 1)[0].upper() for p in text.split(";") if p}
+    pairs = [p.split("=", 1) for p in text.split(";") if p]
+    parts = {pair[0].upper() for pair in pairs}
     if not ({"COUNT", "UNTIL"} & parts):
         raise InvalidInput("The rule must end: give COUNT or UNTIL.", "rrule")
+    if "FREQ" not in parts:
+        raise InvalidInput("Give FREQ=DAILY, WEEKLY or MONTHLY.", "rrule")
+    # Tutoring repeats by day, week or month. Finer or narrower rules are refused before
+    # dateutil sees them: one that can never match (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30)
+    # would have it step through every day to the year 9999, seconds of CPU per request.
+    values = {pair[0].upper(): pair[1].upper() for pair in pairs if len(pair) == 2}
+    if values.get("FREQ") in RRULE_FREQS_REFUSED:
+        raise InvalidInput("A series repeats DAILY, WEEKLY or MONTHLY (FREQ).", "rrule")
+    refused = sorted(parts & RRULE_PARTS_REFUSED)
+    if refused:
+        raise InvalidInput(
+            f"{refused[0]} is not used in a series; give FREQ, INTERVAL, COUNT or UNTIL, BYDAY, BYMONTHDAY.",
+            "rrule",
+        )
+    if "BYMONTHDAY" in values and any(
+        day.strip()[:1] in "+-0123456789" for day in values.get("BYDAY", "").split(",") if day.strip()
+    ):
+        # "The fifth Monday that is the 1st" never happens: every month to the year 9999.
+        raise InvalidInput("A numbered BYDAY (such as -1FR) cannot be combined with BYMONTHDAY.", "rrule")
+    interval = values.get("INTERVAL", "1")
+    if not interval.isdigit() or not 1 <= int(interval) <= 52:
+        raise InvalidInput("INTERVAL must be a whole number from 1 to 52.", "rrule")
     local_first = first.astimezone(zone)
     try:
         recurrence = rrulestr(text, dtstart=local_first)
         starts = list(islice(iter(recurrence), limit + 1))  # type: ignore[call-overload]
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise InvalidInput(f"Not a valid RRULE: {exc}.", "rrule") from None
     if len(starts) > limit:
         raise InvalidInput(f"A series may have at most {limit} occurrences.", "rrule")
