@@ -14,7 +14,6 @@ from django.http import HttpRequest
 
 from scorm.errors import PackageRejected
 from scorm.models import ScormPackage, ScormSco
-from scorm.services import package_import
 from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
 
 _SHOWN = (
@@ -56,6 +55,10 @@ class PackageAddForm(forms.ModelForm):  # type: ignore[type-arg]
         # Platform staff belong to no tenant: the package has no uploader then, and
         # the admin's own audit entry (admin.add) names them.
         same_tenant = getattr(self.request.user, "tenant_id", None) == tenant.pk
+        # Imported here: the admin is loaded by every process at start-up, the import
+        # machinery (lxml, zip extraction) only by the one that imports a package.
+        from scorm.services import package_import
+
         try:
             info = package_import(
                 tenant_id=tenant.pk,
