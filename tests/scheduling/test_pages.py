@@ -16,7 +16,7 @@ from tests.factories import district_admin
 from tests.scheduling.factories import NOW, WED_10, World, make_world
 from tutoring_core.accounts.models import AuditLog
 from tutoring_core.scheduling import services
-from tutoring_core.scheduling.models import Session, SessionParticipant
+from tutoring_core.scheduling.models import Session, SessionParticipant, TutorProfile
 
 UTC = dt.UTC
 pytestmark = pytest.mark.django_db
@@ -464,3 +464,38 @@ def test_booking_page_shows_ten_tutors_a_page(client: Any, world: World) -> None
     assert "Tutors 1\u201310 of 11" in first.content.decode()
     second = client.get(_book_url(world), {"page": "2"})
     assert [t["profile"].user.last_name for t in second.context["tutors"]] == ["Tutor09"]
+
+
+def test_the_tutors_home_link_opens_the_availability_editor(client: Any, world: World) -> None:
+    """ "Set your weekly availability" on a tutor's home page leads to the editor with their hours."""
+    import re
+
+    from tutoring_core.accounts.api import role_assign
+    from tutoring_core.accounts.models import Role
+
+    role_assign(tenant=world.tenant, user=world.tutor, role=Role.TUTOR)
+    client.force_login(world.tutor)
+    home = client.get(reverse("web:home")).content.decode()
+    (href,) = re.findall(
+        r'<li><a href="([^"]+)">Set your weekly availability so students can book you\.</a>', home
+    )
+    editor = client.get(href)
+    assert editor.status_code == 200
+    assert editor.templates[0].name == "scheduling/availability.html"
+    assert [f.initial["weekday"] for f in editor.context["weekly"].initial_forms] == [0, 1, 2, 3, 4]
+
+
+def test_a_tutor_without_a_profile_is_told_why_not_shown_a_404(client: Any, world: World) -> None:
+    """The tutor role came from the roster, but no district admin made a profile yet."""
+    from tutoring_core.accounts.api import role_assign
+    from tutoring_core.accounts.models import Role
+
+    role_assign(tenant=world.tenant, user=world.teacher, role=Role.TUTOR)
+    client.force_login(world.teacher)
+    for name in ("scheduling:my_availability", "scheduling:my_week"):
+        response = client.get(reverse(name))
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "<h1>Your tutor profile is not set up yet</h1>" in page
+        assert "Ask a district admin to make you a tutor." in page
+    assert not TutorProfile.objects.filter(user=world.teacher).exists()

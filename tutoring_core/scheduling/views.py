@@ -28,7 +28,7 @@ from django.views.decorators.http import require_http_methods
 
 from tutoring_core.accounts.api import is_district_admin
 from tutoring_core.accounts.models import Role, User
-from tutoring_core.accounts.selectors import wards_of
+from tutoring_core.accounts.selectors import user_roles, wards_of
 from tutoring_core.classes.models import Class, Enrollment, School
 from tutoring_core.scheduling import selectors, services
 from tutoring_core.scheduling.data import SessionInfo
@@ -505,19 +505,38 @@ def booking_reschedule(request: HttpRequest, booking_id: uuid.UUID) -> HttpRespo
 # --- the tutor's week and outcomes -------------------------------------------------------------
 
 
+class NoTutorProfile(Exception):
+    """The person holds the tutor role (from the roster or a launch) but no district admin
+    has set up their tutor profile yet: the home page's tutor steps lead here."""
+
+
 def _own_profile(request: HttpRequest) -> TutorProfile:
     user = _user(request)
     profile = (
         TutorProfile.objects.select_related("user").filter(user=user, tenant_id=_tenant_id(user)).first()
     )
     if profile is None:
+        if Role.TUTOR in user_roles(user=user):
+            raise NoTutorProfile
         raise Http404("You are not a tutor here.")
     return profile
 
 
+def _not_set_up(request: HttpRequest) -> HttpResponse:
+    return _render(
+        request,
+        "scheduling/not_set_up.html",
+        {"admins_page": reverse("scheduling:tutor_list") if is_district_admin(_user(request)) else ""},
+        _zone(_user(request).time_zone),
+    )
+
+
 @login_required
 def my_week(request: HttpRequest) -> HttpResponse:
-    return _week(request, _own_profile(request))
+    try:
+        return _week(request, _own_profile(request))
+    except NoTutorProfile:
+        return _not_set_up(request)
 
 
 @login_required
@@ -589,7 +608,10 @@ def booking_outcome(request: HttpRequest, booking_id: uuid.UUID) -> HttpResponse
 @login_required
 @require_http_methods(["GET", "POST"])
 def my_availability(request: HttpRequest) -> HttpResponse:
-    return _availability(request, _own_profile(request))
+    try:
+        return _availability(request, _own_profile(request))
+    except NoTutorProfile:
+        return _not_set_up(request)
 
 
 @login_required
