@@ -1,8 +1,12 @@
-"""Demo tutors for `make run`: profiles, weekly hours and a few booked sessions.
+"""Demo tutors for `make run`: profiles, weekly hours and booked sessions for every role.
 
 Registered in settings.DEMO_LOADERS; runs after the core's demo district is loaded.
-Loading it twice changes nothing (profiles are upserts; sessions are booked only for a
-tutor who has none).
+What each demo login sees: the tutors their week (one-to-one sessions, a group session
+and a weekly series); the students their upcoming sessions (student3 in the group);
+the teacher the group session they booked and filled; the guardian the weekly series
+they booked for their child (student1); the district admin everything, and the Tutors
+page. Everything is booked through the services, as a person would. Loading it twice
+changes nothing (profiles are upserts; each kind of booking is made only once).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from tutoring_core.accounts.models import User
 from tutoring_core.classes.models import Class
 from tutoring_core.scheduling import services
 from tutoring_core.scheduling.data import WeeklyHours
-from tutoring_core.scheduling.models import Session
+from tutoring_core.scheduling.models import Series, Session
 
 DEMO_SLUG = "demo"
 
@@ -86,4 +90,50 @@ def demo_load() -> None:
                 duration_min=45,
                 klass=classes.get(code),
                 subject=subjects[0],
+            )
+    _group_and_series(admin)
+
+
+def _first_free(tutor: User, *, days_from: int, minutes: int = 45) -> dt.datetime | None:
+    now = timezone.now()
+    free = services.slots_for(
+        tutor=tutor,
+        start=now + dt.timedelta(days=days_from),
+        end=now + dt.timedelta(days=days_from + 14),
+        duration_min=minutes,
+    )
+    return free[0][0] if free else None
+
+
+def _group_and_series(admin: User) -> None:
+    """The teacher books a group session of Algebra with tutor1 and fills a second place;
+    the guardian books a weekly series of Biology with tutor2 for their child."""
+    teacher, tutor1, tutor2 = _person("teacher"), _person("tutor1"), _person("tutor2")
+    algebra = Class.objects.get(tenant=admin.tenant, code="ALG1")
+    if not Session.objects.filter(tutor=tutor1, capacity__gt=1).exists():
+        start = _first_free(tutor1, days_from=3)
+        if start is not None:
+            group = services.booking_create(
+                actor=teacher,
+                tutor=tutor1,
+                student=_person("student3"),
+                start=start,
+                duration_min=45,
+                klass=algebra,
+                subject="Algebra review (group)",
+                capacity=4,
+            )
+            services.group_join(actor=teacher, session_id=group.pk, student=_person("student2"))
+    if not Series.objects.filter(tutor=tutor2).exists():
+        start = _first_free(tutor2, days_from=3)
+        if start is not None:
+            services.series_create(
+                actor=_person("guardian"),
+                tutor=tutor2,
+                student=_person("student1"),
+                start=start,
+                duration_min=45,
+                rrule="FREQ=WEEKLY;COUNT=6",
+                klass=Class.objects.get(tenant=admin.tenant, code="BIO"),
+                subject="Biology",
             )
