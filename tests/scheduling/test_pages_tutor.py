@@ -333,3 +333,38 @@ def test_admin_makes_a_person_a_tutor_and_edits_the_profile(client: Any, world: 
     )
     assert foreign.status_code == 400
     assert list(TutorProfile.objects.get(user=person).classes.all()) == [world.klass]
+
+
+def test_a_district_admin_finds_any_student_and_books_them(client: Any, world: World) -> None:
+    """The way in for "a district admin books any student of the district": the Tutors page
+    finds students of their district only and links each class's booking page, the student chosen."""
+    from tests.factories import EnrollmentFactory
+    from tutoring_core.accounts.models import Role
+
+    EnrollmentFactory(klass=world.other_class, user=world.student, role=Role.STUDENT)
+    world.outsider_student.first_name = "Ava"
+    world.outsider_student.save(update_fields=["first_name"])
+    client.force_login(world.admin)
+    response = client.get(reverse("scheduling:tutor_list"), {"q": "ava"})
+    assert response.status_code == 200
+    found = response.context["found"]
+    assert [(f["student"], [c.title for c in f["classes"]]) for f in found] == [
+        (world.student, ["Algebra I", "Biology"])
+    ]
+    link = (
+        reverse("scheduling:class_booking", kwargs={"class_id": world.klass.pk})
+        + f"?student={world.student.pk}"
+    )
+    assert f'<a href="{link}">Book in Algebra I</a>' in response.content.decode()
+    page = client.get(link)
+    assert (page.status_code, page.context["chosen_student"], page.context["picks_student"]) == (
+        200,
+        str(world.student.pk),
+        True,
+    )
+    nobody = client.get(reverse("scheduling:tutor_list"), {"q": "zz-nobody"})
+    assert nobody.context["found"] == []
+    assert "No student matches “zz-nobody”." in nobody.content.decode()
+    # Not for anyone else: the page is the district admin's.
+    client.force_login(world.teacher)
+    assert client.get(reverse("scheduling:tutor_list"), {"q": "ava"}).status_code == 404

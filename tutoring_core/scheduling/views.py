@@ -742,6 +742,43 @@ def _require_admin(request: HttpRequest) -> User:
     return user
 
 
+STUDENT_SEARCH_LIMIT = 20
+
+
+def _students_to_book(admin: User, query: str) -> list[dict[str, Any]] | None:
+    """A district admin books any student of the district: students whose name, email or
+    username contains ``query``, each with their classes (whose booking pages list the
+    tutors who serve them). None when nothing was asked."""
+    if len(query) < 2:
+        return None
+    students = (
+        User.objects.filter(
+            tenant_id=_tenant_id(admin),
+            is_active=True,
+            enrollments__role=Role.STUDENT,
+            enrollments__status=Enrollment.Status.ACTIVE,
+        )
+        .filter(
+            Q(first_name__icontains=query)
+            | Q(last_name__icontains=query)
+            | Q(email__icontains=query)
+            | Q(username__icontains=query)
+        )
+        .distinct()
+        .order_by("last_name", "first_name", "pk")[:STUDENT_SEARCH_LIMIT]
+    )
+    found = []
+    for student in students:
+        classes = Class.objects.filter(
+            tenant_id=student.tenant_id,
+            enrollments__user=student,
+            enrollments__role=Role.STUDENT,
+            enrollments__status=Enrollment.Status.ACTIVE,
+        ).order_by("title", "pk")
+        found.append({"student": student, "classes": list(classes.distinct())})
+    return found
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def tutor_list(request: HttpRequest) -> HttpResponse:
@@ -770,10 +807,11 @@ def tutor_list(request: HttpRequest) -> HttpResponse:
         .select_related("user")
         .order_by("user__last_name", "user__first_name", "pk")
     )
+    query = request.GET.get("q", "").strip()[:100]
     return _render(
         request,
         "scheduling/tutors.html",
-        {"profiles": profiles, "form": form},
+        {"profiles": profiles, "form": form, "q": query, "found": _students_to_book(user, query)},
         _zone(user.time_zone),
         status=status,
     )
