@@ -535,15 +535,21 @@ CLASS_STUDENT_LINKS.append(("My SCORM courses and attempts", "scorm:class_attemp
 INSTALLED_APPS.insert(INSTALLED_APPS.index("tutoring_core.web"), "tutoring_core.video")
 INSTALLED_APPS.append("channels")
 if REDIS_URL:
-    # redis-py 8 changed two defaults under channels-redis, each of which dropped video sockets
-    # (bench/video.py --redis): socket_timeout 5 s, while each consumer waits 5 s per BZPOPMIN
-    # (an idle consumer's read timed out and it died), so read longer than it waits; and an
-    # asyncio pool of 100 connections that raises, rather than waits, when all are busy (a burst
-    # of signals across 50 rooms ran it out), so give it room for the rooms one process serves.
+    # Three defaults under channels-redis each lost video signaling (bench/video.py --redis):
+    # redis-py 8's socket_timeout of 5 s, while each consumer waits 5 s per BZPOPMIN (an idle
+    # consumer's read timed out and it died), so read longer than it waits; redis-py 8's asyncio
+    # pool of 100 connections, which raises rather than waits when all are busy (a burst of
+    # signals across 50 rooms ran it out); and a capacity of 100 messages per channel, where all
+    # the consumers of one process share one channel, beyond which group_send drops messages
+    # without a word (offers and ICE candidates lost with 50 busy rooms). Messages still expire
+    # after 60 s.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 2000}]},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "max_connections": 2000}],
+                "capacity": 5000,
+            },
         }
     }
 else:  # the embedded default: one process, in memory
