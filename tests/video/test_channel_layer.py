@@ -1,6 +1,7 @@
 """The Redis channel layer as configured for production keeps idle and busy video sockets
-alive: its connections read for longer than a consumer's blocking wait, and its pool does not
-run out at redis-py 8's default of 100 (bench/video.py --redis found both dropping sockets).
+alive and their messages whole: its connections read for longer than a consumer's blocking
+wait, its pool does not run out at redis-py 8's default of 100, and a process's shared channel
+holds more than 100 messages (bench/video.py --redis found each losing signaling).
 Read from the real settings module with REDIS_URL set, in a child process (settings are read
 once per process); no Redis server is needed, the pool is only built, never connected."""
 
@@ -46,6 +47,8 @@ def test_redis_layer_reads_longer_than_it_waits_and_has_room_for_bursts() -> Non
     assert pool.connection_kwargs["socket_timeout"] == 15
     assert pool.connection_kwargs["socket_timeout"] > layer.brpop_timeout
     assert pool.max_connections == 2000
+    # One process's consumers share one channel: a busy process must not overflow it.
+    assert layer.capacity == 5000
 
 
 def test_without_redis_the_layer_is_in_memory() -> None:
