@@ -26,6 +26,7 @@ class NotificationAdmin(TenantScopedAdmin):
         "session_start",
         "offset_min",
         "actor",
+        "about_person",
         "status",
         "attempts",
         "next_attempt_at",
