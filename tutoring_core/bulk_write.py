@@ -60,6 +60,7 @@ def bulk_write(
     unique_fields: Sequence[str] = (),
     update_fields: Sequence[str] = (),
     returning: Sequence[str] = (),
+    same_tenant: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """INSERT ``objs`` into ``model``'s table in one statement.
 
@@ -71,7 +72,13 @@ def bulk_write(
 
     ``returning``: field names whose values, as the table holds them after the
     statement, come back for each row inserted or updated (in no particular order):
-    the id an existing row kept, where bulk_create would leave the one set in Python."""
+    the id an existing row kept, where bulk_create would leave the one set in Python.
+
+    ``same_tenant``: foreign keys whose row must belong to the written row's tenant
+    (both models have a ``tenant``). The check is part of the one statement (a join
+    per key, the index lookups the foreign key's own check makes anyway): when a row
+    names another tenant's row, nothing is written and ForeignTenantRows is raised.
+    Not with ``ignore_conflicts``, whose skipped rows the check could not tell apart."""
     if not objs:
         return []
     connection = connections[router.db_for_write(model)]
@@ -85,6 +92,7 @@ def bulk_write(
         unique_fields=unique_fields,
         update_fields=update_fields,
         returning=returning,
+        same_tenant=same_tenant,
     )
     for obj in objs:
         obj._state.adding = False
@@ -100,54 +108,49 @@ def bulk_write_values(
     unique_fields: Sequence[str] = (),
     update_fields: Sequence[str] = (),
     returning: Sequence[str] = (),
+    same_tenant: Sequence[str] = (),
+    kept_ids: bool = False,
 ) -> list[tuple[Any, ...]]:
     """``bulk_write`` for rows given as values, ``{attname: value}`` (``tenant_id``, not
     ``tenant``), without a model instance per row: at district scale building and
     preparing instances cost five times the database's own work (bench/roster.py).
     A field a row leaves out takes its default (a callable default is called per row,
     ``uuid4`` too); ``auto_now``/``auto_now_add`` fields take the time of the call, as
-    bulk_create's pre_save does. Values are Python values of the field's type."""
+    bulk_create's pre_save does. Values are Python values of the field's type.
+
+    ``kept_ids`` (with ``update_fields``; every row gives its primary key, and the
+    ``unique_fields`` are NOT NULL): instead of ``returning``, the pairs (primary key in
+    the table, primary key the row gave) for the rows whose unique key was already there
+    under another key; every other row is in the table under the key it gave. A
+    district import inserts nearly every row: RETURNING every key was a tenth of its
+    time (one UUID object per value read back, bench/roster.py), this reads back none."""
     if not rows:
         return []
     connection = connections[router.db_for_write(model)]
     fields = _insert_fields(model)
     now = timezone.now()
-    filled: list[tuple[str, Any, bool]] = []  # (attname, value or factory, is factory)
-    for f in fields:
+    # Per field: the key a row gives it under and the value when the row does not.
+    # auto_now fields take no value from the row (the key "" names no field).
+    defaults: list[tuple[str, Any]] = []
+    factories: list[tuple[int, str, Any]] = []  # callable defaults, called per row
+    for i, f in enumerate(fields):
         if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
-            filled.append(("", now, False))
+            defaults.append(("", now))
         elif f.has_default() and callable(f.default):
-            filled.append((f.attname, f.default, True))
+            defaults.append((f.attname, None))
+            factories.append((i, f.attname, f.default))
         else:
-            filled.append((f.attname, f.get_default(), False))
+            defaults.append((f.attname, f.get_default()))
     # PostgreSQL: psycopg writes uuid, str, bool, date, datetime and numbers itself (as
     # the ORM would hand them over); other types (JSON, enums) go through the field.
-    native = connection.vendor == "postgresql"
-    prepared = [
-        f
-        for f in fields
-        if not native
-        or not isinstance(
-            f, (UUIDField, CharField, TextField, BooleanField, DateField, IntegerField, ForeignKey)
-        )
-    ]
-
-    def values(row: Mapping[str, Any]) -> list[Any]:
-        out = []
-        for name, fill, factory in filled:
-            if not name:
-                out.append(fill)
-            elif name in row:
-                out.append(row[name])
-            else:
-                out.append(fill() if factory else fill)
-        return out
-
-    prepared_at = [(i, f) for i, f in enumerate(fields) if f in prepared]
+    prepared = [(i, f) for i, f in enumerate(fields) if not _native(f, connection)]
 
     def ready(row: Mapping[str, Any]) -> list[Any]:
-        out = values(row)
-        for i, f in prepared_at:
+        out = [row.get(name, default) for name, default in defaults]
+        for i, name, factory in factories:
+            if name not in row:
+                out[i] = factory()
+        for i, f in prepared:
             out[i] = f.get_db_prep_save(out[i], connection)
         return out
 
@@ -158,7 +161,22 @@ def bulk_write_values(
         unique_fields=unique_fields,
         update_fields=update_fields,
         returning=returning,
+        same_tenant=same_tenant,
+        kept_ids=kept_ids,
     )
+
+
+_NATIVE_TYPES = (UUIDField, CharField, TextField, BooleanField, DateField, IntegerField, ForeignKey)
+
+
+def _native(field: Field[Any, Any], connection: Any) -> bool:
+    """Whether psycopg takes and gives this field's Python values as they are (on
+    PostgreSQL; SQLite needs every value through the field: a UUID is hex text)."""
+    return connection.vendor == "postgresql" and isinstance(field, _NATIVE_TYPES)
+
+
+class ForeignTenantRows(ValueError):
+    """A row named another tenant's row in a ``same_tenant`` key; nothing was written."""
 
 
 def _write(
@@ -169,11 +187,17 @@ def _write(
     unique_fields: Sequence[str],
     update_fields: Sequence[str],
     returning: Sequence[str],
+    same_tenant: Sequence[str] = (),
+    kept_ids: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Load ``rows`` (values of the insert fields, in order, as the database takes them)
     into the staging table, then the one INSERT ... SELECT with the conflict handling."""
     if update_fields and not unique_fields:
         raise ValueError("update_fields needs unique_fields, the conflict target.")
+    if same_tenant and ignore_conflicts:
+        raise ValueError("same_tenant cannot be checked on rows that ignore_conflicts may skip.")
+    if kept_ids and (returning or not update_fields):
+        raise ValueError("kept_ids is for update_fields upserts, instead of returning.")
     # The connection itself, not django.db.connection: that proxy looks the connection up
     # again on every attribute read, a million times in a district import.
     connection = connections[router.db_for_write(model)]
@@ -183,6 +207,8 @@ def _write(
     columns = ", ".join(quote(str(f.column)) for f in fields)
     table = quote(opts.db_table)
     staging = quote(f"bulk_write_{opts.db_table}")
+    source = ", ".join(f"s.{quote(str(f.column))}" for f in fields)
+    joins = "".join(_same_tenant_join(model, name, f"t{n}", quote) for n, name in enumerate(same_tenant))
     conflict = ""
     if update_fields:
         target = ", ".join(quote(str(_field(model, name).column)) for name in unique_fields)
@@ -197,19 +223,56 @@ def _write(
     if returned:
         conflict += " RETURNING " + ", ".join(quote(str(f.column)) for f in returned)
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
-        _staging_load(cursor, staging, table, columns, len(fields), rows)
-        # "WHERE TRUE": SQLite reads "ON CONFLICT" straight after a FROM as a join's ON.
+        loaded = _staging_load(cursor, staging, table, columns, len(fields), rows)
+        # "WHERE TRUE": SQLite reads "ON CONFLICT" straight after a FROM or a join's
+        # condition as part of that join.
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} WHERE TRUE{conflict}"
+            f"INSERT INTO {table} ({columns}) SELECT {source} FROM {staging} s{joins} WHERE TRUE{conflict}"
         )
         rows_back = cursor.fetchall() if returned else []
+        # Every row is inserted or (update_fields) updated, or the join dropped it.
+        written = len(rows_back) if returned else cursor.rowcount
+        if kept_ids:
+            pk = quote(str(opts.pk.column))
+            same_key = " AND ".join(
+                f"t.{column} = s.{column}"
+                for column in (quote(str(_field(model, name).column)) for name in unique_fields)
+            )
+            cursor.execute(
+                f"SELECT t.{pk}, s.{pk} FROM {table} t JOIN {staging} s ON {same_key} WHERE t.{pk} <> s.{pk}"
+            )
+            returned = [opts.pk, opts.pk]  # type: ignore[list-item]
+            rows_back = cursor.fetchall()
         cursor.execute(f"DELETE FROM {staging}")
+        if same_tenant and written != loaded:
+            raise ForeignTenantRows(
+                f"Every {opts.verbose_name}'s {', '.join(same_tenant)} must belong to its tenant."
+            )
+    if all(_native(f, connection) for f in returned):
+        return [tuple(row) for row in rows_back]
     # As the ORM reads them (a UUID is a hex string on SQLite).
     return [tuple(f.to_python(v) for f, v in zip(returned, row, strict=True)) for row in rows_back]
 
 
-def _staging_load(cursor: Any, staging: str, table: str, columns: str, width: int, rows: Any) -> None:
-    """Create (once per connection) and fill the temporary table of ``table``'s columns."""
+def _same_tenant_join(model: type[Model], name: str, alias: str, quote: Any) -> str:
+    """JOIN the row ``name`` references on its key and on the written row's tenant."""
+    key = _field(model, name)
+    related = key.related_model
+    if related is None or not isinstance(key, ForeignKey):
+        raise ValueError(f"{model.__name__}.{name} is not a foreign key.")
+    tenant_column = quote(str(_field(model, "tenant").column))
+    related_tenant = quote(str(_field(related, "tenant").column))  # type: ignore[arg-type]
+    return (
+        f" JOIN {quote(related._meta.db_table)} {alias}"  # type: ignore[union-attr]
+        f" ON {alias}.{quote(str(key.target_field.column))} = s.{quote(str(key.column))}"
+        f" AND {alias}.{related_tenant} = s.{tenant_column}"
+    )
+
+
+def _staging_load(cursor: Any, staging: str, table: str, columns: str, width: int, rows: Any) -> int:
+    """Create (once per connection) and fill the temporary table of ``table``'s columns;
+    the number of rows loaded."""
+    loaded = 0
     if cursor.db.vendor == "postgresql":
         # Emptied at every commit, so nothing lingers between transactions; the DELETE in
         # bulk_write empties it between calls inside one.
@@ -218,9 +281,13 @@ def _staging_load(cursor: Any, staging: str, table: str, columns: str, width: in
             f" AS SELECT {columns} FROM {table} WITH NO DATA"
         )
         with cursor.cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+            write = copy.write_row
             for row in rows:
-                copy.write_row(row)
-        return
+                write(row)
+                loaded += 1
+        return loaded
     cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WHERE 0")
     marks = ", ".join(["%s"] * width)
-    cursor.executemany(f"INSERT INTO {staging} ({columns}) VALUES ({marks})", rows)
+    batch = list(rows)
+    cursor.executemany(f"INSERT INTO {staging} ({columns}) VALUES ({marks})", batch)
+    return len(batch)

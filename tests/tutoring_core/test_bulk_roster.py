@@ -216,3 +216,23 @@ def test_people_bulk_upsert_duplicate_identity_raises_integrity_error_and_writes
     assert list(ExternalIdentity.objects.filter(tenant=tenant).values_list("subject", "user_id")) == [
         ("s1", out["s1"].user_id)
     ]
+
+
+def test_enrollments_bulk_upsert_keeps_existing_ids_and_gives_new_rows_their_own() -> None:
+    # The upsert reads back only the rows whose key was already there (kept_ids): every
+    # id it answers must be the id in the table, for old and new rows alike.
+    tenant = f.TenantFactory()
+    klass = f.ClassFactory(tenant=tenant)
+    ann, bob = f.UserFactory(tenant=tenant), f.UserFactory(tenant=tenant)
+
+    def row(user: User, **kw: object) -> classes.EnrollmentRow:
+        return classes.EnrollmentRow(class_id=klass.pk, user_id=user.pk, role="student", **kw)  # type: ignore[arg-type]
+
+    (ann_id,) = classes.enrollments_bulk_upsert(tenant=tenant, rows=[row(ann)], source="oneroster")
+    ids = classes.enrollments_bulk_upsert(
+        tenant=tenant, rows=[row(bob), row(ann, is_primary=True), row(bob)], source="oneroster"
+    )
+    in_table = dict(Enrollment.objects.values_list("user_id", "pk"))
+    assert ids == [in_table[bob.pk], ann_id, in_table[bob.pk]]
+    assert in_table[ann.pk] == ann_id and in_table[bob.pk] != ann_id
+    assert Enrollment.objects.get(pk=ann_id).is_primary is True

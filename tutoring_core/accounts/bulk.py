@@ -194,12 +194,16 @@ def roles_bulk_assign(*, tenant: Tenant, rows: Sequence[RoleRow], source: str) -
         # The grant's unique constraints are partial (tenant-wide, per school, per
         # class), which ON CONFLICT cannot name: insert what is missing, skipping any
         # a concurrent writer added first; RETURNING gives the new ids.
-        written = bulk_write(
+        written = bulk_write_values(
             RoleAssignment,
             [
-                RoleAssignment(
-                    tenant=tenant, user_id=r.user_id, role=r.role, school_id=r.school_id, source=source
-                )
+                {
+                    "tenant_id": tenant.pk,
+                    "user_id": r.user_id,
+                    "role": r.role,
+                    "school_id": r.school_id,
+                    "source": source,
+                }
                 for r in missing
             ],
             ignore_conflicts=True,
