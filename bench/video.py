@@ -557,7 +557,7 @@ async def echo_once(links: Sequence[Link], timeout: float = 60) -> int:
 async def hold_rooms(server: Server, rooms: list[list[str]], steps: list[int]) -> dict[str, Any]:
     idle = rss_mb(server.pid)
     pairs: list[tuple[Link, Link]] = []
-    held: dict[str, Any] = {"rooms": 0}
+    held: dict[str, Any] = {"rooms": 0, "steps": []}
     errors: list[str] = []
     try:
         for target in steps:
@@ -571,17 +571,17 @@ async def hold_rooms(server: Server, rooms: list[list[str]], steps: list[int]) -
                 held["first_error"] = errors[0] if errors else "a signal did not arrive"
                 break
             memory = rss_mb(server.pid)
-            held.update(
-                {
-                    "rooms": len(pairs),
-                    "sockets": 2 * len(pairs),
-                    "joins_per_s": round(2 * len(opened) / seconds, 1),
-                    "burst_p50_ms": round(statistics.median(times) * 1000, 1),
-                    "burst_p99_ms": round(pct(times, 99) * 1000, 1),
-                    "rss_mb": round(memory, 1),
-                    "kb_per_room": round((memory - idle) * 1024 / len(pairs), 1),
-                }
-            )
+            step = {
+                "rooms": len(pairs),
+                "sockets": 2 * len(pairs),
+                "joins_per_s": round(2 * len(opened) / seconds, 1),  # in this step
+                "burst_p50_ms": round(statistics.median(times) * 1000, 1),
+                "burst_p99_ms": round(pct(times, 99) * 1000, 1),
+                "rss_mb": round(memory, 1),
+                "kb_per_room": round((memory - idle) * 1024 / len(pairs), 1),
+            }
+            held["steps"].append(step)
+            held.update(step)
     finally:
         await close_all(link for pair in pairs for link in pair)
     held["idle_rss_mb"] = round(idle, 1)
@@ -621,9 +621,11 @@ async def warm(server: Server, entry: Sequence[str]) -> None:
 
 
 def join_times(server: Server, browser_world: dict[str, str], joins: int) -> dict[str, Any]:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     url = f"{server.base}/video/sessions/{browser_world['session']}/"
+    missed_leaves = 0
 
     def cookie(who: str) -> list[dict[str, str]]:
         return [{"name": browser_world["cookie_name"], "value": browser_world[who], "url": server.base}]
@@ -655,7 +657,15 @@ def join_times(server: Server, browser_world: dict[str, str], joins: int) -> dic
                 prejoin.append(marks["ready"])
                 after_click.append(marks["connected"] - marks["click"])
                 page.click("#leave")
-                tutor.wait_for_selector("#room-status[data-state=joined]", timeout=30_000)
+                try:
+                    tutor.wait_for_selector("#room-status[data-state=joined]", timeout=20_000)
+                except PlaywrightTimeout:
+                    # The tutor never heard that the student left (seen on the Redis layer after
+                    # the signaling rounds): counted, and the tutor rejoins for the next student.
+                    missed_leaves += 1
+                    tutor.reload()
+                    tutor.click("#join:not([disabled])", timeout=30_000)
+                    tutor.wait_for_selector("#room-status[data-state=joined]", timeout=30_000)
                 context.close()
             progress("join: Chromium student joins", joins, joins)
         finally:
@@ -668,6 +678,7 @@ def join_times(server: Server, browser_world: dict[str, str], joins: int) -> dic
         "prejoin_p50_ms": round(statistics.median(prejoin)),
         "click_to_connected_p50_ms": round(statistics.median(after_click)),
         "click_to_connected_p99_ms": round(pct(after_click, 99)),
+        "tutor_missed_leave": missed_leaves,
     }
 
 
@@ -704,7 +715,7 @@ def main() -> None:
     parser.add_argument("--redis", action="store_true", help="the Redis channel layer (channels-redis)")
     parser.add_argument(
         "--redis-url",
-        default="redis://127.0.0.1:6379/15",
+        default="redis://127.0.0.1:6379/5",
         help="with --redis (default %(default)s; a database the tests do not use)",
     )
     parser.add_argument("--rooms", type=int, help="rooms in the signaling rounds (default 50, --quick 10)")
@@ -829,22 +840,26 @@ def main() -> None:
         )
     print("  (p50/p99: delivery under that load; rest: one message alone, in ms)")
     print()
-    header = f"{'held (fresh server each)':<34} {'held':>9} {'sockets':>8} {'opens/s':>8} {'RSS MB':>8} {'KB each':>8}"
+    header = (
+        f"{'held (a fresh server each)':<34} {'sockets':>9} {'opens/s':>8} {'RSS MB':>8} {'KB each':>8} "
+        f"{'burst p50':>10} {'burst p99':>10}"
+    )
     print(header)
     print("-" * len(header))
     print(
-        f"{'echo sockets (baseline)':<34} {echo_hold['sockets']:>9} {echo_hold['sockets']:>8} "
-        f"{echo_hold['opens_per_s']:>8} {echo_hold['rss_mb']:>8} {echo_hold['kb_per_socket']:>8}"
+        f"{'echo sockets (baseline)':<34} {echo_hold['sockets']:>9} {echo_hold['opens_per_s']:>8} "
+        f"{echo_hold['rss_mb']:>8} {echo_hold['kb_per_socket']:>8} {'':>10} {'':>10}"
     )
-    if room_hold["rooms"]:
+    for step in room_hold["steps"]:
+        label = f"{step['rooms']} rooms (tutor + student)"
         print(
-            f"{'rooms (tutor + student)':<34} {room_hold['rooms']:>9} {room_hold['sockets']:>8} "
-            f"{room_hold['joins_per_s']:>8} {room_hold['rss_mb']:>8} {room_hold['kb_per_room']:>8}"
+            f"{label:<34} {step['sockets']:>9} {step['joins_per_s']:>8} {step['rss_mb']:>8} "
+            f"{step['kb_per_room']:>8} {step['burst_p50_ms']:>10} {step['burst_p99_ms']:>10}"
         )
-        print(
-            f"  a signal across every held room at once: p50 {room_hold['burst_p50_ms']} ms, "
-            f"p99 {room_hold['burst_p99_ms']} ms"
-        )
+    print(
+        "  (opens/s: socket joins per second in that step; KB each: per echo socket, per room;\n"
+        "   burst: ms for one signal to cross every held room, all sent at once)"
+    )
     if "failed_at" in room_hold:
         print(f"  stopped at {room_hold['failed_at']}: {room_hold['first_error']}")
     else:
@@ -861,6 +876,10 @@ def main() -> None:
         f"  of which pre-join checks p50 {join_figures['prejoin_p50_ms']} ms; click -> connected "
         f"p50 {join_figures['click_to_connected_p50_ms']} ms, p99 {join_figures['click_to_connected_p99_ms']} ms"
     )
+    if join_figures["tutor_missed_leave"]:
+        print(
+            f"  the tutor missed the student's leaving {join_figures['tutor_missed_leave']} times (rejoined)"
+        )
     print(json.dumps(figures))
 
 
