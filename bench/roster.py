@@ -82,7 +82,7 @@ def phase_generate(size: int, folder: Path) -> dict[str, Any]:
     return {}
 
 
-def phase_import(slug: str, path: Path, delta: bool) -> dict[str, Any]:
+def phase_import(slug: str, path: Path, delta: bool, profile: str = "") -> dict[str, Any]:
     _setup_django()
     from oneroster.models import RosterConnection, SyncRun
     from oneroster.services import sync_run_create, sync_run_execute
@@ -92,9 +92,18 @@ def phase_import(slug: str, path: Path, delta: bool) -> dict[str, Any]:
     connection, _ = RosterConnection.objects.get_or_create(tenant=tenant, name="bench", kind="csv")
     run = sync_run_create(connection=connection, mode="delta" if delta else "full", source_path=str(path))
     SyncRun.objects.filter(pk=run.pk).update(approved=True)
+    profiler = None
+    if profile:
+        from pyinstrument import Profiler  # requirements/dev.txt
+
+        profiler = Profiler(interval=0.002)
+        profiler.start()
     start = time.perf_counter()
     run = sync_run_execute(run_id=run.pk)
     seconds = time.perf_counter() - start
+    if profiler is not None:
+        profiler.stop()
+        Path(profile).write_text(profiler.output_text(color=False, unicode=False))
     if run.status != "succeeded":
         raise SystemExit(f"import failed: {run.status} {run.message}")
     rows = sum(sum(c.values()) for c in run.counts.values())
@@ -216,6 +225,11 @@ def main() -> None:
     parser.add_argument("--dir", default="")
     parser.add_argument("--slug", default="")
     parser.add_argument("--delta", action="store_true")
+    parser.add_argument(
+        "--profile",
+        default="",
+        help="write a pyinstrument profile of the full import (largest size) to this file",
+    )
     args = parser.parse_args()
 
     if args.phase:
@@ -223,7 +237,7 @@ def main() -> None:
         if args.phase == "generate":
             result = phase_generate(args.size, folder)
         elif args.phase == "import":
-            result = phase_import(args.slug, folder, args.delta)
+            result = phase_import(args.slug, folder, args.delta, args.profile)
         elif args.phase == "copy":
             result = phase_copy(args.slug, folder)
         else:
@@ -251,8 +265,9 @@ def main() -> None:
         for n in (small, size):
             folder = Path(tmp) / str(n)
             _child("--phase", "generate", "--size", str(n), "--dir", str(folder))
+            profile = ("--profile", str(Path(args.profile).resolve())) if args.profile and n == size else ()
             full, full_rss = _child(
-                "--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "full")
+                "--phase", "import", "--slug", f"bench-{n}", "--dir", str(folder / "full"), *profile
             )
             results[n] = {"full": full, "full_rss": full_rss}
             if n != size:

@@ -13,14 +13,15 @@ each array element in Python; bulk_create made a size-L import four times slower
 this. Here the rows are loaded into a temporary table of the model's own columns (COPY,
 written by psycopg's C row writer, on PostgreSQL; executemany on SQLite), then ONE
 statement, the same text on both databases, inserts them into the model's table with
-the conflict handling asked for. Column names, values and defaults all come from the
-model (``_meta`` and each field's ``pre_save`` / ``get_db_prep_save``), as bulk_create
-takes them; only the loading of the temporary table differs by database.
+the conflict handling asked for. A plain insert (no conflict handling, nothing read
+back) loads the rows straight into the model's table the same way. Column names,
+values and defaults all come from the model (``_meta`` and each field's ``pre_save`` /
+``get_db_prep_save``), as bulk_create takes them; only the loading differs by database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from django.db import connections, router, transaction
@@ -122,8 +123,10 @@ def bulk_write_values(
     ``unique_fields`` are NOT NULL): instead of ``returning``, the pairs (primary key in
     the table, primary key the row gave) for the rows whose unique key was already there
     under another key; every other row is in the table under the key it gave. A
-    district import inserts nearly every row: RETURNING every key was a tenth of its
-    time (one UUID object per value read back, bench/roster.py), this reads back none."""
+    district import inserts nearly every row: RETURNING every key with its unique
+    fields was a tenth of its time (one UUID object per value read back,
+    bench/roster.py); this reads back the primary key alone, and looks further only
+    when one of them is not a key a row gave."""
     if not rows:
         return []
     connection = connections[router.db_for_write(model)]
@@ -181,7 +184,7 @@ class ForeignTenantRows(ValueError):
 
 def _write(
     model: type[Model],
-    rows: Iterable[list[Any]],
+    rows: Iterable[Sequence[Any]],
     *,
     ignore_conflicts: bool,
     unique_fields: Sequence[str],
@@ -222,6 +225,22 @@ def _write(
     returned = [_field(model, name) for name in returning]
     if returned:
         conflict += " RETURNING " + ", ".join(quote(str(f.column)) for f in returned)
+    sent: set[Any] = set()
+    if kept_ids:
+        # The primary keys as the rows give them, and as the table holds them after
+        # the upsert: when every key read back is one that was sent, no row was there
+        # before, and the join below (a scan per chunk) is not needed.
+        conflict += f" RETURNING {quote(str(opts.pk.column))}"
+        at = fields.index(opts.pk)  # type: ignore[arg-type]
+        rows = _tap(rows, at, sent)
+    if not (conflict or joins or kept_ids):
+        # A plain insert: the rows go straight into the table (a duplicate key raises
+        # IntegrityError and the transaction writes nothing, as bulk_create). Half the
+        # server's work of going through the staging table (the roster mapping's first
+        # import, new people and identities: bench/roster.py).
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            _load(cursor, table, columns, len(fields), rows)
+        return []
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
         loaded = _staging_load(cursor, staging, table, columns, len(fields), rows)
         # "WHERE TRUE": SQLite reads "ON CONFLICT" straight after a FROM or a join's
@@ -229,10 +248,12 @@ def _write(
         cursor.execute(
             f"INSERT INTO {table} ({columns}) SELECT {source} FROM {staging} s{joins} WHERE TRUE{conflict}"
         )
-        rows_back = cursor.fetchall() if returned else []
+        rows_back = cursor.fetchall() if returned or kept_ids else []
         # Every row is inserted or (update_fields) updated, or the join dropped it.
-        written = len(rows_back) if returned else cursor.rowcount
-        if kept_ids:
+        written = len(rows_back) if returned or kept_ids else cursor.rowcount
+        if kept_ids and all(row[0] in sent for row in rows_back):
+            rows_back = []
+        elif kept_ids:
             pk = quote(str(opts.pk.column))
             same_key = " AND ".join(
                 f"t.{column} = s.{column}"
@@ -254,6 +275,13 @@ def _write(
     return [tuple(f.to_python(v) for f, v in zip(returned, row, strict=True)) for row in rows_back]
 
 
+def _tap(rows: Iterable[Sequence[Any]], at: int, into: set[Any]) -> Iterator[Sequence[Any]]:
+    """``rows`` as they are, adding each row's value at ``at`` to ``into``."""
+    for row in rows:
+        into.add(row[at])
+        yield row
+
+
 def _same_tenant_join(model: type[Model], name: str, alias: str, quote: Any) -> str:
     """JOIN the row ``name`` references on its key and on the written row's tenant."""
     key = _field(model, name)
@@ -272,7 +300,6 @@ def _same_tenant_join(model: type[Model], name: str, alias: str, quote: Any) -> 
 def _staging_load(cursor: Any, staging: str, table: str, columns: str, width: int, rows: Any) -> int:
     """Create (once per connection) and fill the temporary table of ``table``'s columns;
     the number of rows loaded."""
-    loaded = 0
     if cursor.db.vendor == "postgresql":
         # Emptied at every commit, so nothing lingers between transactions; the DELETE in
         # bulk_write empties it between calls inside one.
@@ -280,14 +307,30 @@ def _staging_load(cursor: Any, staging: str, table: str, columns: str, width: in
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} ON COMMIT DELETE ROWS"
             f" AS SELECT {columns} FROM {table} WITH NO DATA"
         )
-        with cursor.cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+    else:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WHERE 0"
+        )
+    return _load(cursor, staging, columns, width, rows)
+
+
+def _load(cursor: Any, target: str, columns: str, width: int, rows: Any) -> int:
+    """Insert ``rows`` into ``target``: COPY on PostgreSQL (psycopg's C row writer),
+    executemany on SQLite. The number of rows."""
+    loaded = 0
+    if cursor.db.vendor == "postgresql":
+        # The raw COPY bypasses Django's cursor: wrap its errors as execute() would (a
+        # duplicate key is django.db.IntegrityError, not psycopg's own).
+        with (
+            cursor.db.wrap_database_errors,
+            cursor.cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy,
+        ):
             write = copy.write_row
             for row in rows:
                 write(row)
                 loaded += 1
         return loaded
-    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} AS SELECT {columns} FROM {table} WHERE 0")
     marks = ", ".join(["%s"] * width)
     batch = list(rows)
-    cursor.executemany(f"INSERT INTO {staging} ({columns}) VALUES ({marks})", batch)
+    cursor.executemany(f"INSERT INTO {target} ({columns}) VALUES ({marks})", batch)
     return len(batch)

@@ -39,7 +39,7 @@ from tutoring_core.classes import api as classes
 # Staged rows per apply transaction: each chunk is read into Python and written with a
 # fixed number of statements, so larger chunks mean fewer round trips; memory stays one
 # chunk of rows whatever the district's size.
-CHUNK = 20_000
+CHUNK = 10_000
 # Rows applied after which the mapping table's statistics are refreshed before the run ends.
 ANALYZE_AFTER = 10_000
 
@@ -173,14 +173,22 @@ class Applier:
             if not rows:
                 continue
             chunk = [(sid, json.loads(payload), core_id or "") for _, sid, payload, _, _, core_id in rows]
+            # The staged text is parsed: keep only what the mapping rows need (peak memory
+            # is one chunk's rows, whatever the district's size).
+            marks = [(sid, h, nk) for _, sid, _, h, nk, _ in rows]
+            del keys, rows
             with transaction.atomic():
                 core = handler(chunk)
                 _source_records_upsert(
-                    self.conn, entity, [(sid, str(core.get(sid, "")), h, nk) for _, sid, _, h, nk, _ in rows]
+                    self.conn,
+                    entity,
+                    [(sid, str(core.get(sid, "")), h, nk) for sid, h, nk in marks],
+                    new=first,
                 )
                 if entity == "user":
-                    self._retire_rekeyed([sid for _, sid, *_ in rows])
-            self._tick(len(rows))
+                    self._retire_rekeyed([sid for sid, _, _ in marks])
+            del chunk, core
+            self._tick(len(marks))
 
     def _changed(self, entity: str, keys: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         """The staged rows among ``keys`` to apply: new, changed, or with an inactive
@@ -471,9 +479,11 @@ class Applier:
 
 
 def _source_records_upsert(
-    conn: RosterConnection, entity: str, rows: list[tuple[str, str, str, str]]
+    conn: RosterConnection, entity: str, rows: list[tuple[str, str, str, str]], *, new: bool = False
 ) -> None:
-    """Record what was applied: (sourcedId, core id, hash, natural key) -> active."""
+    """Record what was applied: (sourcedId, core id, hash, natural key) -> active.
+    ``new``: none of these sourcedIds has a mapping row yet (a first import), so the
+    rows are a plain insert (a row that is there after all fails the chunk whole)."""
     bulk_write_values(
         SourceRecord,
         [
@@ -489,8 +499,8 @@ def _source_records_upsert(
             }
             for sid, core, content_hash, natural_key in rows
         ],
-        unique_fields=_MAPPING_KEY,
-        update_fields=_MAPPING_UPDATE,
+        unique_fields=() if new else _MAPPING_KEY,
+        update_fields=() if new else _MAPPING_UPDATE,
     )
 
 
