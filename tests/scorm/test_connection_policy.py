@@ -92,7 +92,10 @@ def test_gunicorn_turns_the_pool_on_for_the_web_tier_on_postgresql(
     monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pool: str | None
 ) -> None:
     for name in ("DATABASE_URL", "DATABASE_POOL_MAX_SIZE"):
-        monkeypatch.delenv(name, raising=False)
+        # Set, then delete: monkeypatch restores only what it recorded, and gunicorn.conf.py
+        # writes os.environ itself (a leaked pool size broke later SQLite subprocesses).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))

@@ -41,6 +41,11 @@ def asgi_server() -> Iterator[str]:
             "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
+    # A channel layer made by an earlier server's event loop (channels caches one per
+    # alias) cannot receive on this server's loop: the Redis layer refuses two loops.
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -64,6 +69,7 @@ def asgi_server() -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+        channel_layers.backends.clear()
 
 
 @dataclass(frozen=True)
