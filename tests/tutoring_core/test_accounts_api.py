@@ -144,7 +144,8 @@ def test_merge_moves_identities_and_enrollments_and_is_recorded() -> None:
     enrollment = EnrollmentFactory(klass__tenant=tenant, user=merged)
     admin = UserFactory(tenant=tenant)
     record = api.users_merge(tenant=tenant, kept=kept, merged=merged, actor=admin, reason="same student")
-    assert record.moved == {"identities": 1, "enrollments": 1, "roles": 0}
+    assert record.moved == (("enrollments", 1), ("identities", 1), ("roles", 0))
+    assert (record.kept_id, record.merged_id) == (kept.pk, merged.pk)
     assert ExternalIdentity.objects.get(subject="m-1").user_id == kept.pk
     assert Enrollment.objects.get(pk=enrollment.pk).user_id == kept.pk
     merged.refresh_from_db()
@@ -174,15 +175,24 @@ def test_identity_link_refuses_to_steal_a_key() -> None:
 
 def test_role_assign_is_idempotent_and_reactivates() -> None:
     user = UserFactory()
-    first, created = api.role_assign(tenant=user.tenant, user=user, role=api.Role.TUTOR)
-    RoleAssignment.objects.filter(pk=first.pk).update(is_active=False)
-    again, created_again = api.role_assign(tenant=user.tenant, user=user, role=api.Role.TUTOR)
-    assert (created, created_again, again.pk, again.is_active) == (True, False, first.pk, True)
+    first = api.role_assign(tenant=user.tenant, user=user, role=api.Role.TUTOR)
+    RoleAssignment.objects.filter(pk=first.id).update(is_active=False)
+    again = api.role_assign(tenant=user.tenant, user=user, role=api.Role.TUTOR)
+    assert (first.created, again.created, again.id, again.is_active) == (True, False, first.id, True)
+    assert again == api.RoleGrant(
+        id=first.id,
+        user_id=user.pk,
+        role="tutor",
+        school_id=None,
+        class_id=None,
+        is_active=True,
+        created=False,
+    )
     assert api.user_roles(user=user) == {"tutor"}
 
 
 def test_audit_log_is_append_only() -> None:
-    entry = api.audit_record(tenant=None, actor=None, action="test")
+    entry = AuditLog.objects.get(pk=api.audit_record(tenant=None, actor=None, action="test").id)
     with pytest.raises(TypeError):
         entry.save()
     with pytest.raises(TypeError):
@@ -203,4 +213,19 @@ def test_audit_log_database_refuses_updates() -> None:
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
-        cursor.execute("UPDATE accounts_auditlog SET action = 'x' WHERE id = %s", [entry.pk])
+        cursor.execute("UPDATE accounts_auditlog SET action = 'x' WHERE id = %s", [entry.id])
+
+
+def test_identity_link_and_guardian_link_hand_back_values() -> None:
+    tenant = TenantFactory()
+    user, child = UserFactory(tenant=tenant), UserFactory(tenant=tenant)
+    key = api.IdentityKey(api.IdentityKind.SAML, "https://idp.example", "u-7")
+    assert api.identity_link(tenant=tenant, user=user, key=key) == key
+    assert api.identity_link(tenant=tenant, user=user, key=key) == key
+    assert ExternalIdentity.objects.filter(user=user, subject="u-7").count() == 1
+    first = api.guardian_link(tenant=tenant, guardian=user, student=child)
+    again = api.guardian_link(tenant=tenant, guardian=user, student=child, relationship="parent")
+    assert (first, again) == (
+        api.GuardianInfo(guardian_id=user.pk, student_id=child.pk, relationship="guardian", created=True),
+        api.GuardianInfo(guardian_id=user.pk, student_id=child.pk, relationship="parent", created=False),
+    )

@@ -32,8 +32,8 @@ def test_audit_record_is_one_insert_of_what_it_was_given() -> None:
             details={"method": "lti", "nested": [1, "two"]},
         )
     assert [q["sql"].split(" ", 2)[:2] for q in captured.captured_queries] == [["INSERT", "INTO"]]
-    assert isinstance(entry.pk, int) and entry._state.adding is False
-    stored = AuditLog.objects.get(pk=entry.pk)
+    assert isinstance(entry.id, int) and entry.action == "auth.sign_in"
+    stored = AuditLog.objects.get(pk=entry.id)
     assert (stored.tenant_id, stored.actor_id, stored.actor_label, stored.action) == (
         tenant.pk,
         actor.pk,
@@ -49,7 +49,7 @@ def test_audit_record_is_one_insert_of_what_it_was_given() -> None:
     assert stored.ip_address == "2001:db8::1"
     assert stored.created_at == NOW == entry.created_at
     second = audit_record(tenant=None, actor=None, action="system.check")
-    assert second.pk == entry.pk + 1
+    assert second.id == entry.id + 1
     assert list(AuditLog.objects.order_by("id").values_list("action", "actor_label")) == [
         ("auth.sign_in", str(actor)),
         ("system.check", "system"),

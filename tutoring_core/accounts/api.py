@@ -10,17 +10,22 @@ import datetime as dt
 import ipaddress
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth import login as _login
 from django.http import HttpRequest
 
 from tutoring_core.accounts.admin_scoping import can_administer_tenant, is_platform_staff
 from tutoring_core.accounts.data import (
+    AuditEntry,
     AuditTarget,
+    GuardianInfo,
     IdentityKey,
     LinkHint,
+    MergeInfo,
     PersonProfile,
     PersonResult,
+    RoleGrant,
     TenantInfo,
 )
 from tutoring_core.accounts.errors import (
@@ -38,28 +43,28 @@ from tutoring_core.accounts.selectors import (
     user_get,
     user_roles,
 )
-from tutoring_core.accounts.services import (
-    audit_record,
-    guardian_link,
-    identity_link,
-    person_resolve,
-    role_assign,
-    users_merge,
-)
+from tutoring_core.accounts.services import audit as _audit
+from tutoring_core.accounts.services import people as _people
+from tutoring_core.accounts.services import person_resolve
+from tutoring_core.accounts.services import roles as _roles
 
 IdentityKind = ExternalIdentity.Kind
 
 __all__ = [
     "AccountsError",
+    "AuditEntry",
     "AuditTarget",
+    "GuardianInfo",
     "IdentityKey",
     "IdentityKind",
     "LinkHint",
+    "MergeInfo",
     "MergeRefused",
     "PersonProfile",
     "PersonResult",
     "ProvisioningRefused",
     "Role",
+    "RoleGrant",
     "Tenant",
     "TenantInfo",
     "TenantNotFound",
@@ -138,6 +143,84 @@ def identity_subject(*, tenant_id: uuid.UUID, user_id: uuid.UUID, kind: str, iss
         .first()
     )
     return subject or None
+
+
+# --- Writes: rows go in (the caller holds them), values come out ---------------------------
+
+
+def audit_record(
+    *,
+    tenant: Tenant | None,
+    actor: User | None,
+    action: str,
+    target: Any = None,
+    ip_address: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEntry:
+    """Append one audit row (one INSERT). ``target``: the row the action was about,
+    or an AuditTarget naming it."""
+    entry = _audit.audit_record(
+        tenant=tenant, actor=actor, action=action, target=target, ip_address=ip_address, details=details
+    )
+    return AuditEntry(id=entry.pk, action=entry.action, created_at=entry.created_at)
+
+
+def role_assign(
+    *,
+    tenant: Tenant,
+    user: User,
+    role: str,
+    school_id: uuid.UUID | None = None,
+    class_id: uuid.UUID | None = None,
+    source: str = "manual",
+) -> RoleGrant:
+    """Grant a role at tenant, school or class scope. Idempotent; reactivates."""
+    assignment, created = _roles.role_assign(
+        tenant=tenant, user=user, role=role, school_id=school_id, class_id=class_id, source=source
+    )
+    return RoleGrant(
+        id=assignment.pk,
+        user_id=assignment.user_id,
+        role=assignment.role,
+        school_id=assignment.school_id,
+        class_id=assignment.klass_id,
+        is_active=assignment.is_active,
+        created=created,
+    )
+
+
+def guardian_link(
+    *, tenant: Tenant, guardian: User, student: User, relationship: str = "guardian", source: str = "manual"
+) -> GuardianInfo:
+    """Make ``guardian`` a guardian of ``student`` (idempotent; reactivates)."""
+    link, created = _roles.guardian_link(
+        tenant=tenant, guardian=guardian, student=student, relationship=relationship, source=source
+    )
+    return GuardianInfo(
+        guardian_id=link.guardian_id,
+        student_id=link.student_id,
+        relationship=link.relationship,
+        created=created,
+    )
+
+
+def identity_link(*, tenant: Tenant, user: User, key: IdentityKey) -> IdentityKey:
+    """Attach ``key`` to ``user`` explicitly (an admin's decision). Idempotent; raises
+    MergeRefused when the key is another person's."""
+    identity = _people.identity_link(tenant=tenant, user=user, key=key)
+    return IdentityKey(kind=identity.kind, issuer=identity.issuer, subject=identity.subject)
+
+
+def users_merge(*, tenant: Tenant, kept: User, merged: User, actor: User | None, reason: str) -> MergeInfo:
+    """Fold ``merged`` into ``kept`` (identities, enrollments, roles move; ``merged`` is
+    deactivated); recorded and audited. Raises MergeRefused."""
+    record = _people.users_merge(tenant=tenant, kept=kept, merged=merged, actor=actor, reason=reason)
+    return MergeInfo(
+        id=record.pk,
+        kept_id=record.kept_id,
+        merged_id=record.merged_id,
+        moved=tuple(sorted(record.moved.items())),
+    )
 
 
 def tenant_info(tenant: Tenant) -> TenantInfo:

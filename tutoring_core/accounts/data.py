@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass, field
 
@@ -95,3 +96,44 @@ class RoleRow:
     user_id: uuid.UUID
     role: str
     school_id: uuid.UUID | None = None
+
+
+# --- What the door's writes hand back (api.py audit_record, role_assign, ...) ---------------
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """The audit row just appended (its id orders the log)."""
+
+    id: int
+    action: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    id: int
+    user_id: uuid.UUID
+    role: str
+    school_id: uuid.UUID | None
+    class_id: uuid.UUID | None
+    is_active: bool
+    # False when the grant was already there (perhaps reactivated).
+    created: bool
+
+
+@dataclass(frozen=True)
+class GuardianInfo:
+    guardian_id: uuid.UUID
+    student_id: uuid.UUID
+    relationship: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class MergeInfo:
+    id: int
+    kept_id: uuid.UUID
+    merged_id: uuid.UUID
+    # How many of each kind moved to the kept person: identities, enrollments, roles.
+    moved: tuple[tuple[str, int], ...]
