@@ -52,15 +52,15 @@ def _page(
     tenant = _tenant(request)
     members = classes.class_member_list(tenant_id=tenant.pk, class_id=klass.id)
     students = [member for member in members if member.role == "student"]
-    activities = list(progress.activities_for_class(tenant=tenant, class_id=klass.id))
-    latest = progress.latest_results(tenant=tenant, activity_ids=[a.pk for a in activities])
+    activities = progress.activities_for_class(tenant=tenant, class_id=klass.id)
+    latest = progress.latest_results(tenant=tenant, activity_ids=[a.id for a in activities])
     line_items = list(selectors.line_items_for_class(tenant_id=tenant.pk, class_id=klass.id))
     by_activity = {item.activity_id: item for item in line_items}
-    columns = [{"activity": a, "line_item": by_activity.get(a.pk)} for a in activities]
+    columns = [{"activity": a, "line_item": by_activity.get(a.id)} for a in activities]
     rows = [
         {
             "student": student,
-            "cells": [{"activity": a, "result": latest.get((a.pk, student.user_id))} for a in activities],
+            "cells": [{"activity": a, "result": latest.get((a.id, student.user_id))} for a in activities],
         }
         for student in students
     ]

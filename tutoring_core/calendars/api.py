@@ -6,7 +6,6 @@ from tutoring_core.calendars.ics import calendar_text, session_event, session_in
 from tutoring_core.calendars.services import (
     CalendarError,
     caldav_account_disconnect,
-    caldav_account_set,
     feed_text,
     feed_token_reset,
     push_deliver,
@@ -16,7 +15,6 @@ from tutoring_core.calendars.services import (
 __all__ = [
     "CalendarError",
     "caldav_account_disconnect",
-    "caldav_account_set",
     "calendar_text",
     "feed_text",
     "feed_token_reset",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
-from django.db.models import QuerySet
-
 from tutoring_core.accounts.models import Tenant
 from tutoring_core.progress.data import ActivityRef, LatestResult
 from tutoring_core.progress.models import Activity, OutboxEntry, OutboxStatus, Result
@@ -35,8 +33,21 @@ def activity_get(*, tenant: Tenant, activity_id: uuid.UUID) -> ActivityRef | Non
     )
 
 
-def activities_for_class(*, tenant: Tenant, class_id: uuid.UUID) -> QuerySet[Activity]:
-    return Activity.objects.filter(tenant=tenant, klass_id=class_id, is_active=True).order_by("title")
+def activities_for_class(*, tenant: Tenant, class_id: uuid.UUID) -> list[ActivityRef]:
+    """The class's active activities, by title."""
+    return [
+        ActivityRef(
+            id=activity.pk,
+            tenant_id=activity.tenant_id,
+            class_id=activity.klass_id,
+            key=activity.key,
+            title=activity.title,
+            score_maximum=activity.score_maximum,
+        )
+        for activity in Activity.objects.filter(tenant=tenant, klass_id=class_id, is_active=True).order_by(
+            "title"
+        )
+    ]
 
 
 def latest_results(
