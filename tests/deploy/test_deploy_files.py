@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
-import runpy
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -49,11 +51,33 @@ def test_compose_refuses_to_start_without_secrets() -> None:
     assert "set SECRET_KEY" in result.stderr
 
 
+def _gunicorn_conf(env: dict[str, str]) -> dict[str, Any]:
+    """What gunicorn reads from deploy/gunicorn.conf.py, and the environment it leaves
+    its workers, under ``env``: read in a child process (the file sets
+    DATABASE_POOL_MAX_SIZE in the environment; in this process it would leak into
+    every later test's subprocesses)."""
+    script = (
+        "import json, os, runpy, sys; conf = runpy.run_path(sys.argv[1]);"
+        " print(json.dumps({'conf': {k: v for k, v in conf.items() if isinstance(v, (str, int))},"
+        " 'pool': os.environ.get('DATABASE_POOL_MAX_SIZE')}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "deploy" / "gunicorn.conf.py")],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(json.loads(out))
+
+
 def test_gunicorn_config_serves_asgi_with_uvicorn_workers() -> None:
-    conf = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    read = _gunicorn_conf({})
+    conf = read["conf"]
     assert conf["worker_class"] == "uvicorn.workers.UvicornWorker"
     assert conf["bind"] == "0.0.0.0:8000"
     assert conf["workers"] >= 3
+    assert read["pool"] is None  # no PostgreSQL, no pool (tests/scorm/test_connection_policy.py: with)
 
 
 def test_dockerfile_runs_as_non_root() -> None:
