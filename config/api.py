@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.openapi.docs import ABS_TPL_PATH, Swagger
 
 from tutoring_core.accounts.endpoints import router as people_router
 from tutoring_core.apiauth.auth import BearerToken
@@ -20,6 +21,19 @@ from tutoring_core.apiauth.services import IdempotencyConflict
 from tutoring_core.scheduling.endpoints import router as scheduling_router
 from tutoring_core.scheduling.endpoints import scheduling_error_body
 from tutoring_core.scheduling.errors import SchedulingError
+
+
+class LocalSwagger(Swagger):
+    """ninja's Swagger page with its scripts served from here, never from a CDN.
+
+    ninja renders its local template only when "ninja" is in INSTALLED_APPS and falls
+    back to a CDN page otherwise; the hub keeps ninja out of INSTALLED_APPS (it would load
+    pydantic into every process at start-up: config/settings.py [api]) and gives ninja's
+    templates and static folders to Django directly, so the fallback is the local page too.
+    """
+
+    template_cdn = str(ABS_TPL_PATH / "swagger.html")
+
 
 api = NinjaAPI(
     title="Tutoring Hub API",
@@ -30,6 +44,7 @@ api = NinjaAPI(
     ),
     urls_namespace="api-v1",
     openapi_url="/openapi.json",
+    docs=LocalSwagger(),
     docs_url="/docs" if settings.API_DOCS else None,
     auth=BearerToken(),
 )

@@ -384,7 +384,21 @@ API_IDEMPOTENCY_TTL_HOURS = env.int("API_IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 # The interactive docs page at /api/v1/docs (the OpenAPI document is always served).
 API_DOCS = env.bool("API_DOCS", True)
 if API_DOCS:
-    INSTALLED_APPS.append("ninja")  # serves the docs page's scripts locally, not from a CDN
+    # The page's template and scripts come from the django-ninja package itself, served
+    # here, not from a CDN (config.api.LocalSwagger). Not as an installed app: "ninja" in
+    # INSTALLED_APPS imports ninja and pydantic (~13 MB) into every process at start-up,
+    # Celery workers and management commands too; the API's URLconf loads them where the
+    # API is served. find_spec locates the package without importing it.
+    import importlib.util as _importlib_util
+
+    _ninja_spec = _importlib_util.find_spec("ninja")
+    if _ninja_spec is None or not _ninja_spec.submodule_search_locations:
+        raise ImproperlyConfigured("API_DOCS needs django-ninja installed (requirements/base.txt).")
+    _ninja_dir = Path(next(iter(_ninja_spec.submodule_search_locations)))
+    _template_dirs = TEMPLATES[0]["DIRS"]
+    assert isinstance(_template_dirs, list)
+    _template_dirs.append(_ninja_dir / "templates")  # ninja/swagger.html, ninja/favicons.html
+    STATICFILES_DIRS.append(_ninja_dir / "static")  # static/ninja/swagger-ui-bundle.js, ...
 CELERY_BEAT_SCHEDULE["apiauth-purge-idempotency"] = {
     "task": "apiauth.purge_idempotency_records",
     "schedule": 3600.0,

@@ -7,10 +7,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from lti_tool.dynamic_registration import registration_url
 from lti_tool.models import Deployment, PlatformRegistration, ResourceLink
 from lti_tool.protocol import presets
-from lti_tool.views import tool_urls
 from tutoring_core.accounts.admin_scoping import (
     TenantScopedAdmin,
     can_administer_tenant,
@@ -95,6 +93,11 @@ class PlatformRegistrationAdmin(TenantScopedAdmin):
 
     @admin.display(description="Tool URLs")
     def tool_urls(self, obj: PlatformRegistration | None) -> str:
+        # Imported here, not at start-up: the launch views and dynamic registration bring
+        # pylti1p3, requests and the scheduling api into every process that loads the admin.
+        from lti_tool.dynamic_registration import registration_url
+        from lti_tool.views import tool_urls
+
         urls = tool_urls()
         if obj is not None and obj.tenant_id:
             # For LMSs with Dynamic Registration (Moodle, Canvas, Brightspace): this one

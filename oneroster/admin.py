@@ -15,7 +15,6 @@ from oneroster.models import RosterConnection, SyncRun
 from oneroster.protocol.records import RosterProtocolError
 from oneroster.run_status import run_progress
 from oneroster.selectors import recent_runs
-from oneroster.sources import csv_path_checked, outbound_url_problem
 from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
 
 Kind = RosterConnection.Kind
@@ -109,6 +108,10 @@ class RosterConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
     def clean_csv_path(self) -> str:
         value = (self.cleaned_data.get("csv_path") or "").strip()
         if value:
+            # Imported here, not at start-up: oneroster.sources brings the REST and
+            # Classroom clients (authlib, requests) into every process that loads the admin.
+            from oneroster.sources import csv_path_checked
+
             try:
                 path = Path(csv_path_checked(value))
             except RosterProtocolError as exc:
@@ -122,6 +125,8 @@ class RosterConnectionForm(forms.ModelForm):  # type: ignore[type-arg]
         return value
 
     def _clean_url(self, name: str) -> str:
+        from oneroster.sources import outbound_url_problem
+
         value = (self.cleaned_data.get(name) or "").strip()
         if value and (problem := outbound_url_problem(value)):
             raise forms.ValidationError(problem)

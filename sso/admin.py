@@ -9,7 +9,6 @@ from django.db import models
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 
-from sso import saml, services
 from sso.models import IdentityProvider
 from sso.protocol.presets import PRESETS
 from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
@@ -118,6 +117,8 @@ class IdentityProviderForm(forms.ModelForm):  # type: ignore[type-arg]
             if not xml and not data.get("metadata_url"):
                 self.add_error("metadata_url", "Give a metadata URL or paste the IdP's metadata XML.")
             if xml and xml != (self.instance.metadata_xml or "").strip():
+                from sso import services  # python3-saml and xmlsec: loaded when used, not at start-up
+
                 probe = IdentityProvider(entity_id=data.get("entity_id") or "")
                 try:
                     services.saml_metadata_apply(idp=probe, xml=xml)
@@ -148,6 +149,8 @@ class IdentityProviderAdmin(TenantScopedAdmin):
     @admin.display(description="What to give the identity provider")
     def sp_setup(self, obj: IdentityProvider) -> str:
         from django.utils.html import format_html
+
+        from sso import saml
 
         if obj.pk is None:
             return "Save first; the addresses appear here."
@@ -217,6 +220,8 @@ class IdentityProviderAdmin(TenantScopedAdmin):
         idp = self._scoped(request, object_id)
         if request.method != "POST":
             return HttpResponse(status=405)
+        from sso import services
+
         try:
             changed = services.saml_metadata_refresh(idp=idp) if idp.metadata_url else False
         except services.http.OutboundHTTPError as exc:
@@ -231,6 +236,8 @@ class IdentityProviderAdmin(TenantScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
+        from sso import services
+
         if (
             obj.protocol == IdentityProvider.Protocol.SAML
             and obj.metadata_url

@@ -117,3 +117,36 @@ def test_trusted_audiences_are_edited_in_the_admin(client: Any, tenant: Any) -> 
     assert 'name="trusted_audiences"' in page.content.decode()
     registration.trusted_audiences = " https://a.example.org \n\nhttps://b.example.org\n"
     assert registration.trusted_audience_set == frozenset({"https://a.example.org", "https://b.example.org"})
+
+
+def test_the_change_page_gives_the_tool_urls_and_a_working_dynamic_registration_link(
+    client: Any, tenant: Any
+) -> None:
+    # The admin imports the launch views and dynamic registration only here, when the
+    # field is shown (not at start-up: tests/tutoring_core/test_startup_imports.py).
+    import html
+    import re
+
+    from django.conf import settings
+    from django.urls import reverse
+
+    from lti_tool.dynamic_registration import tenant_for_token
+
+    registration = make_registration(tenant)
+    client.force_login(district_admin(tenant))
+    page = html.unescape(
+        client.get(f"/admin/lti_tool/platformregistration/{registration.pk}/change/").content.decode()
+    )
+    base = settings.PUBLIC_BASE_URL
+    for name, view in (
+        ("login_url", "login"),
+        ("launch_url", "launch"),
+        ("jwks_url", "jwks"),
+        ("deep_linking_url", "launch"),
+        ("canvas_config_url", "canvas_config"),
+    ):
+        assert f"{name}: {base}{reverse(f'lti_tool:{view}')}" in page
+    prefix = base + reverse("lti_tool:dynamic_registration", kwargs={"token": "TOKEN"}).split("TOKEN")[0]
+    found = re.search(rf"dynamic_registration_url: {re.escape(prefix)}([^/\s<]+)/", page)
+    assert found is not None, page
+    assert tenant_for_token(found.group(1)) == tenant.pk
