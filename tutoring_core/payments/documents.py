@@ -103,7 +103,7 @@ def pay_statement(
     for line in lines:
         when = line.session_start.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         doc.row(
-            f"{when}, {line.duration_min} min, {line.outcome.replace('_', ' ')}",
+            f"{when}, {line.duration_min} min, {line.reason or line.outcome.replace('_', ' ')}",
             format_amount(line.amount_minor, line.currency),
         )
         total[line.currency] = total.get(line.currency, 0) + line.amount_minor

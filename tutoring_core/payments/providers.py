@@ -306,3 +306,13 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise _refuse(exc) from exc
         return str(transfer.id)
+
+    def transfer_reverse(self, *, key: str, transfer_id: str, amount: int) -> str:
+        """Take back part of a Connect transfer (a tutor paid for a session later corrected)."""
+        try:
+            reversal = self.client.v1.transfers.reversals.create(
+                transfer_id, params={"amount": amount}, options={"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _refuse(exc) from exc
+        return str(reversal.id)

@@ -395,7 +395,13 @@ def payrun(request: HttpRequest, payrun_id: Any) -> HttpResponse:
     return render(
         request,
         "payments/payrun.html",
-        {"run": run, "tutors": list(tutors.values()), "admin": admin, "transfers": run.transfers.all()},
+        {
+            "run": run,
+            "tutors": list(tutors.values()),
+            "admin": admin,
+            "transfers": run.transfers.all(),
+            "reversals": run.reversals.select_related("transfer", "tutor"),
+        },
     )
 
 
