@@ -17,6 +17,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from tutoring_core.accounts.endpoints import router as people_router
 from tutoring_core.apiauth.auth import BearerToken
 from tutoring_core.apiauth.services import IdempotencyConflict
+from tutoring_core.payments.endpoints import router as payments_router
 from tutoring_core.scheduling.endpoints import router as scheduling_router
 from tutoring_core.scheduling.endpoints import scheduling_error_body
 from tutoring_core.scheduling.errors import SchedulingError
@@ -115,3 +116,4 @@ def _idempotency_conflict(request: HttpRequest, exc: IdempotencyConflict) -> Htt
 
 api.add_router("/", people_router)
 api.add_router("/", scheduling_router)
+api.add_router("/", payments_router)
