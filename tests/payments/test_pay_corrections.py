@@ -16,7 +16,7 @@ import pytest
 import stripe
 from django.db.models import Sum
 from django.urls import reverse
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pypdf import PdfReader
 
@@ -251,6 +251,24 @@ def _pay(outcome: str, rate: int, percent: int) -> int:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=STEPS, percent=st.integers(0, 100))
+# Always among the examples: paid out, corrected to nothing (a reversal), corrected back
+# (a top-up), and a clawback netted against new pay.
+@example(
+    steps=[
+        ("outcome", 0, "attended"),
+        ("outcome", 1, "no_show"),
+        ("run", 0, ""),
+        ("payout", 0, ""),
+        ("outcome", 0, "tutor_no_show"),
+        ("run", 1, ""),
+        ("payout", 0, ""),
+        ("outcome", 0, "attended"),
+        ("outcome", 1, "cancelled"),
+        ("run", 0, ""),
+        ("payout", 0, ""),
+    ],
+    percent=50,
+)
 def test_pay_always_follows_the_final_outcomes(
     django_db_blocker: Any, steps: list[Any], percent: int
 ) -> None:

@@ -393,7 +393,8 @@ def payrun_payout(*, actor: User, run_id: Any) -> list[PayTransfer | PayReversal
         .exclude(balance=0)
         .exists()
     )
-    if done and settled:
+    # Paid when no tutor of the run is owed or owes (an earlier payout may have settled them).
+    if tutors and settled:
         save_changed(run, {"status": PayRun.Status.PAID})
     audit_record(
         tenant=actor.tenant,
