@@ -148,3 +148,19 @@ def test_pdfs_print_names_in_any_script(client: Any) -> None:
         for font in page["/Resources"]["/Font"].values()
     }
     assert fonts == {"DejaVuSansBook", "DejaVuSansBold", "DroidSansFallback"}, fonts
+
+
+def test_the_cjk_font_is_embedded_only_when_needed() -> None:
+    from tutoring_core.payments.documents import _Doc
+
+    def fonts(title: str) -> set[str]:
+        doc = _Doc(title)
+        doc.row("Zoë Łukasiewicz", "USD 1.00")
+        return {
+            str(font.get_object()["/BaseFont"]).split("+")[-1]
+            for page in PdfReader(io.BytesIO(doc.bytes())).pages
+            for font in page["/Resources"]["/Font"].values()
+        }
+
+    assert fonts("Receipt") == {"DejaVuSansBook", "DejaVuSansBold"}
+    assert fonts("Receipt 王小明") == {"DejaVuSansBook", "DejaVuSansBold", "DroidSansFallback"}

@@ -18,6 +18,8 @@ from tutoring_core.payments.models import PayLine, PaymentSettings, PayRun, Purc
 from tutoring_core.payments.protocol.ledger import format_amount, format_rate, tax_included
 
 log = logging.getLogger(__name__)
+# fontTools logs each font subset at INFO (dozens of lines per PDF).
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 # Unicode TrueType fonts embedded in every PDF, so names such as "Zoë Łukasiewicz" or "王小明"
 # print as written. Debian's fonts-dejavu-core (Latin, Greek, Cyrillic, ...) with
@@ -39,11 +41,10 @@ class _Doc(FPDF):
     def __init__(self, title: str) -> None:
         super().__init__(format="A4")
         self._hub_family = "Helvetica"
+        self._hub_fallback = False
         if unicode_fonts_present():
             for style, path in FONTS.items():
                 self.add_font("DejaVu", style, str(path))
-            self.add_font("DroidFallback", "", str(FALLBACK_FONT))
-            self.set_fallback_fonts(["DroidFallback"], exact_match=False)
             self._hub_family = "DejaVu"
         else:
             log.warning("Unicode fonts missing (%s): PDFs print Latin-1 only", FONT_DIR)
@@ -56,10 +57,16 @@ class _Doc(FPDF):
         self.set_font(self._hub_family, "", 10)
 
     def _text(self, value: str) -> str:
-        if self._hub_family == "DejaVu":
-            return value
-        # The built-in Helvetica covers Latin-1; anything else prints as "?" rather than failing.
-        return value.encode("latin-1", "replace").decode("latin-1")
+        if self._hub_family != "DejaVu":
+            # The built-in Helvetica covers Latin-1; anything else prints as "?" rather than failing.
+            return value.encode("latin-1", "replace").decode("latin-1")
+        covered = getattr(self.fonts["dejavu"], "cmap", {})  # a TrueType font's characters
+        if not self._hub_fallback and any(ord(char) not in covered for char in value):
+            # Parsing the 4 MB CJK font costs about 0.3 s: only for a document that needs it.
+            self.add_font("DroidFallback", "", str(FALLBACK_FONT))
+            self.set_fallback_fonts(["DroidFallback"], exact_match=False)
+            self._hub_fallback = True
+        return value
 
     def block(self, heading: str, lines: Sequence[str]) -> None:
         self.set_font(self._hub_family, "B", 10)
