@@ -133,6 +133,11 @@ def test_refund_quote_follows_the_policy(world: World, family: dict[str, Any], f
     frozen.move_to(WED_10 - dt.timedelta(hours=2))
     late = client_for(world.guardian).get(url, {"student": str(world.student.pk)}).json()
     assert (late["held"], late["refund"], late["late"]) == (60, 30, True)
+    # The tutor's own notice, when set, decides lateness as it does for the cancellation.
+    world.profile.cancel_notice_hours = 1
+    world.profile.save()
+    own = client_for(world.student).get(url).json()
+    assert (own["refund"], own["late"], own["notice_hours"]) == (60, False, 1)
     # Quoting changed nothing; a student not in the session, or a stranger, gets 404.
     reserved = LedgerAccount.objects.get(payer=payer, purpose="reserved")
     assert reserved.balance == 60

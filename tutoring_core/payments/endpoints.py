@@ -201,6 +201,19 @@ def _notice_hours(tenant_id: Any) -> int:
     return int(policy.cancel_notice_hours) if policy else 24
 
 
+def _session_notice_hours(session: Any) -> int:
+    """The notice a cancellation of this session needs, as scheduling decides lateness: the
+    tutor's own notice when they set one, else the district's."""
+    from tutoring_core.scheduling.models import TutorProfile
+
+    own = (
+        TutorProfile.objects.filter(user_id=session.tutor_id)
+        .values_list("cancel_notice_hours", flat=True)
+        .first()
+    )
+    return int(own) if own is not None else _notice_hours(session.tenant_id)
+
+
 def purchase_body(purchase: Purchase) -> dict[str, Any]:
     from django.urls import reverse
 
@@ -271,7 +284,7 @@ def booking_refund_quote(
     if not allowed or not session.participants.filter(student_id=student_id).exists():
         raise Http404("No such booking.")
     policy = services.settings_for(session.tenant_id)
-    hours = _notice_hours(session.tenant_id)
+    hours = _session_notice_hours(session)
     quote = selectors.refund_quote(
         charge=charge,
         start=session.start,
