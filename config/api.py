@@ -18,6 +18,7 @@ from ninja.openapi.docs import ABS_TPL_PATH, Swagger
 from tutoring_core.accounts.endpoints import router as people_router
 from tutoring_core.apiauth.auth import BearerToken
 from tutoring_core.apiauth.services import IdempotencyConflict
+from tutoring_core.payments.endpoints import router as payments_router
 from tutoring_core.scheduling.endpoints import router as scheduling_router
 from tutoring_core.scheduling.endpoints import scheduling_error_body
 from tutoring_core.scheduling.errors import SchedulingError
@@ -130,3 +131,4 @@ def _idempotency_conflict(request: HttpRequest, exc: IdempotencyConflict) -> Htt
 
 api.add_router("/", people_router)
 api.add_router("/", scheduling_router)
+api.add_router("/", payments_router)

@@ -14,7 +14,9 @@ import pytest
 from tests.api.conftest import client_for
 from tests.api.isolation import api_id_url_names
 from tests.factories import district_admin
+from tests.payments.factories import PackageFactory, PayerAccountFactory, PayerMemberFactory
 from tests.scheduling.factories import WED_10, World
+from tutoring_core.payments.models import PostingLine, Purchase
 from tutoring_core.scheduling import services
 from tutoring_core.scheduling.models import Session, TutorProfile
 
@@ -40,6 +42,14 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
         "body": {"outcome": "attended"},
         "insider": (400, "The session has not started yet."),
     },
+    ("GET", "/api/v1/bookings/{session_id}/refund-quote"): {"query": {"student": "{student_id}"}},
+    ("GET", "/api/v1/payers/{payer_id}"): {},
+    ("GET", "/api/v1/payers/{payer_id}/statement"): {"query": {"page": 1}},
+    # The outsider names a package of their own district: the payer's id is what is refused.
+    ("POST", "/api/v1/payers/{payer_id}/purchases"): {
+        "body": {"package_id": "{package_id}"},
+        "insider": (404, "No such package."),
+    },
 }
 
 
@@ -58,7 +68,11 @@ def test_every_api_url_with_an_id_is_exempt_from_the_session_walker_and_walked_h
         "api_booking_cancel",
         "api_booking_join",
         "api_booking_outcome",
+        "api_booking_refund_quote",
         "api_booking_reschedule",
+        "api_payer_get",
+        "api_payer_statement",
+        "api_purchase_create",
         "api_tutor_get",
         "api_tutor_put",
         "api_tutor_slots",
@@ -77,6 +91,8 @@ def _state(world: World, session: Session) -> tuple[Any, ...]:
         profile.rules.count(),
         session.outcome,
         list(session.participants.values_list("student_id", "status", "outcome")),
+        Purchase.objects.count(),
+        PostingLine.objects.count(),
     )
 
 
@@ -86,15 +102,24 @@ def test_another_districts_ids_answer_404(world: World, frozen: Any, method: str
         actor=world.admin, tutor=world.tutor, student=world.student, start=WED_10, duration_min=60
     )
     outsider = client_for(district_admin(world.other_tenant, username="other-admin"))
-    url = path.replace("{person_id}", str(world.tutor.pk)).replace("{session_id}", str(session.pk))
+    payer = PayerAccountFactory(tenant=world.tenant)
+    PayerMemberFactory(payer=payer, user=world.student)
+    fill = {
+        "{student_id}": str(world.student.pk),
+        "{package_id}": str(PackageFactory(tenant=world.other_tenant).pk),
+    }
+    url = (
+        path.replace("{person_id}", str(world.tutor.pk))
+        .replace("{session_id}", str(session.pk))
+        .replace("{payer_id}", str(payer.pk))
+    )
     request = REQUESTS[(method, path)]
-    if "body" in request:
-        request = {
-            **request,
-            "body": {
-                k: str(world.student.pk) if v == "{student_id}" else v for k, v in request["body"].items()
-            },
-        }
+    for part in ("body", "query"):
+        if part in request:
+            request = {
+                **request,
+                part: {k: fill.get(v, v) if isinstance(v, str) else v for k, v in request[part].items()},
+            }
     before = _state(world, session)
 
     if method == "GET":

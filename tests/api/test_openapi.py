@@ -35,8 +35,10 @@ from schemathesis.specs.openapi.checks import (
 
 from config.api import api
 from tests.api.conftest import ApiClient, client_for
+from tests.payments.factories import PackageFactory, PayerAccountFactory
 from tests.scheduling.factories import World
 from tutoring_core.apiauth.services import token_create
+from tutoring_core.payments.models import Package, PayerAccount
 
 pytestmark = pytest.mark.django_db
 
@@ -83,6 +85,11 @@ def test_the_document_is_openapi_3_1_and_validates(world: World) -> None:
         ("POST", "/api/v1/bookings/{session_id}/join"),
         ("POST", "/api/v1/bookings/{session_id}/outcome"),
         ("POST", "/api/v1/series"),
+        ("GET", "/api/v1/packages"),
+        ("GET", "/api/v1/payers/{payer_id}"),
+        ("GET", "/api/v1/payers/{payer_id}/statement"),
+        ("POST", "/api/v1/payers/{payer_id}/purchases"),
+        ("GET", "/api/v1/bookings/{session_id}/refund-quote"),
     }
     for path, item in document["paths"].items():
         for method, operation in item.items():
@@ -123,7 +130,11 @@ def keep_the_test_connection() -> Iterator[None]:
 def _aim_at_real_rows(case: Any, world: World, session_id: uuid.UUID) -> None:
     """Point well-formed ids at rows that exist, so generated bodies reach the services
     (a random UUID stops at the 404); malformed ids are left as generated."""
+    payer = PayerAccount.objects.filter(tenant=world.tenant).first()
+    package = Package.objects.filter(tenant=world.tenant).first()
     real = {
+        "payer_id": payer.pk,
+        "package_id": package.pk,
         "person_id": world.tutor.pk,
         "session_id": session_id,
         "tutor": world.tutor.pk,
@@ -168,6 +179,9 @@ def test_every_operation_answers_generated_input_without_a_5xx(
     )
     assert booked.status_code == 201, booked.content
     session_id = uuid.UUID(booked.json()["id"])
+    # A payer and a package of the district, so purchases and statements reach the services.
+    PayerAccountFactory(tenant=world.tenant)
+    PackageFactory(tenant=world.tenant, amount_minor=1000)
     checks = [
         not_a_server_error,
         status_code_conformance,

@@ -113,3 +113,54 @@ def test_receipt_for_a_paid_purchase_and_404_for_others(client: Any) -> None:
     assert "Net amount USD 123.45\nTax at 0% USD 0.00\nTotal USD 123.45" in text
     client.force_login(UserFactory(tenant=payer.tenant, username="bystander"))
     assert client.get(url).status_code == 404
+
+
+@pytest.mark.django_db
+def test_pdfs_print_names_in_any_script(client: Any) -> None:
+    """The embedded DejaVu and Droid fallback fonts (installed by the project's
+    scripts/install-system-test-deps.sh) print Polish, Chinese and accented Latin as written."""
+    from tutoring_core.payments.documents import unicode_fonts_present
+
+    assert unicode_fonts_present()
+    payer = PayerAccountFactory(name="Zoë Łukasiewicz", billing_details="王小明\nul. Żółta 5, Łódź")
+    tenant = payer.tenant
+    tenant.name = "Ősi Körzet"
+    tenant.save()
+    PaymentSettingsFactory(tenant=tenant, provider="invoice", invoice_details="北京市海淀区 1号")
+    package = PackageFactory(tenant=tenant, name="Pięć lekcji · 五节课", amount_minor=25000)
+    admin = district_admin(tenant)
+    purchase = services.purchase_start(actor=admin, payer_id=payer.pk, package_id=package.pk)
+    client.force_login(admin)
+    body = client.get(reverse("payments:document", kwargs={"purchase_id": purchase.pk})).content
+    text = _text(body)
+    for expected in (
+        "Zoë Łukasiewicz",
+        "王小明",
+        "ul. Żółta 5, Łódź",
+        "Ősi Körzet",
+        "北京市海淀区 1号",
+        "Pięć lekcji · 五节课",
+    ):
+        assert expected in text, (expected, text)
+    fonts = {
+        str(font.get_object()["/BaseFont"]).split("+")[-1]
+        for page in PdfReader(io.BytesIO(body)).pages
+        for font in page["/Resources"]["/Font"].values()
+    }
+    assert fonts == {"DejaVuSansBook", "DejaVuSansBold", "DroidSansFallback"}, fonts
+
+
+def test_the_cjk_font_is_embedded_only_when_needed() -> None:
+    from tutoring_core.payments.documents import _Doc
+
+    def fonts(title: str) -> set[str]:
+        doc = _Doc(title)
+        doc.row("Zoë Łukasiewicz", "USD 1.00")
+        return {
+            str(font.get_object()["/BaseFont"]).split("+")[-1]
+            for page in PdfReader(io.BytesIO(doc.bytes())).pages
+            for font in page["/Resources"]["/Font"].values()
+        }
+
+    assert fonts("Receipt") == {"DejaVuSansBook", "DejaVuSansBold"}
+    assert fonts("Receipt 王小明") == {"DejaVuSansBook", "DejaVuSansBold", "DroidSansFallback"}

@@ -131,3 +131,89 @@ def test_a_ledger_in_agreement_reports_nothing(world: World, stripe_peer: LocalS
 
     run = reconcile_tenant(tenant_id=world.tenant.pk)
     assert (run.checked, run.differences, run.finished_at is not None) == (1, 0, True)
+
+
+def _lists(recording: Any) -> dict[str, dict[str, str]]:
+    """The list requests the job sent, by path, with their query parameters."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    sent = {}
+    for method, url, _headers, _form in recording.calls:
+        parts = urlsplit(url)
+        if method == "get" and parts.path in ("/v1/payment_intents", "/v1/refunds"):
+            sent[parts.path] = dict(parse_qsl(parts.query))
+    return sent
+
+
+def _retrieved(recording: Any) -> set[str]:
+    return {
+        url.rsplit("/", 1)[-1].split("?")[0]
+        for method, url, _h, _f in recording.calls
+        if method == "get" and "/v1/payment_intents/pi_" in url
+    }
+
+
+def test_the_job_reads_a_window_and_sends_the_created_filter(
+    world: World, stripe_peer: LocalStripe, monkeypatch: Any
+) -> None:
+    import datetime as dt
+
+    import stripe
+    from django.utils import timezone
+
+    import tutoring_core.payments.providers as providers
+    from tests.payments.test_stripe_http import Recording
+    from tutoring_core.payments.reconciliation import reconcile_tenant
+
+    payer, package = _stripe_world(world)
+
+    def bought(*, paid: bool) -> Purchase:
+        purchase = services.purchase_start(actor=world.guardian, payer_id=payer.pk, package_id=package.pk)
+        if paid:
+            _browser_pays(stripe_peer, purchase.provider_ref, "4242424242424242")
+            services.purchase_sync(purchase_id=purchase.pk)
+        return purchase
+
+    closed = bought(paid=True)
+    refunded = bought(paid=True)  # then refunded in Stripe's dashboard
+    waiting = bought(paid=False)  # still awaiting payment: open in the ledger
+    now = timezone.now()
+    _peer_api(stripe_peer, "POST", "/v1/refunds", payment_intent=refunded.provider_ref, amount="2500")
+
+    recording = Recording()  # the hub's client, passing through to localstripe
+    monkeypatch.setattr(
+        providers,
+        "stripe_client",
+        lambda: stripe.StripeClient(
+            "sk_test_hub", base_addresses={"api": stripe_peer.base_url}, http_client=recording
+        ),
+    )
+    run = reconcile_tenant(tenant_id=world.tenant.pk, now=now)
+    since = str(int((now - dt.timedelta(days=3)).timestamp()))
+    assert _lists(recording) == {
+        "/v1/payment_intents": {"limit": "100", "created[gte]": since},
+        "/v1/refunds": {"limit": "100", "created[gte]": since},
+    }
+    # All of it is of the window: each purchase is read again, the dashboard refund reported.
+    assert _retrieved(recording) == {closed.provider_ref, refunded.provider_ref, waiting.provider_ref}
+    assert (run.checked, run.differences) == (3, 1)
+    assert list(
+        ReconciliationDifference.objects.values_list("kind", "subject", "ledger_minor", "provider_minor")
+    ) == [("refund", f"purchase:{refunded.pk}", 0, 2500)]
+
+    # Ten days on, everything at Stripe and in the ledger is older than the window.
+    # localstripe ignores the filter and lists it all; the job drops it here, and of the
+    # purchases reads only the one still open.
+    later = Recording()
+    monkeypatch.setattr(
+        providers,
+        "stripe_client",
+        lambda: stripe.StripeClient(
+            "sk_test_hub", base_addresses={"api": stripe_peer.base_url}, http_client=later
+        ),
+    )
+    run = reconcile_tenant(tenant_id=world.tenant.pk, now=now + dt.timedelta(days=10))
+    later_since = str(int((now + dt.timedelta(days=7)).timestamp()))
+    assert _lists(later)["/v1/payment_intents"] == {"limit": "100", "created[gte]": later_since}
+    assert _retrieved(later) == {waiting.provider_ref}
+    assert (run.checked, run.differences) == (1, 0)

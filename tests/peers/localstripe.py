@@ -37,6 +37,17 @@ from aiohttp import web
 from localstripe import server
 from localstripe.resources import store
 store.dump_to_disk = lambda: None   # no shared /tmp pickle
+# localstripe 1.15 answers 400 to Stripe's ``created`` list filter on PaymentIntents and
+# refunds; here it accepts and ignores it (the reconciliation filters what comes back too),
+# so the hub may send the filter real Stripe honours.
+from localstripe import resources
+def _ignoring_created(cls):
+    original = cls._api_list_all.__func__
+    def list_all(klass, url, created=None, **kwargs):
+        return original(klass, url, **kwargs)
+    cls._api_list_all = classmethod(list_all)
+for _cls in (resources.PaymentIntent, resources.Refund):
+    _ignoring_created(_cls)
 web.run_app(server.app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
 

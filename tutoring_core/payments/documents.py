@@ -8,43 +8,79 @@ the district's name and the address lines and tax id of its PaymentSettings.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from fpdf import FPDF
 
 from tutoring_core.payments.models import PayLine, PaymentSettings, PayRun, Purchase
 from tutoring_core.payments.protocol.ledger import format_amount, format_rate, tax_included
 
+log = logging.getLogger(__name__)
+# fontTools logs each font subset at INFO (dozens of lines per PDF).
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
-def _text(value: str) -> str:
-    # The PDF's built-in Helvetica covers Latin-1; anything else prints as "?" rather than failing.
-    return value.encode("latin-1", "replace").decode("latin-1")
+# Unicode TrueType fonts embedded in every PDF, so names such as "Zoë Łukasiewicz" or "王小明"
+# print as written. Debian's fonts-dejavu-core (Latin, Greek, Cyrillic, ...) with
+# fonts-droid-fallback (Chinese, Japanese, Korean) for what DejaVu lacks; installed by
+# scripts/install-system-test-deps.sh (make test) and deploy/Dockerfile.
+FONT_DIR = Path("/usr/share/fonts/truetype")
+FONTS = {
+    "": FONT_DIR / "dejavu" / "DejaVuSans.ttf",
+    "B": FONT_DIR / "dejavu" / "DejaVuSans-Bold.ttf",
+}
+FALLBACK_FONT = FONT_DIR / "droid" / "DroidSansFallbackFull.ttf"
+
+
+def unicode_fonts_present() -> bool:
+    return all(path.is_file() for path in (*FONTS.values(), FALLBACK_FONT))
 
 
 class _Doc(FPDF):
     def __init__(self, title: str) -> None:
         super().__init__(format="A4")
-        self.set_title(_text(title))
+        self._hub_family = "Helvetica"
+        self._hub_fallback = False
+        if unicode_fonts_present():
+            for style, path in FONTS.items():
+                self.add_font("DejaVu", style, str(path))
+            self._hub_family = "DejaVu"
+        else:
+            log.warning("Unicode fonts missing (%s): PDFs print Latin-1 only", FONT_DIR)
+        self.set_title(self._text(title))
         self.set_creator("Tutoring Hub")
         self.set_auto_page_break(auto=True, margin=15)
         self.add_page()
-        self.set_font("Helvetica", "B", 16)
-        self.cell(0, 10, _text(title), new_x="LMARGIN", new_y="NEXT")
-        self.set_font("Helvetica", "", 10)
+        self.set_font(self._hub_family, "B", 16)
+        self.cell(0, 10, self._text(title), new_x="LMARGIN", new_y="NEXT")
+        self.set_font(self._hub_family, "", 10)
+
+    def _text(self, value: str) -> str:
+        if self._hub_family != "DejaVu":
+            # The built-in Helvetica covers Latin-1; anything else prints as "?" rather than failing.
+            return value.encode("latin-1", "replace").decode("latin-1")
+        covered = getattr(self.fonts["dejavu"], "cmap", {})  # a TrueType font's characters
+        if not self._hub_fallback and any(ord(char) not in covered for char in value):
+            # Parsing the 4 MB CJK font costs about 0.3 s: only for a document that needs it.
+            self.add_font("DroidFallback", "", str(FALLBACK_FONT))
+            self.set_fallback_fonts(["DroidFallback"], exact_match=False)
+            self._hub_fallback = True
+        return value
 
     def block(self, heading: str, lines: Sequence[str]) -> None:
-        self.set_font("Helvetica", "B", 10)
-        self.cell(0, 6, _text(heading), new_x="LMARGIN", new_y="NEXT")
-        self.set_font("Helvetica", "", 10)
+        self.set_font(self._hub_family, "B", 10)
+        self.cell(0, 6, self._text(heading), new_x="LMARGIN", new_y="NEXT")
+        self.set_font(self._hub_family, "", 10)
         for line in lines:
             if line.strip():
-                self.multi_cell(0, 5, _text(line.strip()), new_x="LMARGIN", new_y="NEXT")
+                self.multi_cell(0, 5, self._text(line.strip()), new_x="LMARGIN", new_y="NEXT")
         self.ln(3)
 
     def row(self, label: str, value: str, bold: bool = False) -> None:
-        self.set_font("Helvetica", "B" if bold else "", 10)
-        self.cell(120, 6, _text(label))
-        self.cell(0, 6, _text(value), align="R", new_x="LMARGIN", new_y="NEXT")
+        self.set_font(self._hub_family, "B" if bold else "", 10)
+        self.cell(120, 6, self._text(label))
+        self.cell(0, 6, self._text(value), align="R", new_x="LMARGIN", new_y="NEXT")
 
     def bytes(self) -> bytes:
         return bytes(self.output())
@@ -103,7 +139,7 @@ def pay_statement(
     for line in lines:
         when = line.session_start.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         doc.row(
-            f"{when}, {line.duration_min} min, {line.outcome.replace('_', ' ')}",
+            f"{when}, {line.duration_min} min, {line.reason or line.outcome.replace('_', ' ')}",
             format_amount(line.amount_minor, line.currency),
         )
         total[line.currency] = total.get(line.currency, 0) + line.amount_minor

@@ -23,6 +23,7 @@ NEGATIVE_ALLOWED = frozenset(
         LedgerAccount.Purpose.RECEIVABLE,
         LedgerAccount.Purpose.INCOME,
         LedgerAccount.Purpose.TUTOR_COST,
+        LedgerAccount.Purpose.TUTOR_RECOVERABLE,
     }
 )
 

@@ -124,6 +124,9 @@ class LedgerAccount(models.Model):
         EXTERNAL = "external", "Payment provider"
         TUTOR_PAYABLE = "tutor_payable", "Owed to tutors"
         TUTOR_COST = "tutor_cost", "Tutor pay earned"
+        # Paid out to a tutor beyond what their sessions earned (a correction after payout):
+        # minus what the tutor owes back, recovered from their next pay or a transfer reversal.
+        TUTOR_RECOVERABLE = "tutor_recoverable", "Owed back by tutors (negative)"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     # "tenant", "payer:<uuid>" or "tutor:<uuid>": whose account this is.
@@ -412,7 +415,11 @@ class PayRun(TimeStamped):
 
 
 class PayLine(models.Model):
-    """One session's pay to its tutor; a session is paid once, whichever run finds it."""
+    """One session's pay to its tutor; a session is paid once, whichever run finds it.
+
+    ``number`` 0 is the session's first pay. A later correction of the session's outcome is a
+    new line (``number`` 1, 2, ...) carrying the difference (negative: a clawback, positive: a
+    top-up) and its ``reason``; the paid line is never edited."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     run = models.ForeignKey(PayRun, on_delete=models.PROTECT, related_name="lines")
@@ -426,13 +433,21 @@ class PayLine(models.Model):
     # "transfer": paid by the run's Connect transfer; "destination": Stripe paid the tutor at
     # capture (a destination charge), recorded here for the statement only.
     via = models.CharField(max_length=12, default="transfer")
+    number = models.PositiveIntegerField(default=0)
+    # The session's full pay for attendance when first paid (a correction prices with it, so a
+    # rate changed since does not move an old session's pay); null on lines paid before.
+    rate_minor = models.BigIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["run", "tutor", "session_start", "id"]
+        ordering = ["run", "tutor", "session_start", "number", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["session"], name="pay_line_once_per_session"),
-            models.CheckConstraint(condition=Q(amount_minor__gte=0), name="pay_line_not_negative"),
+            models.UniqueConstraint(fields=["session", "number"], name="pay_line_number_once"),
+            models.CheckConstraint(
+                condition=Q(number=0, amount_minor__gte=0) | (Q(number__gt=0) & ~Q(amount_minor=0)),
+                name="pay_line_amount",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -460,6 +475,29 @@ class PayTransfer(TimeStamped):
 
     def __str__(self) -> str:
         return f"Transfer {self.transfer_id or '(pending)'} of {self.amount_minor} {self.currency}"
+
+
+class PayReversal(TimeStamped):
+    """A Stripe Connect transfer reversal taking back what a correction found overpaid."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(PayRun, on_delete=models.PROTECT, related_name="reversals")
+    tutor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    number = models.PositiveIntegerField()
+    transfer = models.ForeignKey(PayTransfer, on_delete=models.PROTECT, related_name="reversals")
+    amount_minor = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    reversal_id = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["run", "tutor", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "tutor", "number"], name="pay_reversal_once"),
+            models.CheckConstraint(condition=Q(amount_minor__gt=0), name="pay_reversal_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Reversal {self.reversal_id or '(pending)'} of {self.amount_minor} {self.currency}"
 
 
 # --- reconciliation ----------------------------------------------------------------------------

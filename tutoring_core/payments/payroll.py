@@ -14,6 +14,14 @@ session's price. Earned pay is posted to the tutor's payable account; a payout m
 Stripe with a Connect transfer whose Idempotency-Key is ``payrun:{run}:tutor:{tutor}:transfer``.
 Sessions charged to a card as destination charges were paid by Stripe at capture: they are
 listed (``via="destination"``) but neither accrued nor transferred again.
+
+Corrections: every run also re-reads the outcome of each session already paid by transfer.
+When it now decides a different outcome (attended corrected to a no-show, a no-show to
+attended), the run adds a line for the difference (``PayLine.number`` 1, 2, ...; the paid
+line is never edited) with its reason, and posts it: a top-up to the tutor's payable
+account, a clawback out of it, or, past what is still owed (already paid out), into
+``tutor_recoverable``. A payout then nets what a tutor owes back against what they are
+owed (a smaller next transfer) and reverses earlier Connect transfers for the rest.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Max, Sum
+from django.db.models.functions import Coalesce
 
 from tutoring_core.accounts.api import audit_record, is_district_admin
 from tutoring_core.accounts.models import User
@@ -36,6 +45,7 @@ from tutoring_core.payments.models import (
     LedgerAccount,
     PayLine,
     PaymentSettings,
+    PayReversal,
     PayRun,
     PayTransfer,
     TutorPayee,
@@ -53,6 +63,7 @@ class RunResult:
     paid_sessions: int
     unpriced_sessions: int  # outcome recorded, but no rate or price for the tutor: left for a later run
     awaiting_outcome: int  # held, not cancelled, no outcome recorded yet: left for a later run
+    corrected_sessions: int = 0  # paid earlier, outcome corrected since: the difference posted
 
 
 def session_pay(
@@ -145,19 +156,145 @@ def payrun_execute(*, actor: User, period_start: dt.date, period_end: dt.date) -
             continue
         currency = rate[1] if rate else policy.currency
         via = "destination" if session.pk in destination_paid else "transfer"
-        if _pay_line(run, session, outcome, amount, currency, via):
+        if _pay_line(run, session, outcome, amount, currency, via, rate[0] if rate else None):
             paid += 1
+    corrected = _corrections(run, policy, payees)
     audit_record(
         tenant=actor.tenant,
         actor=actor,
         action="payments.payrun.execute",
         target=run,
-        details={"paid": paid, "unpriced": unpriced, "awaiting_outcome": waiting},
+        details={"paid": paid, "unpriced": unpriced, "awaiting_outcome": waiting, "corrected": corrected},
     )
-    return RunResult(run=run, paid_sessions=paid, unpriced_sessions=unpriced, awaiting_outcome=waiting)
+    return RunResult(
+        run=run,
+        paid_sessions=paid,
+        unpriced_sessions=unpriced,
+        awaiting_outcome=waiting,
+        corrected_sessions=corrected,
+    )
 
 
-def _pay_line(run: PayRun, session: Any, outcome: str, amount: int, currency: str, via: str) -> bool:
+def _label(outcome: str) -> str:
+    return outcome.replace("_", " ")
+
+
+def _corrections(run: PayRun, policy: PaymentSettings, payees: dict[Any, TutorPayee]) -> int:
+    """Post the difference for each session paid by transfer whose outcome was corrected since.
+
+    Every paid session of the tenant is re-read (three queries, whatever their number): a
+    correction may come months later and must not be lost, and outcome writes do not all
+    touch ``updated_at`` (queryset updates), so there is no cheaper mark to go by."""
+    from tutoring_core.scheduling.models import Session, SessionParticipant
+
+    paid_lines = PayLine.objects.filter(tenant_id=run.tenant_id, via="transfer")
+    first: dict[uuid.UUID, PayLine] = {}
+    last: dict[uuid.UUID, PayLine] = {}
+    total: dict[uuid.UUID, int] = defaultdict(int)
+    for line in paid_lines.order_by("session_id", "number"):
+        first.setdefault(line.session_id, line)
+        last[line.session_id] = line
+        total[line.session_id] += line.amount_minor
+    if not first:
+        return 0
+    paid_ids = paid_lines.filter(number=0).values("session_id")
+    outcomes: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for session_id, outcome in SessionParticipant.objects.filter(
+        session_id__in=paid_ids, status=SessionParticipant.Status.BOOKED
+    ).values_list("session_id", "outcome"):
+        outcomes[session_id].append(outcome)
+    corrected = 0
+    for session in Session.objects.filter(pk__in=paid_ids).order_by("start", "pk"):
+        line0 = first[session.pk]
+        rate: int | None = line0.rate_minor
+        if rate is None:  # paid before rates were kept: an attended line's amount is the rate
+            found = _rate(policy, payees.get(session.tutor_id), session)
+            rate = line0.amount_minor if line0.outcome == "attended" else (found[0] if found else None)
+        decided = session_pay(
+            outcomes=[*outcomes.get(session.pk, []), session.outcome],
+            cancelled=session.status == Session.Status.CANCELLED,
+            rate_minor=rate or 0,
+            no_show_percent=policy.student_no_show_tutor_percent,
+        )
+        previous = last[session.pk]
+        if decided is None or decided[0] == previous.outcome:
+            continue  # not decided any more, or still what was paid: nothing to correct
+        outcome, amount = decided
+        if rate is None and outcome in ("attended", "no_show"):
+            continue  # no rate to price it with yet: a later run, once there is one
+        difference = amount - total[session.pk]
+        reason = f"Corrected from {_label(previous.outcome)} to {_label(outcome)}"
+        if _adjust_line(run, session, line0, previous.number + 1, outcome, difference, reason):
+            corrected += 1
+    return corrected
+
+
+def _adjust_line(
+    run: PayRun, session: Any, line0: PayLine, number: int, outcome: str, difference: int, reason: str
+) -> bool:
+    """A correction's line and its posting together; False when another run posted it first.
+
+    A correction that changes no money (a tutor's no-show corrected to a cancellation) adds
+    no line: a line moves money."""
+    if difference == 0:
+        return False
+    tenant_id = run.tenant_id
+    currency = line0.currency
+    payable = ledger.account(
+        tenant_id=tenant_id, purpose=P.TUTOR_PAYABLE, unit=currency, owner=f"tutor:{session.tutor_id}"
+    )
+    cost = ledger.account(tenant_id=tenant_id, purpose=P.TUTOR_COST, unit=currency)
+    try:
+        with transaction.atomic():
+            PayLine.objects.create(
+                tenant_id=tenant_id,
+                run=run,
+                tutor_id=session.tutor_id,
+                session=session,
+                session_start=session.start,
+                duration_min=line0.duration_min,
+                outcome=outcome,
+                amount_minor=difference,
+                currency=currency,
+                via="transfer",
+                number=number,
+                rate_minor=line0.rate_minor,
+                reason=reason,
+            )
+            lines: list[tuple[LedgerAccount, int]]
+            if difference > 0:
+                lines = [(cost, -difference), (payable, difference)]
+            else:
+                clawback = -difference
+                owed = LedgerAccount.objects.select_for_update().get(pk=payable.pk).balance
+                from_owed = min(clawback, max(owed, 0))
+                lines = [(cost, clawback)]
+                if from_owed:
+                    lines.append((payable, -from_owed))
+                if clawback - from_owed:
+                    # Already paid out: the tutor owes it back (netted or reversed at payout).
+                    recoverable = ledger.account(
+                        tenant_id=tenant_id,
+                        purpose=P.TUTOR_RECOVERABLE,
+                        unit=currency,
+                        owner=f"tutor:{session.tutor_id}",
+                    )
+                    lines.append((recoverable, -(clawback - from_owed)))
+            ledger.post(
+                tenant_id=tenant_id,
+                reference=f"payline:{session.pk}:adjust:{number}",
+                kind="tutor_pay_correction",
+                memo=f"{reason}: session {session.start:%Y-%m-%d %H:%M} UTC",
+                lines=lines,
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def _pay_line(
+    run: PayRun, session: Any, outcome: str, amount: int, currency: str, via: str, rate: int | None
+) -> bool:
     """One session's line and its posting, together; False when another run paid it first."""
     try:
         with transaction.atomic():
@@ -172,6 +309,7 @@ def _pay_line(run: PayRun, session: Any, outcome: str, amount: int, currency: st
                 amount_minor=amount,
                 currency=currency,
                 via=via,
+                rate_minor=rate,
             )
             if amount and via == "transfer":
                 ledger.post(
@@ -200,12 +338,15 @@ def _pay_line(run: PayRun, session: Any, outcome: str, amount: int, currency: st
     return bool(line.pk)
 
 
-def payrun_payout(*, actor: User, run_id: Any) -> list[PayTransfer]:
-    """Transfer each tutor's unpaid pay of the run to their Connect Express account.
+def payrun_payout(*, actor: User, run_id: Any) -> list[PayTransfer | PayReversal]:
+    """Settle with each tutor of the run through their Connect Express account.
 
-    The transfer row is written before Stripe is called and keeps its key: a retry after a
-    failure (or a crash) sends the same Idempotency-Key, so Stripe pays once. A tutor with
-    no Connect account is left owed (their payable balance shows it)."""
+    What a tutor is owed (their payable balance, across runs) less what corrections found
+    they owe back is one transfer; when they owe back more than they are owed, earlier
+    transfers are reversed for the rest. Each transfer or reversal row is written before
+    Stripe is called and keeps its key: a retry after a failure (or a crash) sends the same
+    Idempotency-Key, so Stripe moves the money once. A tutor with no Connect account is left
+    owed (their payable balance shows it)."""
     from tutoring_core.payments.providers import StripeProvider
 
     if not is_district_admin(actor):
@@ -213,10 +354,11 @@ def payrun_payout(*, actor: User, run_id: Any) -> list[PayTransfer]:
     run = PayRun.objects.filter(tenant_id=actor.tenant_id, pk=run_id).first() if actor.tenant_id else None
     if run is None:
         raise NotFound("No such pay run.", "run_id")
-    owed = (
-        PayLine.objects.filter(run=run, via="transfer", amount_minor__gt=0)
-        .values("tutor_id", "currency")
-        .annotate(total=Sum("amount_minor"))
+    tutors = list(
+        PayLine.objects.filter(run=run, via="transfer")
+        .exclude(amount_minor=0)
+        .values_list("tutor_id", "currency")
+        .distinct()
         .order_by("tutor_id", "currency")
     )
     payees = {
@@ -224,69 +366,174 @@ def payrun_payout(*, actor: User, run_id: Any) -> list[PayTransfer]:
         for p in TutorPayee.objects.filter(tenant_id=run.tenant_id).exclude(stripe_account_id="")
     }
     provider: StripeProvider | None = None
-    done = []
-    for row in owed:
-        payee = payees.get(row["tutor_id"])
+    done: list[PayTransfer | PayReversal] = []
+    for tutor_id, currency in tutors:
+        payee = payees.get(tutor_id)
         if payee is None:
             continue
-        transfer = _transfer_row(
-            run, row["tutor_id"], row["currency"], int(row["total"]), payee.stripe_account_id
+        # Rows a failure left unsent go first, with their keys; then what the balances say now.
+        unsent: list[PayTransfer | PayReversal] = [
+            *PayTransfer.objects.filter(run=run, tutor_id=tutor_id, currency=currency, transfer_id=""),
+            *PayReversal.objects.filter(run=run, tutor_id=tutor_id, currency=currency, reversal_id=""),
+        ]
+        rows = unsent or _settlement_rows(run, tutor_id, currency, payee.stripe_account_id, actor)
+        for row in rows:
+            provider = provider or StripeProvider()
+            if isinstance(row, PayTransfer):
+                _send_transfer(provider, run, row, actor)
+            else:
+                _send_reversal(provider, run, row, actor)
+            done.append(row)
+    settled = (
+        not LedgerAccount.objects.filter(
+            tenant_id=run.tenant_id,
+            owner__in=[f"tutor:{tutor_id}" for tutor_id, _ in tutors],
+            purpose__in=[P.TUTOR_PAYABLE, P.TUTOR_RECOVERABLE],
         )
-        if transfer is None:
-            continue
-        provider = provider or StripeProvider()
-        key = _transfer_key(transfer)
-        transfer_id = provider.transfer_create(
-            key=key,
-            amount=transfer.amount_minor,
-            currency=transfer.currency,
-            destination=transfer.destination,
-            group=f"payrun:{run.pk}",
-        )
-        with transaction.atomic():
-            save_changed(transfer, {"transfer_id": transfer_id})
-            ledger.post(
-                tenant_id=run.tenant_id,
-                reference=key,
-                kind="tutor_payout",
-                lines=[
-                    (
-                        ledger.account(
-                            tenant_id=run.tenant_id,
-                            purpose=P.TUTOR_PAYABLE,
-                            unit=transfer.currency,
-                            owner=f"tutor:{transfer.tutor_id}",
-                        ),
-                        -transfer.amount_minor,
-                    ),
-                    (
-                        ledger.account(
-                            tenant_id=run.tenant_id,
-                            purpose=P.EXTERNAL,
-                            unit=transfer.currency,
-                            owner="provider:stripe",
-                        ),
-                        transfer.amount_minor,
-                    ),
-                ],
-                actor=actor,
-            )
-        done.append(transfer)
-    if (
-        done
-        and not PayLine.objects.filter(run=run, via="transfer", amount_minor__gt=0)
-        .exclude(tutor_id__in=PayTransfer.objects.filter(run=run).exclude(transfer_id="").values("tutor_id"))
+        .exclude(balance=0)
         .exists()
-    ):
+    )
+    # Paid when no tutor of the run is owed or owes (an earlier payout may have settled them).
+    if tutors and settled:
         save_changed(run, {"status": PayRun.Status.PAID})
     audit_record(
         tenant=actor.tenant,
         actor=actor,
         action="payments.payrun.payout",
         target=run,
-        details={"transfers": [t.transfer_id for t in done]},
+        details={
+            "transfers": [t.transfer_id for t in done if isinstance(t, PayTransfer)],
+            "reversals": [t.reversal_id for t in done if isinstance(t, PayReversal)],
+        },
     )
     return done
+
+
+def _tutor_accounts(run: PayRun, tutor_id: Any, currency: str) -> tuple[LedgerAccount, LedgerAccount]:
+    """The tutor's payable and recoverable accounts, locked, balances fresh (primary-key order)."""
+    owner = f"tutor:{tutor_id}"
+    payable = ledger.account(tenant_id=run.tenant_id, purpose=P.TUTOR_PAYABLE, unit=currency, owner=owner)
+    recoverable = ledger.account(
+        tenant_id=run.tenant_id, purpose=P.TUTOR_RECOVERABLE, unit=currency, owner=owner
+    )
+    locked = {
+        row.pk: row
+        for row in LedgerAccount.objects.select_for_update()
+        .filter(pk__in=[payable.pk, recoverable.pk])
+        .order_by("pk")
+    }
+    return locked[payable.pk], locked[recoverable.pk]
+
+
+@transaction.atomic
+def _settlement_rows(
+    run: PayRun, tutor_id: Any, currency: str, destination: str, actor: User
+) -> list[PayTransfer | PayReversal]:
+    """Net what the tutor owes back against what they are owed, then the transfer (owed) or
+    the reversals (owing) still to send; nothing when both are zero."""
+    payable, recoverable = _tutor_accounts(run, tutor_id, currency)
+    owed, owes = payable.balance, -recoverable.balance
+    offset = min(owed, owes)
+    if offset > 0:
+        # Derived from balances read under lock: a repeat finds nothing left to net, so the
+        # reference need only be unique.
+        ledger.post(
+            tenant_id=run.tenant_id,
+            reference=f"payrun:{run.pk}:tutor:{tutor_id}:offset:{uuid.uuid4().hex}",
+            kind="tutor_pay_offset",
+            memo="Overpaid tutor pay recovered from pay owed",
+            lines=[(payable, -offset), (recoverable, offset)],
+            actor=actor,
+        )
+        owed, owes = owed - offset, owes - offset
+    if owed > 0:
+        number = PayTransfer.objects.filter(run=run, tutor_id=tutor_id).aggregate(n=Max("number"))["n"] or 0
+        transfer = PayTransfer.objects.create(
+            tenant_id=run.tenant_id,
+            run=run,
+            tutor_id=tutor_id,
+            number=number + 1,
+            amount_minor=owed,
+            currency=currency,
+            destination=destination,
+        )
+        return [transfer]
+    reversals: list[PayTransfer | PayReversal] = []
+    number = PayReversal.objects.filter(run=run, tutor_id=tutor_id).aggregate(n=Max("number"))["n"] or 0
+    earlier = (
+        PayTransfer.objects.filter(tenant_id=run.tenant_id, tutor_id=tutor_id, currency=currency)
+        .exclude(transfer_id="")
+        .annotate(reversed=Coalesce(Sum("reversals__amount_minor"), 0))
+        .order_by("-created_at", "-number")
+    )
+    for transfer in earlier:  # newest first
+        if owes <= 0:
+            break
+        room = transfer.amount_minor - transfer.reversed  # type: ignore[attr-defined]
+        if room <= 0:
+            continue
+        number += 1
+        take = min(room, owes)
+        reversals.append(
+            PayReversal.objects.create(
+                tenant_id=run.tenant_id,
+                run=run,
+                tutor_id=tutor_id,
+                number=number,
+                transfer=transfer,
+                amount_minor=take,
+                currency=currency,
+            )
+        )
+        owes -= take
+    return reversals
+
+
+def _external(run: PayRun, currency: str) -> LedgerAccount:
+    return ledger.account(tenant_id=run.tenant_id, purpose=P.EXTERNAL, unit=currency, owner="provider:stripe")
+
+
+def _send_transfer(provider: Any, run: PayRun, transfer: PayTransfer, actor: User) -> None:
+    key = _transfer_key(transfer)
+    transfer_id = provider.transfer_create(
+        key=key,
+        amount=transfer.amount_minor,
+        currency=transfer.currency,
+        destination=transfer.destination,
+        group=f"payrun:{run.pk}",
+    )
+    with transaction.atomic():
+        payable, recoverable = _tutor_accounts(run, transfer.tutor_id, transfer.currency)
+        # A clawback between a failed send and its retry leaves less owed than the row pays:
+        # the rest is overpaid, owed back by the tutor.
+        from_owed = min(transfer.amount_minor, max(payable.balance, 0))
+        lines = [(_external(run, transfer.currency), transfer.amount_minor)]
+        if from_owed:
+            lines.append((payable, -from_owed))
+        if transfer.amount_minor - from_owed:
+            lines.append((recoverable, -(transfer.amount_minor - from_owed)))
+        ledger.post(tenant_id=run.tenant_id, reference=key, kind="tutor_payout", lines=lines, actor=actor)
+        save_changed(transfer, {"transfer_id": transfer_id})
+
+
+def _send_reversal(provider: Any, run: PayRun, reversal: PayReversal, actor: User) -> None:
+    key = f"payrun:{run.pk}:tutor:{reversal.tutor_id}:reversal:{reversal.number}"
+    reversal_id = provider.transfer_reverse(
+        key=key, transfer_id=reversal.transfer.transfer_id, amount=reversal.amount_minor
+    )
+    with transaction.atomic():
+        payable, recoverable = _tutor_accounts(run, reversal.tutor_id, reversal.currency)
+        recovered = min(reversal.amount_minor, max(-recoverable.balance, 0))
+        lines = [(_external(run, reversal.currency), -reversal.amount_minor)]
+        if recovered:
+            lines.append((recoverable, recovered))
+        if reversal.amount_minor - recovered:
+            # Taken back beyond what the tutor owed (a top-up since): owed to them again.
+            lines.append((payable, reversal.amount_minor - recovered))
+        ledger.post(
+            tenant_id=run.tenant_id, reference=key, kind="tutor_payout_reversal", lines=lines, actor=actor
+        )
+        save_changed(reversal, {"reversal_id": reversal_id})
 
 
 def _transfer_key(transfer: PayTransfer) -> str:
@@ -294,32 +541,8 @@ def _transfer_key(transfer: PayTransfer) -> str:
     return key if transfer.number == 1 else f"{key}:{transfer.number}"
 
 
-@transaction.atomic
-def _transfer_row(
-    run: PayRun, tutor_id: Any, currency: str, total: int, destination: str
-) -> PayTransfer | None:
-    """The transfer still to send for this tutor: an unsent one (a retry), or a new one for
-    what the earlier transfers of this run did not cover; None when all is paid."""
-    rows = list(PayTransfer.objects.select_for_update().filter(run=run, tutor_id=tutor_id).order_by("number"))
-    unsent = next((row for row in rows if not row.transfer_id), None)
-    if unsent is not None:
-        return unsent
-    left = total - sum(row.amount_minor for row in rows)
-    if left <= 0:
-        return None
-    return PayTransfer.objects.create(
-        tenant_id=run.tenant_id,
-        run=run,
-        tutor_id=tutor_id,
-        number=len(rows) + 1,
-        amount_minor=left,
-        currency=currency,
-        destination=destination,
-    )
-
-
 def tutor_lines(*, tenant_id: uuid.UUID, tutor_id: uuid.UUID, run: PayRun | None = None) -> list[PayLine]:
     rows = PayLine.objects.filter(tenant_id=tenant_id, tutor_id=tutor_id).select_related("run")
     if run is not None:
         rows = rows.filter(run=run)
-    return list(rows.order_by("-run__period_start", "session_start", "id"))
+    return list(rows.order_by("-run__period_start", "session_start", "number", "id"))

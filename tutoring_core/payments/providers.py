@@ -168,12 +168,28 @@ class StripeProvider:
     def intents_since(self, *, created_after: int) -> list[tuple[str, str, Mapping[str, str]]]:
         """(id, status, metadata) of the PaymentIntents created at or after the Unix time.
 
-        Listed without a ``created`` filter (localstripe refuses one) and filtered here."""
+        Stripe filters with ``created[gte]``; what comes back is filtered here as well (a peer
+        that ignores the filter, such as localstripe, must not widen the window)."""
         found: list[tuple[str, str, Mapping[str, str]]] = []
-        for intent in self.client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
+        listed = self.client.v1.payment_intents.list(params={"limit": 100, "created": {"gte": created_after}})
+        for intent in listed.auto_paging_iter():
             raw = intent.to_dict()
             if int(raw.get("created") or 0) >= created_after:
                 found.append((str(raw["id"]), str(raw["status"]), dict(raw.get("metadata") or {})))
+        return found
+
+    def refunded_intents_since(self, *, created_after: int) -> set[str]:
+        """The PaymentIntents with a refund created at or after the Unix time (made through
+        the hub or in Stripe's dashboard), filtered by Stripe and here as ``intents_since``."""
+        found: set[str] = set()
+        listed = self.client.v1.refunds.list(params={"limit": 100, "created": {"gte": created_after}})
+        for refund in listed.auto_paging_iter():
+            raw = refund.to_dict()
+            intent = raw.get("payment_intent")
+            if isinstance(intent, dict):
+                intent = intent.get("id")
+            if intent and int(raw.get("created") or 0) >= created_after:
+                found.add(str(intent))
         return found
 
     def payment_totals(self, intent_id: str) -> tuple[str, int, int]:
@@ -306,3 +322,13 @@ class StripeProvider:
         except stripe.StripeError as exc:
             raise _refuse(exc) from exc
         return str(transfer.id)
+
+    def transfer_reverse(self, *, key: str, transfer_id: str, amount: int) -> str:
+        """Take back part of a Connect transfer (a tutor paid for a session later corrected)."""
+        try:
+            reversal = self.client.v1.transfers.reversals.create(
+                transfer_id, params={"amount": amount}, options={"idempotency_key": key}
+            )
+        except stripe.StripeError as exc:
+            raise _refuse(exc) from exc
+        return str(reversal.id)

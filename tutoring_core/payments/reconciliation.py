@@ -1,10 +1,19 @@
 """The nightly comparison of the ledger with Stripe (issue 16, point 4).
 
-For each tenant paid through Stripe it re-reads every card purchase and card booking from
-Stripe (status, captured, refunded) and every PaymentIntent of the last days that names
-the tenant, and stores each difference as a ``ReconciliationDifference`` (listed in the
-admin, counted in the audit log). It changes nothing else: a person decides what a
-difference means (a webhook that never came, a refund made in Stripe's dashboard).
+For each tenant paid through Stripe it reads a window, not every object ever: the
+PaymentIntents and refunds Stripe lists as created in the last ``LOOKBACK`` days (sent as
+``created[gte]`` and checked again on what comes back), and re-reads from Stripe (status,
+captured, refunded) the card purchases and card bookings that are recent, still open in
+the ledger (a purchase awaiting payment, an authorisation not captured or released), or
+named by one of those intents or refunds. It stores each difference as a
+``ReconciliationDifference`` (listed in the admin, counted in the audit log) and changes
+nothing else: a person decides what a difference means (a webhook that never came, a
+refund made in Stripe's dashboard).
+
+Older Stripe-side changes to objects the ledger has closed (a dispute or a dashboard refund
+months later) are caught by the webhooks (``views.stripe_webhook``: verified, deduplicated,
+and ``services.webhook_process`` re-reads the object), and by this job while their refund
+or intent is inside the window.
 """
 
 from __future__ import annotations
@@ -13,7 +22,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from tutoring_core.accounts.api import audit_record, tenant_by_id
@@ -28,7 +37,7 @@ from tutoring_core.payments.models import (
 )
 
 K = ReconciliationDifference.Kind
-LOOKBACK = dt.timedelta(days=3)  # intents the ledger may not know: those of the last days
+LOOKBACK = dt.timedelta(days=3)  # the window: Stripe objects created in the last days
 
 
 @dataclass(frozen=True)
@@ -51,11 +60,19 @@ def _captured_in_ledger(tenant_id: uuid.UUID, reference: str) -> int:
     return int(total or 0)
 
 
-def _purchases(tenant_id: uuid.UUID, provider: object) -> tuple[list[Found], set[str], int]:
+def _purchases(
+    tenant_id: uuid.UUID, provider: object, since: dt.datetime, active: set[str]
+) -> tuple[list[Found], set[str], int]:
     found, known, checked = [], set(), 0
     rows = (
         Purchase.objects.filter(tenant_id=tenant_id, provider="stripe")
         .exclude(provider_ref="")
+        .filter(
+            Q(created_at__gte=since)
+            | Q(updated_at__gte=since)
+            | Q(status=Purchase.Status.PENDING)
+            | Q(provider_ref__in=active)
+        )
         .order_by("pk")
     )
     for purchase in rows:
@@ -118,9 +135,21 @@ def _purchases(tenant_id: uuid.UUID, provider: object) -> tuple[list[Found], set
     return found, known, checked
 
 
-def _bookings(tenant_id: uuid.UUID, provider: object) -> tuple[list[Found], set[str], int]:
+def _bookings(
+    tenant_id: uuid.UUID, provider: object, since: dt.datetime, active: set[str]
+) -> tuple[list[Found], set[str], int]:
     found, known, checked = [], set(), 0
-    rows = BookingCharge.objects.filter(tenant_id=tenant_id).exclude(payment_intent_id="").order_by("pk")
+    rows = (
+        BookingCharge.objects.filter(tenant_id=tenant_id)
+        .exclude(payment_intent_id="")
+        .filter(
+            Q(created_at__gte=since)
+            | Q(updated_at__gte=since)
+            | Q(status=BookingCharge.Status.AUTHORISED)
+            | Q(payment_intent_id__in=active)
+        )
+        .order_by("pk")
+    )
     for charge in rows:
         checked += 1
         known.add(charge.payment_intent_id)
@@ -163,13 +192,18 @@ def reconcile_tenant(*, tenant_id: uuid.UUID, now: dt.datetime | None = None) ->
     moment = now or timezone.now()
     provider = StripeProvider()
     run = Reconciliation.objects.create(tenant_id=tenant_id, started_at=moment)
-    found, known, checked = _purchases(tenant_id, provider)
-    more, known_too, checked_too = _bookings(tenant_id, provider)
+    since = moment - LOOKBACK
+    recent = provider.intents_since(created_after=int(since.timestamp()))
+    # Intents and refunds of the window name the older purchases and bookings they touch.
+    active = {intent_id for intent_id, _s, _m in recent} | provider.refunded_intents_since(
+        created_after=int(since.timestamp())
+    )
+    found, known, checked = _purchases(tenant_id, provider, since, active)
+    more, known_too, checked_too = _bookings(tenant_id, provider, since, active)
     found += more
     known |= known_too
     checked += checked_too
-    since = int((moment - LOOKBACK).timestamp())
-    for intent_id, status, metadata in provider.intents_since(created_after=since):
+    for intent_id, status, metadata in recent:
         if metadata.get("tenant") == str(tenant_id) and intent_id not in known and status == "succeeded":
             _s, captured, refunded = provider.payment_totals(intent_id)
             found.append(

@@ -126,6 +126,9 @@ class Statement:
     charges: list[BookingCharge]
     refunds: list[Entry]
     sparklines: list[Sparkline]
+    page: int = 1
+    pages: int = 1
+    total_entries: int = 0
 
 
 def _sparkline(label: str, unit: str, series: list[int], width: int = 300, height: int = 60) -> Sparkline:
@@ -151,8 +154,12 @@ def _sparkline(label: str, unit: str, series: list[int], width: int = 300, heigh
     )
 
 
-def statement(*, payer: PayerAccount, limit: int = 200) -> Statement:
-    """Everything a payer's statement shows, newest first, with each line's running balance."""
+STATEMENT_PAGE = 200
+
+
+def statement(*, payer: PayerAccount, limit: int = STATEMENT_PAGE, page: int = 1) -> Statement:
+    """Everything a payer's statement shows, newest first, with each line's running balance;
+    ``page`` of the entries, ``limit`` a page (a page past the last is the last)."""
     lines = list(
         PostingLine.objects.filter(account__payer=payer, account__purpose__in=PAYER_PURPOSES)
         .select_related("posting", "account")
@@ -190,10 +197,15 @@ def statement(*, payer: PayerAccount, limit: int = 200) -> Statement:
         if purpose in (P.CREDIT, P.RECEIVABLE)
     ]
     entries.reverse()
+    pages = max(1, -(-len(entries) // limit))
+    page = min(max(page, 1), pages)
     return Statement(
         payer=payer,
         balances=balances,
-        entries=entries[:limit],
+        entries=entries[(page - 1) * limit : page * limit],
+        page=page,
+        pages=pages,
+        total_entries=len(entries),
         purchases=list(
             Purchase.objects.filter(payer=payer).select_related("package").order_by("-created_at")
         ),
@@ -204,4 +216,38 @@ def statement(*, payer: PayerAccount, limit: int = 200) -> Statement:
         ),
         refunds=[entry for entry in entries if entry.kind == "refund"],
         sparklines=sparklines,
+    )
+
+
+@dataclass(frozen=True)
+class RefundQuote:
+    unit: str
+    held: int  # reserved credit or authorised card amount for the student's place
+    refund: int  # what a cancellation now gives back
+    late: bool
+    notice_hours: int
+
+
+def refund_quote(
+    *,
+    charge: BookingCharge | None,
+    start: dt.datetime,
+    now: dt.datetime,
+    notice_hours: int,
+    late_cancel_percent: int,
+) -> RefundQuote:
+    """What cancelling the place now would give back, by the tenant's policy."""
+    from tutoring_core.payments.protocol.ledger import split_forfeit
+
+    late = start - now < dt.timedelta(hours=notice_hours)
+    if charge is None or charge.status not in (
+        BookingCharge.Status.RESERVED,
+        BookingCharge.Status.AUTHORISED,
+    ):
+        return RefundQuote(
+            unit=charge.unit if charge else "", held=0, refund=0, late=late, notice_hours=notice_hours
+        )
+    _used, back = split_forfeit(charge.amount, late_cancel_percent if late else 0)
+    return RefundQuote(
+        unit=charge.unit, held=charge.amount, refund=back, late=late, notice_hours=notice_hours
     )

@@ -225,10 +225,23 @@ def card(request: HttpRequest, payer_id: Any) -> HttpResponse:
     return render(request, "payments/card.html", {"payer": payer, "setup": setup, **_stripe_context(payer)})
 
 
+def _page_window(page: int, pages: int) -> list[int | None]:
+    """The first and last page and two either side of this one; None where pages are left out."""
+    wanted = sorted({1, pages, *range(page - 2, page + 3)} & set(range(1, pages + 1)))
+    shown: list[int | None] = []
+    for number in wanted:
+        if shown and number - (shown[-1] or 0) > 1:
+            shown.append(None)
+        shown.append(number)
+    return shown
+
+
 @login_required
 def statement(request: HttpRequest, payer_id: Any) -> HttpResponse:
     payer = get_payer_for_user(request, payer_id)
-    found = selectors.statement(payer=payer)
+    page = request.GET.get("page", "1")
+    # A page that is not a number, or past the last, shows the nearest page (the selector clamps).
+    found = selectors.statement(payer=payer, page=int(page) if page.isdigit() and len(page) < 8 else 1)
     policy = services.settings_for(payer.tenant_id)
     return render(
         request,
@@ -243,6 +256,7 @@ def statement(request: HttpRequest, payer_id: Any) -> HttpResponse:
             "charges": [
                 (c, format_amount(c.amount, c.unit), format_amount(c.consumed, c.unit)) for c in found.charges
             ],
+            "page_numbers": _page_window(found.page, found.pages),
             "card_payments": policy.provider == PaymentSettings.Provider.STRIPE,
             "saved_card": bool(payer.stripe_payment_method_id),
         },
@@ -395,7 +409,13 @@ def payrun(request: HttpRequest, payrun_id: Any) -> HttpResponse:
     return render(
         request,
         "payments/payrun.html",
-        {"run": run, "tutors": list(tutors.values()), "admin": admin, "transfers": run.transfers.all()},
+        {
+            "run": run,
+            "tutors": list(tutors.values()),
+            "admin": admin,
+            "transfers": run.transfers.all(),
+            "reversals": run.reversals.select_related("transfer", "tutor"),
+        },
     )
 
 
