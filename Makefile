@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DEV_ENV := DEBUG=true DEMO_MODE=true OUTBOUND_ALLOW_PRIVATE_ADDRESSES=true PUBLIC_BASE_URL=http://$(HOST):$(PORT)
 
-.PHONY: install install-system-test-deps run migrate demo test test-fast lint typecheck bench clean
+.PHONY: install install-run-deps install-system-test-deps run migrate demo test test-fast lint typecheck bench clean
 
 # The SCORM player's runtime (scorm-again, pinned in package-lock.json), copied into static.
 SCORM_RUNTIME := scorm/static/scorm/scorm-again.min.js
@@ -22,6 +22,10 @@ $(VENV)/.installed: requirements/base.txt requirements/dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
 	@touch $@
 
+# Debian packages the product uses at run time (the PDFs' Unicode fonts). Installed once.
+install-run-deps:
+	@bash scripts/install-run-deps.sh
+
 # Debian packages the tests talk to (Chromium, SimpleSAMLphp). Installed once.
 install-system-test-deps:
 	@bash scripts/install-system-test-deps.sh
@@ -32,7 +36,7 @@ migrate: install
 demo: migrate
 	$(DEV_ENV) $(BIN)/python manage.py demo_load
 
-run: migrate
+run: migrate install-run-deps
 	@$(DEV_ENV) HOST=$(HOST) PORT=$(PORT) bash scripts/run-dev.sh
 
 test: install install-system-test-deps

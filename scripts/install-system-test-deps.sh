@@ -2,6 +2,8 @@
 # Installs the Debian packages the test suite's real peers need, if missing:
 # Chromium (browser tests through Playwright), SimpleSAMLphp (SAML IdP), the PDFs' fonts.
 set -euo pipefail
+# What the product itself needs at run time (the PDFs' fonts).
+bash "$(dirname "$0")/install-run-deps.sh"
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -d /usr/share/simplesamlphp ] || need+=(simplesamlphp php-cli php-xml php-mbstring)
@@ -13,10 +15,6 @@ command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # coturn: the video tests relay WebRTC through a TURN server they start (relay-only ICE).
 command -v turnserver >/dev/null 2>&1 || need+=(coturn)
-# Unicode fonts embedded in PDF invoices and statements (tutoring_core/payments/documents.py):
-# DejaVu for Latin and most alphabets, Droid Sans Fallback for Chinese, Japanese and Korean.
-[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
-[ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] || need+=(fonts-droid-fallback)
 # npm: the browser tests inject axe-core, pinned in package-lock.json.
 command -v npm >/dev/null 2>&1 || need+=(npm)
 start_redis() {
