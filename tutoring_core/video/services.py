@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from tutoring_core.accounts.api import audit_record
 from tutoring_core.accounts.models import GuardianLink, User
+from tutoring_core.progress import api as progress
+from tutoring_core.rows import save_changed
 from tutoring_core.scheduling import api as scheduling
 from tutoring_core.video import providers
 from tutoring_core.video.data import AttendanceInfo, PeerInfo, RoomAccess
@@ -242,37 +244,91 @@ def presence_close(*, peer_id: str) -> None:
     Presence.objects.filter(peer_id=peer_id, left_at__isnull=True).update(left_at=timezone.now())
 
 
-def _outcomes(room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> dict[uuid.UUID, Attendance]:
-    rows: dict[uuid.UUID, Attendance] = {}
-    for participant in info.participants:
-        if participant.status != "booked":
-            continue
-        spans = list(
-            room.presences.filter(person_id=participant.person_id).values_list("joined_at", "left_at")
-        )
-        outcome = rules.attendance_outcome(
-            spans=spans,
+# Where a room's join and leave times come from, by provider (progress records it).
+ATTENDANCE_SOURCE: dict[str, str] = {
+    VideoPolicy.Provider.BUILTIN: progress.AttendanceSource.SIGNALING,
+    VideoPolicy.Provider.LIVEKIT: progress.AttendanceSource.PROVIDER_WEBHOOK,
+    VideoPolicy.Provider.BBB: progress.AttendanceSource.PROVIDER_WEBHOOK,
+    VideoPolicy.Provider.JITSI: progress.AttendanceSource.JOIN_PAGE,
+}
+
+
+def _figures(room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> dict[uuid.UUID, rules.Figures]:
+    """Each booked student's outcome and figures from their presences in the room."""
+    booked = _booked(info)
+    spans: dict[uuid.UUID, list[tuple[dt.datetime, dt.datetime | None]]] = {pid: [] for pid in booked}
+    for person_id, joined, left in room.presences.filter(person_id__in=booked).values_list(
+        "person_id", "joined_at", "left_at"
+    ):
+        spans[person_id].append((joined, left))
+    return {
+        pid: rules.attendance_figures(
+            spans=spans[pid],
             start=info.start,
             end=info.end,
             now=now,
             late_after=dt.timedelta(minutes=settings.VIDEO_LATE_AFTER_MIN),
             early_before=dt.timedelta(minutes=settings.VIDEO_LEFT_EARLY_MIN),
         )
-        rows[participant.person_id] = Attendance(
-            room=room,
-            person_id=participant.person_id,
-            outcome=outcome,
-            first_joined_at=min((j for j, _ in spans), default=None),
-            last_left_at=max((left or now for _, left in spans), default=None),
-        )
-    return rows
+        for pid in booked
+    }
+
+
+def _facts(
+    room: Room, info: scheduling.SessionInfo, person_id: uuid.UUID, fig: rules.Figures
+) -> progress.AttendanceFacts:
+    return progress.AttendanceFacts(
+        tenant_id=room.tenant_id,
+        session_id=info.id,
+        class_id=info.class_id,
+        person_id=person_id,
+        session_start=info.start,
+        session_end=info.end,
+        outcome=fig.outcome,
+        first_joined_at=fig.first_joined_at,
+        last_left_at=fig.last_left_at,
+        minutes_present=fig.minutes_present,
+        late_minutes=fig.late_minutes,
+        left_early_minutes=fig.left_early_minutes,
+        source=ATTENDANCE_SOURCE.get(room.provider, progress.AttendanceSource.SIGNALING),
+    )
+
+
+def _attendance_compute(*, actor: User, room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> None:
+    """Work out every booked student's attendance from the room's presences and record it: on
+    the room, in progress (for reports and billing) and, when its kind changes, on the session
+    through scheduling. A row the tutor corrected is left as they set it (here and in progress),
+    so a provider's late webhook running this again loses no correction."""
+    for person_id, fig in _figures(room, info, now).items():
+        row = Attendance.objects.filter(room=room, person_id=person_id).first()
+        if row is not None and row.corrected_by_id is not None:
+            continue
+        if row is None:
+            before = ""
+            row = Attendance(room=room, person_id=person_id)
+        else:
+            before = SCHEDULING_OUTCOME[row.outcome]
+        changes = {
+            "outcome": fig.outcome,
+            "first_joined_at": fig.first_joined_at,
+            "last_left_at": fig.last_left_at,
+        }
+        if row.pk is None:
+            for name, value in changes.items():
+                setattr(row, name, value)
+            row.save()
+        else:
+            save_changed(row, changes)
+        progress.attendance_record(facts=_facts(room, info, person_id, fig))
+        if SCHEDULING_OUTCOME[fig.outcome] != before:
+            _record(actor=actor, info=info, person_id=person_id, outcome=fig.outcome)
 
 
 @transaction.atomic
 def attendance_finalize(*, actor: User, room_id: Any, now: dt.datetime | None = None) -> list[AttendanceInfo]:
     """The tutor ends the room: every booked student's join/leave times become their attendance,
-    recorded on the session through scheduling (which marks it completed). Repeating it changes
-    nothing: a corrected row is left as the tutor set it."""
+    recorded in progress and on the session through scheduling (which marks it completed).
+    Repeating it changes nothing: a corrected row is left as the tutor set it."""
     moment = now or timezone.now()
     room = (
         Room.objects.select_for_update()
@@ -290,12 +346,7 @@ def attendance_finalize(*, actor: User, room_id: Any, now: dt.datetime | None = 
     room.presences.filter(left_at__isnull=True).update(left_at=moment)
     if info.start > moment:
         return []  # ended before it began: nobody was due yet, nothing to record
-    for person_id, computed in _outcomes(room, info, moment).items():
-        existing = Attendance.objects.filter(room=room, person_id=person_id).first()
-        if existing is not None:
-            continue
-        computed.save()
-        _record(actor=actor, info=info, person_id=person_id, outcome=computed.outcome)
+    _attendance_compute(actor=actor, room=room, info=info, now=moment)
     return attendance_list(room_id=room.pk)
 
 
@@ -311,7 +362,8 @@ def _record(*, actor: User, info: scheduling.SessionInfo, person_id: uuid.UUID, 
 
 @transaction.atomic
 def attendance_correct(*, actor: User, room_id: Any, person_id: Any, outcome: str) -> AttendanceInfo:
-    """The tutor corrects one student's attendance (audited)."""
+    """The tutor corrects one student's attendance: on the room, on the session and in progress
+    (which keeps the replaced state and audits the correction)."""
     if outcome not in rules.OUTCOMES:
         raise InvalidInput(f"Give one of: {', '.join(rules.OUTCOMES)}.")
     room = Room.objects.filter(pk=room_id, tenant_id=actor.tenant_id or uuid.UUID(int=0)).first()
@@ -321,27 +373,21 @@ def attendance_correct(*, actor: User, room_id: Any, person_id: Any, outcome: st
     if actor.pk != info.tutor_id:
         raise NotParticipant("Only the tutor corrects attendance.")
     pid = _uuid(person_id)
-    if pid not in {p.person_id for p in info.participants if p.status == "booked"}:
+    if pid is None or pid not in _booked(info):
         raise InvalidInput("That person is not booked in this session.")
-    if info.start > timezone.now():
+    now = timezone.now()
+    if info.start > now:
         raise InvalidInput("The session has not started yet.")
     row = Attendance.objects.select_for_update().filter(room=room, person_id=pid).first()
-    before = row.outcome if row else ""
     if row is None:
         row = Attendance.objects.create(room=room, person_id=pid, outcome=outcome, corrected_by=actor)
     else:
         row.outcome = outcome
         row.corrected_by = actor
         row.save(update_fields=["outcome", "corrected_by", "updated_at"])
-    assert pid is not None
     _record(actor=actor, info=info, person_id=pid, outcome=outcome)
-    audit_record(
-        tenant=actor.tenant,
-        actor=actor,
-        action="video.attendance.correct",
-        target=room,
-        details={"person": str(pid), "from": before, "to": outcome},
-    )
+    figures = _figures(room, info, min(now, room.ended_at or now))[pid]
+    progress.attendance_correct(actor=actor, facts=_facts(room, info, pid, figures), outcome=outcome)
     return next(a for a in attendance_list(room_id=room.pk) if a.person_id == pid)
 
 
@@ -631,7 +677,20 @@ def livekit_webhook(*, tenant_id: Any, body: str, authorization: str) -> str:
             ).update(left_at=at)
         elif event.event == "room_finished":
             room.presences.filter(left_at__isnull=True).update(left_at=at)
+    if event.event == "room_finished" or room.ended_at is not None:
+        _provider_attendance(room=room, at=at)
     return event.event
+
+
+def _provider_attendance(*, room: Room, at: dt.datetime) -> None:
+    """The provider's meeting finished (or a leave came in after the tutor ended it): attendance
+    is worked out again from the presences, as the tutor's end does, in the tutor's name (the
+    provider's events are the tutor's room's record). Corrections stay as the tutor set them."""
+    info = scheduling.session_info(room.session_id)
+    if info.cancelled or info.status not in ("booked", "completed") or info.start > at:
+        return
+    tutor = User.objects.get(pk=info.tutor_id)
+    attendance_finalize(actor=tutor, room_id=room.pk, now=at)
 
 
 def provider_room_end(*, actor: User, session_id: Any) -> list[AttendanceInfo]:
