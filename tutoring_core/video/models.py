@@ -159,17 +159,25 @@ class RecordingConsent(models.Model):
 
 
 class Recording(models.Model):
-    """A recording the provider made of a room (BigBlueButton's record id)."""
+    """A recording the provider made of a room (BigBlueButton's record id, LiveKit's egress id)."""
 
     class State(models.TextChoices):
+        STARTING = "starting", "Starting"
+        RECORDING = "recording", "Recording now"
         PROCESSING = "processing", "Processing"
         READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
         DELETED = "deleted", "Deleted (consent withdrawn)"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="recordings")
     external_id = models.CharField(max_length=200)
     state = models.CharField(max_length=20, choices=State.choices)
     playback_url = models.URLField(max_length=1000, blank=True)
+    # LiveKit: the file's key in the hub's storage (the egress writes to the same bucket), what
+    # a withdrawn consent deletes; its location as the egress reported it.
+    file_name = models.CharField(max_length=500, blank=True)
+    file_location = models.CharField(max_length=1000, blank=True)
+    failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

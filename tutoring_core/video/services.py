@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from tutoring_core.video.errors import (
     InvalidInput,
     NotFound,
     NotParticipant,
+    ProviderUnavailable,
     RoomClosed,
     RoomFull,
     RoomNotOpen,
@@ -552,9 +554,23 @@ def consent_students_for(*, user: User, info: scheduling.SessionInfo) -> list[uu
     return [pid for pid in booked if pid in wards]
 
 
-@transaction.atomic
 def consent_set(*, actor: User, session_id: Any, student_id: Any, given: bool) -> None:
-    """Give or withdraw consent to record one student in one session (audited)."""
+    """Give or withdraw consent to record one student in one session (audited). Withdrawing
+    stops the session's recording if one runs and deletes its recordings at the provider (or
+    from storage); repeating a withdrawal retries whatever deletion failed before."""
+    info = _consent_write(actor=actor, session_id=session_id, student_id=student_id, given=given)
+    if not given:
+        try:
+            recordings_withdraw(session_id=info.id)
+        except ProviderUnavailable as exc:
+            raise ProviderUnavailable(
+                f"Your consent is withdrawn, but the recording is not deleted yet: {exc.reason} "
+                "Withdraw again to retry."
+            ) from None
+
+
+@transaction.atomic
+def _consent_write(*, actor: User, session_id: Any, student_id: Any, given: bool) -> scheduling.SessionInfo:
     info = _session(session_id, actor.tenant_id)
     sid = _uuid(student_id)
     if sid is None or sid not in consent_students_for(user=actor, info=info):
@@ -576,7 +592,7 @@ def consent_set(*, actor: User, session_id: Any, student_id: Any, given: bool) -
         row.withdrawn_at = now
         row.save(update_fields=["withdrawn_at"])
     else:
-        return  # nothing was given: nothing to withdraw, nothing to audit
+        return info  # nothing was given: nothing to withdraw, nothing to audit
     audit_record(
         tenant=actor.tenant,
         actor=actor,
@@ -584,6 +600,139 @@ def consent_set(*, actor: User, session_id: Any, student_id: Any, given: bool) -
         target=None,
         details={"session": str(info.id), "student": str(sid), "as": policy.consent_from},
     )
+    return info
+
+
+# --- LiveKit recordings (Egress) and withdrawn consent ------------------------------------------
+
+RECORDINGS_PREFIX = "video-recordings"  # LiveKit Egress writes here, in the hub's default storage
+LIVE_STATES = (Recording.State.STARTING, Recording.State.RECORDING)
+
+
+def _consent_complete(room: Room) -> bool:
+    info = scheduling.session_info(room.session_id)
+    return set(_booked(info)) <= set(consents_of(session_id=info.id))
+
+
+def livekit_recording_start(*, room_id: uuid.UUID) -> Recording | None:
+    """Start a room-composite egress of a LiveKit room whose meeting records (consent was
+    complete when it started, and still is), unless one is starting or running already. The
+    row is claimed first under the room's lock, so two webhooks never start two egresses."""
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(pk=room_id)
+        if (
+            room.provider != VideoPolicy.Provider.LIVEKIT
+            or not room.recorded
+            or room.ended_at is not None
+            or room.recordings.filter(state__in=LIVE_STATES).exists()
+            or not _consent_complete(room)
+        ):
+            return None
+        recording = Recording.objects.create(
+            room=room, external_id=f"starting:{uuid.uuid4().hex}", state=Recording.State.STARTING
+        )
+    filepath = f"{RECORDINGS_PREFIX}/{room.tenant_id}/{room.pk.hex}/{recording.pk}.mp4"
+    provider = providers.LiveKit(providers.policy_for(room.tenant_id))
+    try:
+        egress = provider.egress_start(room=_provider_room(room, ""), filepath=filepath)
+    except VideoError as exc:
+        recording.state, recording.failure_reason = Recording.State.FAILED, exc.reason
+        recording.save(update_fields=["state", "failure_reason", "updated_at"])
+        return recording
+    recording.external_id, recording.file_name = egress.egress_id, filepath
+    recording.state = Recording.State.RECORDING
+    recording.save(update_fields=["external_id", "file_name", "state", "updated_at"])
+    return recording
+
+
+def livekit_recording_stop(*, room: Room) -> None:
+    """Stop the room's running egress (the tutor ended the room, or a consent was withdrawn);
+    LiveKit's egress_ended webhook then says where the file is (or why it failed)."""
+    policy = providers.policy_for(room.tenant_id)
+    for recording in room.recordings.filter(state=Recording.State.RECORDING):
+        providers.LiveKit(policy).egress_stop(egress_id=recording.external_id)
+        Recording.objects.filter(pk=recording.pk, state=Recording.State.RECORDING).update(
+            state=Recording.State.PROCESSING, updated_at=timezone.now()
+        )
+
+
+def _livekit_egress_event(*, room: Room, event: livekit.WebhookEvent) -> None:
+    recording = room.recordings.filter(external_id=event.egress_id).first()
+    if recording is None or recording.state in (Recording.State.DELETED, Recording.State.FAILED):
+        return  # an egress the hub did not start, or one already settled
+    if event.event == "egress_started":
+        if recording.state == Recording.State.STARTING:
+            save_changed(recording, {"state": Recording.State.RECORDING})
+        return
+    if event.egress_status in livekit.EGRESS_FAILED:
+        save_changed(
+            recording,
+            {"state": Recording.State.FAILED, "failure_reason": event.egress_error or event.egress_status},
+        )
+        return
+    if event.egress_status not in livekit.EGRESS_DONE:
+        return
+    save_changed(
+        recording,
+        {
+            "state": Recording.State.READY,
+            "file_name": event.file_name or recording.file_name,
+            "file_location": event.file_location,
+            "failure_reason": "",
+        },
+    )
+    if not _consent_complete(room):  # withdrawn while it ran: the file goes at once
+        _recordings_delete(room=room)
+
+
+def _recordings_delete(*, room: Room) -> None:
+    """Delete the room's finished recordings where they are kept: BigBlueButton's through its
+    deleteRecordings call, LiveKit's file from the hub's storage. A failure leaves the rows as
+    they were (a repeated withdrawal retries) and is raised."""
+    kept = list(room.recordings.filter(state__in=(Recording.State.READY, Recording.State.PROCESSING)))
+    if room.provider == VideoPolicy.Provider.BBB:
+        ids = [r.external_id for r in kept]
+        if ids:
+            providers.BigBlueButton(providers.policy_for(room.tenant_id)).delete_recordings(record_ids=ids)
+        gone = [r.pk for r in kept]
+    else:
+        gone = []
+        for recording in kept:
+            if recording.state != Recording.State.READY:
+                continue  # LiveKit is still writing it: its egress_ended webhook deletes it
+            if recording.file_name:
+                try:
+                    default_storage.delete(recording.file_name)
+                except Exception as exc:  # any storage backend's error (S3's are botocore's)
+                    raise ProviderUnavailable(f"The recording's file could not be deleted ({exc}).") from None
+            gone.append(recording.pk)
+    Recording.objects.filter(pk__in=gone).update(
+        state=Recording.State.DELETED, playback_url="", file_location="", updated_at=timezone.now()
+    )
+
+
+def recordings_withdraw(*, session_id: uuid.UUID) -> None:
+    """A consent to record the session was withdrawn: the meeting stops recording (LiveKit: its
+    egress is stopped; BigBlueButton records a whole meeting and has no call to stop that, so
+    the meeting is ended) and will not record again, and the recordings made are deleted."""
+    room = Room.objects.filter(session_id=session_id).first()
+    if room is None:
+        return
+    if room.provider == VideoPolicy.Provider.LIVEKIT:
+        livekit_recording_stop(room=room)
+    elif room.provider == VideoPolicy.Provider.BBB and room.recorded and room.ended_at is None:
+        if room.provider_started_at is not None:
+            provider_for_room(room).end(room=_provider_room(room, ""))
+    # Only once it has stopped (a failure above leaves it for the retry to stop): the banner
+    # goes, and a rejoin makes a meeting that does not record.
+    if room.recorded:
+        Room.objects.filter(pk=room.pk).update(recorded=False)
+        room.recorded = False
+    _recordings_delete(room=room)
+
+
+def recordings_of(*, room_id: uuid.UUID) -> list[Recording]:
+    return list(Recording.objects.filter(room_id=room_id).order_by("created_at"))
 
 
 # --- provider webhooks -------------------------------------------------------------------------
@@ -677,6 +826,10 @@ def livekit_webhook(*, tenant_id: Any, body: str, authorization: str) -> str:
             ).update(left_at=at)
         elif event.event == "room_finished":
             room.presences.filter(left_at__isnull=True).update(left_at=at)
+        if event.event in ("egress_started", "egress_ended") and event.egress_id:
+            _livekit_egress_event(room=room, event=event)
+    if event.event in ("room_started", "participant_joined") and room.recorded and room.ended_at is None:
+        livekit_recording_start(room_id=room.pk)
     if event.event == "room_finished" or room.ended_at is not None:
         _provider_attendance(room=room, at=at)
     return event.event
@@ -702,5 +855,7 @@ def provider_room_end(*, actor: User, session_id: Any) -> list[AttendanceInfo]:
         raise NotFound("No such room.")
     rows = attendance_finalize(actor=actor, room_id=room.pk)
     if room.provider_started_at is not None:
+        if room.provider == VideoPolicy.Provider.LIVEKIT:
+            livekit_recording_stop(room=room)
         provider_for_room(room).end(room=_provider_room(room, ""))
     return rows

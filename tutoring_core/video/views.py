@@ -273,6 +273,7 @@ def recording(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse
                 ],
                 "consent_from": policy.get_consent_from_display(),
                 "zone_name": str(zone),
+                "recordings": services.recordings_of(room_id=room_row.pk),
             },
         )
 
