@@ -45,6 +45,13 @@ class VideoPolicy(models.Model):
     checksum_algorithm = models.CharField(
         max_length=10, default="sha1", choices=[("sha1", "SHA-1"), ("sha256", "SHA-256")]
     )
+    # BigBlueButton only: bbb-webhooks sends join and leave events to the hub (the tenant's
+    # events URL registered as a hook); without it, attendance knows joins through the hub only.
+    bbb_webhooks = models.BooleanField(
+        default=False,
+        verbose_name="BigBlueButton sends join/leave webhooks",
+        help_text="bbb-webhooks is installed and the hub's events URL for this district is registered as a hook.",
+    )
     recording_allowed = models.BooleanField(default=False)
     consent_from = models.CharField(max_length=10, default=ConsentFrom.GUARDIAN, choices=ConsentFrom.choices)
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from tutoring_core.accounts.api import audit_record
@@ -292,8 +293,14 @@ def _facts(
         minutes_present=fig.minutes_present,
         late_minutes=fig.late_minutes,
         left_early_minutes=fig.left_early_minutes,
-        source=ATTENDANCE_SOURCE.get(room.provider, progress.AttendanceSource.SIGNALING),
+        source=_attendance_source(room),
     )
+
+
+def _attendance_source(room: Room) -> str:
+    if room.provider == VideoPolicy.Provider.BBB and not providers.policy_for(room.tenant_id).bbb_webhooks:
+        return progress.AttendanceSource.JOIN_PAGE  # no leaves known: joins through the hub only
+    return ATTENDANCE_SOURCE.get(room.provider, progress.AttendanceSource.SIGNALING)
 
 
 def _attendance_compute(*, actor: User, room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> None:
@@ -441,7 +448,11 @@ def provider_join(*, access: RoomAccess, now: dt.datetime | None = None) -> str:
             )
             room.provider_started_at = moment
             room.save(update_fields=["recorded", "provider_started_at"])
-        if room.provider != VideoPolicy.Provider.LIVEKIT:
+        # LiveKit's joins come from its webhooks, and BigBlueButton's too where bbb-webhooks
+        # sends them; otherwise the join through the hub is the only join time there is.
+        if room.provider == VideoPolicy.Provider.JITSI or (
+            room.provider == VideoPolicy.Provider.BBB and not policy.bbb_webhooks
+        ):
             Presence.objects.create(
                 room=room, person_id=access.person_id, peer_id=uuid.uuid4().hex, joined_at=moment
             )
@@ -793,6 +804,51 @@ def bbb_recording_ready(*, tenant_id: Any, signed_parameters: str) -> str:
             raise
         return "deleted"
     return "recorded"
+
+
+def bbb_hook_events(*, tenant_id: Any, body: str, checksum: str) -> str:
+    """bbb-webhooks' callback, verified by its checksum: users' joins and leaves become
+    presences (as LiveKit's do), and the meeting's end works attendance out."""
+    policy = _policy_with_secret(tenant_id, VideoPolicy.Provider.BBB)
+    callback_url = settings.PUBLIC_BASE_URL + reverse(
+        "video:bbb_events", kwargs={"tenant_id": policy.tenant_id}
+    )
+    try:
+        events = bbb.hook_events(
+            callback_url=callback_url,
+            body=body,
+            given=checksum,
+            secret=policy.secret or "",
+            algorithm=policy.checksum_algorithm,
+        )
+    except bbb.BBBError as exc:
+        raise SignatureRefused(str(exc)) from None
+    outcome = "ignored"
+    for event in events:
+        room = _room_named(policy.tenant_id, event.meeting_id)
+        if room is None or event.kind not in ("user-joined", "user-left", "meeting-ended"):
+            continue
+        at = dt.datetime.fromtimestamp(event.ts_ms / 1000, tz=dt.UTC) if event.ts_ms else timezone.now()
+        peer = f"bbb:{event.internal_user_id}"[:32]
+        with transaction.atomic():
+            if not _first_time(policy.tenant_id, "bbb", event.key[:200], event.kind):
+                outcome = "duplicate" if outcome == "ignored" else outcome
+                continue
+            if event.kind == "user-joined" and event.internal_user_id:
+                person = _uuid(event.user_id)
+                if person is None or not User.objects.filter(pk=person, tenant_id=room.tenant_id).exists():
+                    continue
+                Presence.objects.get_or_create(
+                    peer_id=peer, defaults={"room": room, "person_id": person, "joined_at": at}
+                )
+            elif event.kind == "user-left" and event.internal_user_id:
+                Presence.objects.filter(room=room, peer_id=peer, left_at__isnull=True).update(left_at=at)
+            elif event.kind == "meeting-ended":
+                room.presences.filter(left_at__isnull=True).update(left_at=at)
+        outcome = event.kind
+        if event.kind == "meeting-ended" or room.ended_at is not None:
+            _provider_attendance(room=room, at=at)
+    return outcome
 
 
 def livekit_webhook(*, tenant_id: Any, body: str, authorization: str) -> str:
