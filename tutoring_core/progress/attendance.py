@@ -138,6 +138,12 @@ def attendance_correct(*, actor: User, facts: AttendanceFacts, outcome: str) -> 
     if actor.tenant_id != facts.tenant_id:
         raise ProgressError("No such session.")
     row = _locked(facts)
+    if (row.source, row.outcome, row.corrected_by_id) == (
+        AttendanceSource.TUTOR_CORRECTION,
+        outcome,
+        actor.pk,
+    ):
+        return _record(row)  # the same correction again (a resubmitted form): nothing to record
     before = row.outcome
     now = timezone.now()
     changed = _replace(
