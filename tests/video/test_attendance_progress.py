@@ -106,6 +106,13 @@ def test_thresholds_reach_progress_with_their_figures(db: Any) -> None:
         people["early5"].pk: ("attended", START, END - 5 * M, 55, 0, 5, "signaling", klass.pk, 1),
         people["absent"].pk: ("no_show", None, None, 0, 0, 0, "signaling", klass.pk, 1),
     }
+    # The tutor's attendance page shows the figures progress recorded.
+    with time_machine.travel(END, tick=False):
+        page = _client_of(tutor, at=END).get(f"/video/sessions/{session.pk}/attendance/")
+    html = page.content.decode()
+    assert '<td class="minutes">54, 6 late</td>' in html
+    assert '<td class="minutes">54, left 6 early</td>' in html
+    assert '<td class="minutes">0</td>' in html  # the no-show
     # Ending again computes the same: nothing new, no history.
     with time_machine.travel(END + 5 * M, tick=False):
         services.attendance_finalize(actor=tutor, room_id=room_id)

@@ -231,7 +231,8 @@ class VideoPolicyAdmin(TenantScopedAdmin):
                 "description": "Built-in rooms need none of these. BigBlueButton: its API address, "
                 "shared secret and checksum algorithm; with bbb-webhooks, register "
                 "/video/hooks/bbb/&lt;district id&gt;/events/ on the hub as a hook for join and leave times. Jitsi Meet: its address, app id and app secret. "
-                "LiveKit: its server address, web client page, API key and API secret.",
+                "LiveKit: its server address, web client page, API key and API secret; its Egress service "
+                "writes recordings into the hub's media storage (the same bucket), under video-recordings/.",
             },
         ),
         ("Recording", {"fields": ["recording_allowed", "consent_from"]}),

@@ -401,10 +401,15 @@ def attendance_correct(*, actor: User, room_id: Any, person_id: Any, outcome: st
 
 
 def attendance_list(*, room_id: Any) -> list[AttendanceInfo]:
-    rows = (
+    rows = list(
         Attendance.objects.filter(room_id=room_id)
-        .select_related("person")
+        .select_related("person", "room")
         .order_by("person__last_name", "person__first_name", "person_id")
+    )
+    figures = (
+        {r.person_id: r for r in progress.attendance_for_session(session_id=rows[0].room.session_id)}
+        if rows
+        else {}
     )
     return [
         AttendanceInfo(
@@ -414,6 +419,11 @@ def attendance_list(*, room_id: Any) -> list[AttendanceInfo]:
             first_joined_at=row.first_joined_at,
             last_left_at=row.last_left_at,
             corrected=row.corrected_by_id is not None,
+            minutes_present=figures[row.person_id].minutes_present if row.person_id in figures else None,
+            late_minutes=figures[row.person_id].late_minutes if row.person_id in figures else None,
+            left_early_minutes=figures[row.person_id].left_early_minutes
+            if row.person_id in figures
+            else None,
         )
         for row in rows
     ]
