@@ -9,6 +9,7 @@ test_providers, which checks the checksum as BBB does.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
@@ -19,9 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import time_machine
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.test import Client
+from django.utils import timezone
 from livekit.api import TokenVerifier
 from livekit.protocol import egress as egress_proto
 
@@ -409,3 +412,20 @@ def test_a_failed_deletion_is_reported_and_retried(bbb: dict[str, Any], settings
     ]
     assert Recording.objects.get().state == "deleted"
     assert AuditLog.objects.filter(action="video.recording.consent_withdrawn").count() == 1
+
+
+def test_a_start_that_never_answered_is_given_up_and_started_again(livekit: dict[str, Any]) -> None:
+    data, fake = livekit, livekit["fake"]
+    room = _recorded_room(data)
+    moment = timezone.now()
+    with time_machine.travel(moment, tick=False):
+        stuck = Recording.objects.create(room=room, external_id="starting:dead", state="starting")
+    with time_machine.travel(moment + dt.timedelta(minutes=1), tick=False):
+        _hook(data["tenant"], _event(room, "room_started", "EV_rs1"))
+    assert fake.calls == []  # still within its time: no second egress
+    with time_machine.travel(moment + dt.timedelta(minutes=3), tick=False):
+        _hook(data["tenant"], _event(room, "room_started", "EV_rs2"))
+    stuck.refresh_from_db()
+    assert (stuck.state, stuck.failure_reason) == ("failed", "LiveKit's answer to the start never came back.")
+    assert [kind for kind, _ in fake.calls] == ["start"]
+    assert Recording.objects.get(external_id="EG_1").state == "recording"

@@ -628,6 +628,7 @@ def _consent_write(*, actor: User, session_id: Any, student_id: Any, given: bool
 
 RECORDINGS_PREFIX = "video-recordings"  # LiveKit Egress writes here, in the hub's default storage
 LIVE_STATES = (Recording.State.STARTING, Recording.State.RECORDING)
+STARTING_GIVEN_UP_AFTER = dt.timedelta(minutes=2)
 
 
 def _consent_complete(room: Room) -> bool:
@@ -641,6 +642,15 @@ def livekit_recording_start(*, room_id: uuid.UUID) -> Recording | None:
     row is claimed first under the room's lock, so two webhooks never start two egresses."""
     with transaction.atomic():
         room = Room.objects.select_for_update().get(pk=room_id)
+        # A start whose process died between the claim and LiveKit's answer would block the
+        # room for good: past the HTTP client's own limits it is given up.
+        room.recordings.filter(
+            state=Recording.State.STARTING, updated_at__lt=timezone.now() - STARTING_GIVEN_UP_AFTER
+        ).update(
+            state=Recording.State.FAILED,
+            failure_reason="LiveKit's answer to the start never came back.",
+            updated_at=timezone.now(),
+        )
         if (
             room.provider != VideoPolicy.Provider.LIVEKIT
             or not room.recorded
