@@ -95,3 +95,7 @@ EXEMPT_URL_NAMES["livekit_webhook"] = (
     "LiveKit's machine-to-machine webhook: authenticated by the Authorization JWT over the body's "
     "SHA-256, tested in tests/video/test_providers.py"
 )
+EXEMPT_URL_NAMES["bbb_events"] = (
+    "bbb-webhooks' machine-to-machine join/leave callback: authenticated by its checksum over the "
+    "callback URL, the body and the tenant's shared secret, tested in tests/video/test_bbb_events.py"
+)

@@ -13,6 +13,7 @@ from django.test import Client
 from tests import factories as f
 from tests.scheduling.factories import SessionFactory, SessionParticipantFactory
 from tutoring_core.accounts.models import AuditLog
+from tutoring_core.progress.models import SessionAttendance
 from tutoring_core.scheduling.models import Session
 from tutoring_core.video import services
 from tutoring_core.video.models import Attendance, Presence
@@ -80,8 +81,16 @@ def test_finalize_records_on_the_session_and_correction_is_audited(db: Any) -> N
     row = Attendance.objects.get(person=absent)
     assert (row.outcome, row.corrected_by_id) == ("attended", tutor.pk)
     assert session.participants.get(student=absent).outcome == "attended"
-    log = AuditLog.objects.get(action="video.attendance.correct")
-    assert log.details == {"person": str(absent.pk), "from": "no_show", "to": "attended"}
+    log = AuditLog.objects.get(action="progress.attendance.correct")
+    record = SessionAttendance.objects.get(person=absent)
+    assert (log.actor_id, log.target_id) == (tutor.pk, str(record.pk))
+    assert log.details == {
+        "session": str(session.pk),
+        "person": str(absent.pk),
+        "from": "no_show",
+        "to": "attended",
+        "version": 2,
+    }
 
     bad = client.post(
         f"/video/sessions/{session.pk}/attendance/", {"person": str(absent.pk), "outcome": "asleep"}

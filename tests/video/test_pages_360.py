@@ -1,6 +1,7 @@
 """The video pages at 360 px in headless Chromium: the room before joining, the student in the
 waiting room, the tutor admitting them, the call itself, the refused page and the tutor's
-attendance page fit without sideways scrolling and have no serious or critical axe-core
+attendance page, a provider's room, the recording page and the class page's attendance fit
+without sideways scrolling and have no serious or critical axe-core
 violation; the room is used by keyboard alone (Join, Admit, the call controls, chat), and
 every control has a name a screen reader announces."""
 
@@ -19,9 +20,10 @@ from django.utils import timezone
 from tests import factories as f
 from tests.scheduling.factories import SessionFactory, SessionParticipantFactory
 from tests.video.harness import asgi_server
+from tutoring_core.accounts.models import GuardianLink
 from tutoring_core.scheduling.models import Session
 from tutoring_core.video import services
-from tutoring_core.video.models import Attendance
+from tutoring_core.video.models import Attendance, Recording, Room, VideoPolicy
 
 pytestmark = [pytest.mark.browser]
 
@@ -214,5 +216,92 @@ def test_refused_and_attendance_pages_fit_360px(booked: dict[str, Any]) -> None:
                 == "This session was cancelled; its room is closed."
             )
             _fits_and_is_accessible(page, "the refused page (cancelled)")
+        finally:
+            browser.close()
+
+
+def test_provider_room_recording_and_class_attendance_pages_fit_360px(booked: dict[str, Any]) -> None:
+    """A LiveKit room that records: its page with the banner, the recording page with its
+    recordings (ready, failed) and the consent table, and the class page's attendance summary;
+    each at 360 px, axe-clean, and used by keyboard (Join, End, Withdraw)."""
+    from playwright.sync_api import sync_playwright
+
+    session, tutor, student = booked["session"], booked["tutor"], booked["student"]
+    tenant = tutor.tenant
+    guardian = f.UserFactory(tenant=tenant, first_name="Gail", last_name="Guardian")
+    GuardianLink.objects.create(tenant=tenant, guardian=guardian, student=student)
+    VideoPolicy.objects.create(
+        tenant=tenant,
+        provider="livekit",
+        server_url="wss://lk.example.org",
+        client_url="https://meet.example.org/custom",
+        app_id="APIhubtest",
+        secret="lk-secret-0123456789abcdef0123456789",
+        recording_allowed=True,
+    )
+    services.consent_set(actor=guardian, session_id=session.pk, student_id=student.pk, given=True)
+    services.recording_request(actor=tutor, session_id=session.pk)
+    services.provider_join(access=services.room_access(user=student, session_id=session.pk))
+    room = Room.objects.get(session_id=session.pk)
+    assert room.recorded is True
+    Recording.objects.create(
+        room=room,
+        external_id="EG_1",
+        state="ready",
+        file_name="video-recordings/x.mp4",
+        file_location="https://media.example.org/video-recordings/x.mp4",
+    )
+    Recording.objects.create(
+        room=room, external_id="EG_2", state="failed", failure_reason="Start signal not received"
+    )
+    klass = f.ClassFactory(tenant=tenant, title="Algebra I")
+    f.EnrollmentFactory(klass=klass, user=tutor, role="teacher")
+    f.EnrollmentFactory(klass=klass, user=student, role="student")
+    Session.objects.filter(pk=session.pk).update(klass=klass)
+
+    with asgi_server() as base, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = _page(browser, base, tutor)
+            page.goto(f"{base}/video/sessions/{session.pk}/")
+            assert page.locator("#recording-banner").is_visible()
+            _fits_and_is_accessible(page, "the provider room (recorded)")
+            _tab_to(page, "el && el.id === 'join'")
+            page.keyboard.press("Tab")
+            assert _focused_id(page) == "end"
+
+            page.goto(f"{base}/video/sessions/{session.pk}/recording/")
+            states = page.locator("#recordings li").evaluate_all("els => els.map(e => e.dataset.state)")
+            assert states == ["ready", "failed"]
+            assert page.locator("#recordings .failure").inner_text() == "Start signal not received"
+            _fits_and_is_accessible(page, "the recording page (tutor)")
+
+            page = _page(browser, base, guardian)
+            page.goto(f"{base}/video/sessions/{session.pk}/recording/")
+            _fits_and_is_accessible(page, "the recording page (guardian)")
+            _tab_to(page, "el && el.getAttribute('aria-label') === 'Withdraw consent to record Sam Student'")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("button[aria-label='I consent to recording Sam Student']", timeout=10_000)
+            assert page.locator("td.consent").inner_text() == "not given"
+            assert page.locator("#recordings li").evaluate_all("els => els.map(e => e.dataset.state)") == [
+                "deleted",
+                "failed",
+            ]
+            _fits_and_is_accessible(page, "the recording page after withdrawing")
+
+            services.attendance_finalize(actor=tutor, room_id=room.pk)  # the tutor ends the session
+            page = _page(browser, base, tutor)
+            page.goto(f"{base}/classes/{klass.pk}/")
+            row = page.locator("section:has-text('Tutoring session attendance') tbody tr")
+            assert row.inner_text().split("\t") == [
+                "Sam Student",
+                "1",
+                "0",
+                "0",
+                "0",
+                "1",
+            ]  # never joined: a no-show
+            _fits_and_is_accessible(page, "the class page with attendance")
+            _tab_to(page, "el && el.getAttribute('aria-label') === 'Tutoring session attendance'")
         finally:
             browser.close()

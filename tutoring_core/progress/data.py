@@ -76,3 +76,54 @@ class Placeable:
     # in this class, so a placement with a line item attaches the LMS column to that key.
     gradable: bool = False
     activity_key: str = ""
+
+
+@dataclass(frozen=True)
+class AttendanceFacts:
+    """What a room worked out for one participant of one session (video hands these in)."""
+
+    tenant_id: uuid.UUID
+    session_id: uuid.UUID
+    class_id: uuid.UUID | None
+    person_id: uuid.UUID
+    session_start: dt.datetime
+    session_end: dt.datetime
+    outcome: str  # attended | late | left_early | no_show
+    first_joined_at: dt.datetime | None
+    last_left_at: dt.datetime | None
+    minutes_present: int
+    late_minutes: int
+    left_early_minutes: int
+    source: str  # signaling | provider_webhook | join_page
+
+
+@dataclass(frozen=True)
+class AttendanceRecord:
+    id: uuid.UUID
+    session_id: uuid.UUID
+    person_id: uuid.UUID
+    outcome: str
+    first_joined_at: dt.datetime | None
+    last_left_at: dt.datetime | None
+    minutes_present: int
+    late_minutes: int
+    left_early_minutes: int
+    source: str
+    corrected_by_id: uuid.UUID | None
+    corrected_at: dt.datetime | None
+    version: int
+
+
+@dataclass(frozen=True)
+class AttendanceSummary:
+    """One person's sessions by outcome (a class's, or all of them)."""
+
+    person_id: uuid.UUID
+    attended: int = 0
+    late: int = 0
+    left_early: int = 0
+    no_show: int = 0
+
+    @property
+    def sessions(self) -> int:
+        return self.attended + self.late + self.left_early + self.no_show

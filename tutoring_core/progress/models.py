@@ -183,3 +183,81 @@ class OutboxEntry(TimeStamped):
 
     def __str__(self) -> str:
         return f"{self.destination_kind}:{self.destination_key} for {self.user_id} ({self.status})"
+
+
+class AttendanceOutcome(models.TextChoices):
+    ATTENDED = "attended", "Attended"
+    LATE = "late", "Late"
+    LEFT_EARLY = "left_early", "Left early"
+    NO_SHOW = "no_show", "No-show"
+
+
+class AttendanceSource(models.TextChoices):
+    SIGNALING = "signaling", "The room's signaling"
+    PROVIDER_WEBHOOK = "provider_webhook", "The video provider's webhooks"
+    # Jitsi tells the hub of no leaves: the joins through the hub's page are all it knows.
+    JOIN_PAGE = "join_page", "Joins through the hub's page"
+    TUTOR_CORRECTION = "tutor_correction", "Corrected by the tutor"
+
+
+class SessionAttendance(TimeStamped):
+    """One participant's attendance of one tutoring session, for reports and billing (issue 15
+    point 4). The room's computation writes it; a tutor's correction replaces it and is kept:
+    the room's later computations leave a corrected row alone. Each replaced state is copied
+    to SessionAttendanceHistory first. Sessions are named by id (scheduling owns them)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    session_id = models.UUIDField()
+    # The class the session was booked for (None: booked outside a class); reports group by it.
+    class_id = models.UUIDField(null=True, blank=True)
+    person = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    session_start = models.DateTimeField()
+    session_end = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=AttendanceOutcome.choices)
+    first_joined_at = models.DateTimeField(null=True, blank=True)
+    last_left_at = models.DateTimeField(null=True, blank=True)
+    minutes_present = models.PositiveIntegerField(default=0)
+    late_minutes = models.PositiveIntegerField(default=0)
+    left_early_minutes = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=20, choices=AttendanceSource.choices)
+    corrected_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["session_start", "person_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["session_id", "person"], name="session_attendance_once")
+        ]
+        indexes = [models.Index(fields=["tenant", "person", "class_id"], name="attendance_person")]
+
+    def __str__(self) -> str:
+        return f"{self.person_id} in {self.session_id}: {self.outcome}"
+
+
+class SessionAttendanceHistory(models.Model):
+    """A replaced state of a SessionAttendance row (append-only)."""
+
+    attendance = models.ForeignKey(SessionAttendance, on_delete=models.CASCADE, related_name="history")
+    version = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=20, choices=AttendanceOutcome.choices)
+    first_joined_at = models.DateTimeField(null=True, blank=True)
+    last_left_at = models.DateTimeField(null=True, blank=True)
+    minutes_present = models.PositiveIntegerField()
+    late_minutes = models.PositiveIntegerField()
+    left_early_minutes = models.PositiveIntegerField()
+    source = models.CharField(max_length=20, choices=AttendanceSource.choices)
+    corrected_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    corrected_at = models.DateTimeField(null=True, blank=True)
+    replaced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["attendance", "version"]
+        verbose_name_plural = "session attendance history"
+        constraints = [
+            models.UniqueConstraint(fields=["attendance", "version"], name="session_attendance_version_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attendance_id} v{self.version}: {self.outcome}"

@@ -118,6 +118,7 @@ class VideoPolicyForm(forms.ModelForm):  # type: ignore[type-arg]
             "app_id",
             "secret",
             "checksum_algorithm",
+            "bbb_webhooks",
             "guardians_may_join",
             "recording_allowed",
             "consent_from",
@@ -219,10 +220,19 @@ class VideoPolicyAdmin(TenantScopedAdmin):
         (
             "Provider (BigBlueButton, Jitsi Meet, LiveKit)",
             {
-                "fields": ["server_url", "client_url", "app_id", "secret", "checksum_algorithm"],
+                "fields": [
+                    "server_url",
+                    "client_url",
+                    "app_id",
+                    "secret",
+                    "checksum_algorithm",
+                    "bbb_webhooks",
+                ],
                 "description": "Built-in rooms need none of these. BigBlueButton: its API address, "
-                "shared secret and checksum algorithm. Jitsi Meet: its address, app id and app secret. "
-                "LiveKit: its server address, web client page, API key and API secret.",
+                "shared secret and checksum algorithm; with bbb-webhooks, register "
+                "/video/hooks/bbb/&lt;district id&gt;/events/ on the hub as a hook for join and leave times. Jitsi Meet: its address, app id and app secret. "
+                "LiveKit: its server address, web client page, API key and API secret; its Egress service "
+                "writes recordings into the hub's media storage (the same bucket), under video-recordings/.",
             },
         ),
         ("Recording", {"fields": ["recording_allowed", "consent_from"]}),

@@ -39,3 +39,7 @@ class AttendanceInfo:
     first_joined_at: dt.datetime | None
     last_left_at: dt.datetime | None
     corrected: bool
+    # As progress recorded them (None before the room's attendance was worked out).
+    minutes_present: int | None = None
+    late_minutes: int | None = None
+    left_early_minutes: int | None = None

@@ -45,6 +45,13 @@ class VideoPolicy(models.Model):
     checksum_algorithm = models.CharField(
         max_length=10, default="sha1", choices=[("sha1", "SHA-1"), ("sha256", "SHA-256")]
     )
+    # BigBlueButton only: bbb-webhooks sends join and leave events to the hub (the tenant's
+    # events URL registered as a hook); without it, attendance knows joins through the hub only.
+    bbb_webhooks = models.BooleanField(
+        default=False,
+        verbose_name="BigBlueButton sends join/leave webhooks",
+        help_text="bbb-webhooks is installed and the hub's events URL for this district is registered as a hook.",
+    )
     recording_allowed = models.BooleanField(default=False)
     consent_from = models.CharField(max_length=10, default=ConsentFrom.GUARDIAN, choices=ConsentFrom.choices)
 
@@ -159,17 +166,25 @@ class RecordingConsent(models.Model):
 
 
 class Recording(models.Model):
-    """A recording the provider made of a room (BigBlueButton's record id)."""
+    """A recording the provider made of a room (BigBlueButton's record id, LiveKit's egress id)."""
 
     class State(models.TextChoices):
+        STARTING = "starting", "Starting"
+        RECORDING = "recording", "Recording now"
         PROCESSING = "processing", "Processing"
         READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
         DELETED = "deleted", "Deleted (consent withdrawn)"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="recordings")
     external_id = models.CharField(max_length=200)
     state = models.CharField(max_length=20, choices=State.choices)
     playback_url = models.URLField(max_length=1000, blank=True)
+    # LiveKit: the file's key in the hub's storage (the egress writes to the same bucket), what
+    # a withdrawn consent deletes; its location as the egress reported it.
+    file_name = models.CharField(max_length=500, blank=True)
+    file_location = models.CharField(max_length=1000, blank=True)
+    failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

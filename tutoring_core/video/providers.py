@@ -166,7 +166,9 @@ class Jitsi:
 
 class LiveKit:
     key: str = VideoPolicy.Provider.LIVEKIT.value
-    records = False  # recording through LiveKit Egress is not wired yet: never promised
+    # Through LiveKit Egress: a room-composite recording the hub starts (consent first) when the
+    # meeting starts, and stops when the tutor ends it or a consent is withdrawn.
+    records = True
 
     def __init__(self, policy: VideoPolicy) -> None:
         self.server_url = policy.server_url
@@ -191,6 +193,32 @@ class LiveKit:
 
     def end(self, *, room: ProviderRoom) -> None:
         return None  # LiveKit closes an empty room itself; its room_finished webhook follows
+
+    def _egress(self, call: livekit.TwirpCall, what: str) -> livekit.Egress:
+        try:
+            response = http.post(call.url, headers=call.headers, data=call.body, raise_for_status=False)
+        except http.OutboundHTTPError as exc:
+            raise ProviderUnavailable(f"LiveKit could not be reached ({exc}).") from None
+        try:
+            return livekit.egress_reply(status_code=response.status_code, body=response.content)
+        except livekit.LiveKitError as exc:
+            raise ProviderUnavailable(f"LiveKit refused to {what} the recording: {exc}") from None
+
+    def egress_start(self, *, room: ProviderRoom, filepath: str) -> livekit.Egress:
+        call = livekit.egress_start_call(
+            server_url=self.server_url,
+            api_key=self.api_key,
+            api_secret=self.secret,
+            room=room.name,
+            filepath=filepath,
+        )
+        return self._egress(call, "start")
+
+    def egress_stop(self, *, egress_id: str) -> livekit.Egress:
+        call = livekit.egress_stop_call(
+            server_url=self.server_url, api_key=self.api_key, api_secret=self.secret, egress_id=egress_id
+        )
+        return self._egress(call, "stop")
 
 
 def _host(url: str) -> str:

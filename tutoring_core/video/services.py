@@ -8,11 +8,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
+from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from tutoring_core.accounts.api import audit_record
 from tutoring_core.accounts.models import GuardianLink, User
+from tutoring_core.progress import api as progress
+from tutoring_core.rows import save_changed
 from tutoring_core.scheduling import api as scheduling
 from tutoring_core.video import providers
 from tutoring_core.video.data import AttendanceInfo, PeerInfo, RoomAccess
@@ -20,6 +24,7 @@ from tutoring_core.video.errors import (
     InvalidInput,
     NotFound,
     NotParticipant,
+    ProviderUnavailable,
     RoomClosed,
     RoomFull,
     RoomNotOpen,
@@ -242,37 +247,97 @@ def presence_close(*, peer_id: str) -> None:
     Presence.objects.filter(peer_id=peer_id, left_at__isnull=True).update(left_at=timezone.now())
 
 
-def _outcomes(room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> dict[uuid.UUID, Attendance]:
-    rows: dict[uuid.UUID, Attendance] = {}
-    for participant in info.participants:
-        if participant.status != "booked":
-            continue
-        spans = list(
-            room.presences.filter(person_id=participant.person_id).values_list("joined_at", "left_at")
-        )
-        outcome = rules.attendance_outcome(
-            spans=spans,
+# Where a room's join and leave times come from, by provider (progress records it).
+ATTENDANCE_SOURCE: dict[str, str] = {
+    VideoPolicy.Provider.BUILTIN: progress.AttendanceSource.SIGNALING,
+    VideoPolicy.Provider.LIVEKIT: progress.AttendanceSource.PROVIDER_WEBHOOK,
+    VideoPolicy.Provider.BBB: progress.AttendanceSource.PROVIDER_WEBHOOK,
+    VideoPolicy.Provider.JITSI: progress.AttendanceSource.JOIN_PAGE,
+}
+
+
+def _figures(room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> dict[uuid.UUID, rules.Figures]:
+    """Each booked student's outcome and figures from their presences in the room."""
+    booked = _booked(info)
+    spans: dict[uuid.UUID, list[tuple[dt.datetime, dt.datetime | None]]] = {pid: [] for pid in booked}
+    for person_id, joined, left in room.presences.filter(person_id__in=booked).values_list(
+        "person_id", "joined_at", "left_at"
+    ):
+        spans[person_id].append((joined, left))
+    return {
+        pid: rules.attendance_figures(
+            spans=spans[pid],
             start=info.start,
             end=info.end,
             now=now,
             late_after=dt.timedelta(minutes=settings.VIDEO_LATE_AFTER_MIN),
             early_before=dt.timedelta(minutes=settings.VIDEO_LEFT_EARLY_MIN),
         )
-        rows[participant.person_id] = Attendance(
-            room=room,
-            person_id=participant.person_id,
-            outcome=outcome,
-            first_joined_at=min((j for j, _ in spans), default=None),
-            last_left_at=max((left or now for _, left in spans), default=None),
-        )
-    return rows
+        for pid in booked
+    }
+
+
+def _facts(
+    room: Room, info: scheduling.SessionInfo, person_id: uuid.UUID, fig: rules.Figures
+) -> progress.AttendanceFacts:
+    return progress.AttendanceFacts(
+        tenant_id=room.tenant_id,
+        session_id=info.id,
+        class_id=info.class_id,
+        person_id=person_id,
+        session_start=info.start,
+        session_end=info.end,
+        outcome=fig.outcome,
+        first_joined_at=fig.first_joined_at,
+        last_left_at=fig.last_left_at,
+        minutes_present=fig.minutes_present,
+        late_minutes=fig.late_minutes,
+        left_early_minutes=fig.left_early_minutes,
+        source=_attendance_source(room),
+    )
+
+
+def _attendance_source(room: Room) -> str:
+    if room.provider == VideoPolicy.Provider.BBB and not providers.policy_for(room.tenant_id).bbb_webhooks:
+        return progress.AttendanceSource.JOIN_PAGE  # no leaves known: joins through the hub only
+    return ATTENDANCE_SOURCE.get(room.provider, progress.AttendanceSource.SIGNALING)
+
+
+def _attendance_compute(*, actor: User, room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> None:
+    """Work out every booked student's attendance from the room's presences and record it: on
+    the room, in progress (for reports and billing) and, when its kind changes, on the session
+    through scheduling. A row the tutor corrected is left as they set it (here and in progress),
+    so a provider's late webhook running this again loses no correction."""
+    for person_id, fig in _figures(room, info, now).items():
+        row = Attendance.objects.filter(room=room, person_id=person_id).first()
+        if row is not None and row.corrected_by_id is not None:
+            continue
+        if row is None:
+            before = ""
+            row = Attendance(room=room, person_id=person_id)
+        else:
+            before = SCHEDULING_OUTCOME[row.outcome]
+        changes = {
+            "outcome": fig.outcome,
+            "first_joined_at": fig.first_joined_at,
+            "last_left_at": fig.last_left_at,
+        }
+        if row.pk is None:
+            for name, value in changes.items():
+                setattr(row, name, value)
+            row.save()
+        else:
+            save_changed(row, changes)
+        progress.attendance_record(facts=_facts(room, info, person_id, fig))
+        if SCHEDULING_OUTCOME[fig.outcome] != before:
+            _record(actor=actor, info=info, person_id=person_id, outcome=fig.outcome)
 
 
 @transaction.atomic
 def attendance_finalize(*, actor: User, room_id: Any, now: dt.datetime | None = None) -> list[AttendanceInfo]:
     """The tutor ends the room: every booked student's join/leave times become their attendance,
-    recorded on the session through scheduling (which marks it completed). Repeating it changes
-    nothing: a corrected row is left as the tutor set it."""
+    recorded in progress and on the session through scheduling (which marks it completed).
+    Repeating it changes nothing: a corrected row is left as the tutor set it."""
     moment = now or timezone.now()
     room = (
         Room.objects.select_for_update()
@@ -290,12 +355,7 @@ def attendance_finalize(*, actor: User, room_id: Any, now: dt.datetime | None = 
     room.presences.filter(left_at__isnull=True).update(left_at=moment)
     if info.start > moment:
         return []  # ended before it began: nobody was due yet, nothing to record
-    for person_id, computed in _outcomes(room, info, moment).items():
-        existing = Attendance.objects.filter(room=room, person_id=person_id).first()
-        if existing is not None:
-            continue
-        computed.save()
-        _record(actor=actor, info=info, person_id=person_id, outcome=computed.outcome)
+    _attendance_compute(actor=actor, room=room, info=info, now=moment)
     return attendance_list(room_id=room.pk)
 
 
@@ -311,7 +371,8 @@ def _record(*, actor: User, info: scheduling.SessionInfo, person_id: uuid.UUID, 
 
 @transaction.atomic
 def attendance_correct(*, actor: User, room_id: Any, person_id: Any, outcome: str) -> AttendanceInfo:
-    """The tutor corrects one student's attendance (audited)."""
+    """The tutor corrects one student's attendance: on the room, on the session and in progress
+    (which keeps the replaced state and audits the correction)."""
     if outcome not in rules.OUTCOMES:
         raise InvalidInput(f"Give one of: {', '.join(rules.OUTCOMES)}.")
     room = Room.objects.filter(pk=room_id, tenant_id=actor.tenant_id or uuid.UUID(int=0)).first()
@@ -321,35 +382,34 @@ def attendance_correct(*, actor: User, room_id: Any, person_id: Any, outcome: st
     if actor.pk != info.tutor_id:
         raise NotParticipant("Only the tutor corrects attendance.")
     pid = _uuid(person_id)
-    if pid not in {p.person_id for p in info.participants if p.status == "booked"}:
+    if pid is None or pid not in _booked(info):
         raise InvalidInput("That person is not booked in this session.")
-    if info.start > timezone.now():
+    now = timezone.now()
+    if info.start > now:
         raise InvalidInput("The session has not started yet.")
     row = Attendance.objects.select_for_update().filter(room=room, person_id=pid).first()
-    before = row.outcome if row else ""
     if row is None:
         row = Attendance.objects.create(room=room, person_id=pid, outcome=outcome, corrected_by=actor)
     else:
         row.outcome = outcome
         row.corrected_by = actor
         row.save(update_fields=["outcome", "corrected_by", "updated_at"])
-    assert pid is not None
     _record(actor=actor, info=info, person_id=pid, outcome=outcome)
-    audit_record(
-        tenant=actor.tenant,
-        actor=actor,
-        action="video.attendance.correct",
-        target=room,
-        details={"person": str(pid), "from": before, "to": outcome},
-    )
+    figures = _figures(room, info, min(now, room.ended_at or now))[pid]
+    progress.attendance_correct(actor=actor, facts=_facts(room, info, pid, figures), outcome=outcome)
     return next(a for a in attendance_list(room_id=room.pk) if a.person_id == pid)
 
 
 def attendance_list(*, room_id: Any) -> list[AttendanceInfo]:
-    rows = (
+    rows = list(
         Attendance.objects.filter(room_id=room_id)
-        .select_related("person")
+        .select_related("person", "room")
         .order_by("person__last_name", "person__first_name", "person_id")
+    )
+    figures = (
+        {r.person_id: r for r in progress.attendance_for_session(session_id=rows[0].room.session_id)}
+        if rows
+        else {}
     )
     return [
         AttendanceInfo(
@@ -359,6 +419,11 @@ def attendance_list(*, room_id: Any) -> list[AttendanceInfo]:
             first_joined_at=row.first_joined_at,
             last_left_at=row.last_left_at,
             corrected=row.corrected_by_id is not None,
+            minutes_present=figures[row.person_id].minutes_present if row.person_id in figures else None,
+            late_minutes=figures[row.person_id].late_minutes if row.person_id in figures else None,
+            left_early_minutes=figures[row.person_id].left_early_minutes
+            if row.person_id in figures
+            else None,
         )
         for row in rows
     ]
@@ -393,7 +458,11 @@ def provider_join(*, access: RoomAccess, now: dt.datetime | None = None) -> str:
             )
             room.provider_started_at = moment
             room.save(update_fields=["recorded", "provider_started_at"])
-        if room.provider != VideoPolicy.Provider.LIVEKIT:
+        # LiveKit's joins come from its webhooks, and BigBlueButton's too where bbb-webhooks
+        # sends them; otherwise the join through the hub is the only join time there is.
+        if room.provider == VideoPolicy.Provider.JITSI or (
+            room.provider == VideoPolicy.Provider.BBB and not policy.bbb_webhooks
+        ):
             Presence.objects.create(
                 room=room, person_id=access.person_id, peer_id=uuid.uuid4().hex, joined_at=moment
             )
@@ -506,9 +575,23 @@ def consent_students_for(*, user: User, info: scheduling.SessionInfo) -> list[uu
     return [pid for pid in booked if pid in wards]
 
 
-@transaction.atomic
 def consent_set(*, actor: User, session_id: Any, student_id: Any, given: bool) -> None:
-    """Give or withdraw consent to record one student in one session (audited)."""
+    """Give or withdraw consent to record one student in one session (audited). Withdrawing
+    stops the session's recording if one runs and deletes its recordings at the provider (or
+    from storage); repeating a withdrawal retries whatever deletion failed before."""
+    info = _consent_write(actor=actor, session_id=session_id, student_id=student_id, given=given)
+    if not given:
+        try:
+            recordings_withdraw(session_id=info.id)
+        except ProviderUnavailable as exc:
+            raise ProviderUnavailable(
+                f"Your consent is withdrawn, but the recording is not deleted yet: {exc.reason} "
+                "Withdraw again to retry."
+            ) from None
+
+
+@transaction.atomic
+def _consent_write(*, actor: User, session_id: Any, student_id: Any, given: bool) -> scheduling.SessionInfo:
     info = _session(session_id, actor.tenant_id)
     sid = _uuid(student_id)
     if sid is None or sid not in consent_students_for(user=actor, info=info):
@@ -530,7 +613,7 @@ def consent_set(*, actor: User, session_id: Any, student_id: Any, given: bool) -
         row.withdrawn_at = now
         row.save(update_fields=["withdrawn_at"])
     else:
-        return  # nothing was given: nothing to withdraw, nothing to audit
+        return info  # nothing was given: nothing to withdraw, nothing to audit
     audit_record(
         tenant=actor.tenant,
         actor=actor,
@@ -538,6 +621,149 @@ def consent_set(*, actor: User, session_id: Any, student_id: Any, given: bool) -
         target=None,
         details={"session": str(info.id), "student": str(sid), "as": policy.consent_from},
     )
+    return info
+
+
+# --- LiveKit recordings (Egress) and withdrawn consent ------------------------------------------
+
+RECORDINGS_PREFIX = "video-recordings"  # LiveKit Egress writes here, in the hub's default storage
+LIVE_STATES = (Recording.State.STARTING, Recording.State.RECORDING)
+STARTING_GIVEN_UP_AFTER = dt.timedelta(minutes=2)
+
+
+def _consent_complete(room: Room) -> bool:
+    info = scheduling.session_info(room.session_id)
+    return set(_booked(info)) <= set(consents_of(session_id=info.id))
+
+
+def livekit_recording_start(*, room_id: uuid.UUID) -> Recording | None:
+    """Start a room-composite egress of a LiveKit room whose meeting records (consent was
+    complete when it started, and still is), unless one is starting or running already. The
+    row is claimed first under the room's lock, so two webhooks never start two egresses."""
+    with transaction.atomic():
+        room = Room.objects.select_for_update().get(pk=room_id)
+        # A start whose process died between the claim and LiveKit's answer would block the
+        # room for good: past the HTTP client's own limits it is given up.
+        room.recordings.filter(
+            state=Recording.State.STARTING, updated_at__lt=timezone.now() - STARTING_GIVEN_UP_AFTER
+        ).update(
+            state=Recording.State.FAILED,
+            failure_reason="LiveKit's answer to the start never came back.",
+            updated_at=timezone.now(),
+        )
+        if (
+            room.provider != VideoPolicy.Provider.LIVEKIT
+            or not room.recorded
+            or room.ended_at is not None
+            or room.recordings.filter(state__in=LIVE_STATES).exists()
+            or not _consent_complete(room)
+        ):
+            return None
+        recording = Recording.objects.create(
+            room=room, external_id=f"starting:{uuid.uuid4().hex}", state=Recording.State.STARTING
+        )
+    filepath = f"{RECORDINGS_PREFIX}/{room.tenant_id}/{room.pk.hex}/{recording.pk}.mp4"
+    provider = providers.LiveKit(providers.policy_for(room.tenant_id))
+    try:
+        egress = provider.egress_start(room=_provider_room(room, ""), filepath=filepath)
+    except VideoError as exc:
+        recording.state, recording.failure_reason = Recording.State.FAILED, exc.reason
+        recording.save(update_fields=["state", "failure_reason", "updated_at"])
+        return recording
+    recording.external_id, recording.file_name = egress.egress_id, filepath
+    recording.state = Recording.State.RECORDING
+    recording.save(update_fields=["external_id", "file_name", "state", "updated_at"])
+    return recording
+
+
+def livekit_recording_stop(*, room: Room) -> None:
+    """Stop the room's running egress (the tutor ended the room, or a consent was withdrawn);
+    LiveKit's egress_ended webhook then says where the file is (or why it failed)."""
+    policy = providers.policy_for(room.tenant_id)
+    for recording in room.recordings.filter(state=Recording.State.RECORDING):
+        providers.LiveKit(policy).egress_stop(egress_id=recording.external_id)
+        Recording.objects.filter(pk=recording.pk, state=Recording.State.RECORDING).update(
+            state=Recording.State.PROCESSING, updated_at=timezone.now()
+        )
+
+
+def _livekit_egress_event(*, room: Room, event: livekit.WebhookEvent) -> None:
+    recording = room.recordings.filter(external_id=event.egress_id).first()
+    if recording is None or recording.state in (Recording.State.DELETED, Recording.State.FAILED):
+        return  # an egress the hub did not start, or one already settled
+    if event.event == "egress_started":
+        if recording.state == Recording.State.STARTING:
+            save_changed(recording, {"state": Recording.State.RECORDING})
+        return
+    if event.egress_status in livekit.EGRESS_FAILED:
+        save_changed(
+            recording,
+            {"state": Recording.State.FAILED, "failure_reason": event.egress_error or event.egress_status},
+        )
+        return
+    if event.egress_status not in livekit.EGRESS_DONE:
+        return
+    save_changed(
+        recording,
+        {
+            "state": Recording.State.READY,
+            "file_name": event.file_name or recording.file_name,
+            "file_location": event.file_location,
+            "failure_reason": "",
+        },
+    )
+    if not _consent_complete(room):  # withdrawn while it ran: the file goes at once
+        _recordings_delete(room=room)
+
+
+def _recordings_delete(*, room: Room) -> None:
+    """Delete the room's finished recordings where they are kept: BigBlueButton's through its
+    deleteRecordings call, LiveKit's file from the hub's storage. A failure leaves the rows as
+    they were (a repeated withdrawal retries) and is raised."""
+    kept = list(room.recordings.filter(state__in=(Recording.State.READY, Recording.State.PROCESSING)))
+    if room.provider == VideoPolicy.Provider.BBB:
+        ids = [r.external_id for r in kept]
+        if ids:
+            providers.BigBlueButton(providers.policy_for(room.tenant_id)).delete_recordings(record_ids=ids)
+        gone = [r.pk for r in kept]
+    else:
+        gone = []
+        for recording in kept:
+            if recording.state != Recording.State.READY:
+                continue  # LiveKit is still writing it: its egress_ended webhook deletes it
+            if recording.file_name:
+                try:
+                    default_storage.delete(recording.file_name)
+                except Exception as exc:  # any storage backend's error (S3's are botocore's)
+                    raise ProviderUnavailable(f"The recording's file could not be deleted ({exc}).") from None
+            gone.append(recording.pk)
+    Recording.objects.filter(pk__in=gone).update(
+        state=Recording.State.DELETED, playback_url="", file_location="", updated_at=timezone.now()
+    )
+
+
+def recordings_withdraw(*, session_id: uuid.UUID) -> None:
+    """A consent to record the session was withdrawn: the meeting stops recording (LiveKit: its
+    egress is stopped; BigBlueButton records a whole meeting and has no call to stop that, so
+    the meeting is ended) and will not record again, and the recordings made are deleted."""
+    room = Room.objects.filter(session_id=session_id).first()
+    if room is None:
+        return
+    if room.provider == VideoPolicy.Provider.LIVEKIT:
+        livekit_recording_stop(room=room)
+    elif room.provider == VideoPolicy.Provider.BBB and room.recorded and room.ended_at is None:
+        if room.provider_started_at is not None:
+            provider_for_room(room).end(room=_provider_room(room, ""))
+    # Only once it has stopped (a failure above leaves it for the retry to stop): the banner
+    # goes, and a rejoin makes a meeting that does not record.
+    if room.recorded:
+        Room.objects.filter(pk=room.pk).update(recorded=False)
+        room.recorded = False
+    _recordings_delete(room=room)
+
+
+def recordings_of(*, room_id: uuid.UUID) -> list[Recording]:
+    return list(Recording.objects.filter(room_id=room_id).order_by("created_at"))
 
 
 # --- provider webhooks -------------------------------------------------------------------------
@@ -600,6 +826,51 @@ def bbb_recording_ready(*, tenant_id: Any, signed_parameters: str) -> str:
     return "recorded"
 
 
+def bbb_hook_events(*, tenant_id: Any, body: str, checksum: str) -> str:
+    """bbb-webhooks' callback, verified by its checksum: users' joins and leaves become
+    presences (as LiveKit's do), and the meeting's end works attendance out."""
+    policy = _policy_with_secret(tenant_id, VideoPolicy.Provider.BBB)
+    callback_url = settings.PUBLIC_BASE_URL + reverse(
+        "video:bbb_events", kwargs={"tenant_id": policy.tenant_id}
+    )
+    try:
+        events = bbb.hook_events(
+            callback_url=callback_url,
+            body=body,
+            given=checksum,
+            secret=policy.secret or "",
+            algorithm=policy.checksum_algorithm,
+        )
+    except bbb.BBBError as exc:
+        raise SignatureRefused(str(exc)) from None
+    outcome = "ignored"
+    for event in events:
+        room = _room_named(policy.tenant_id, event.meeting_id)
+        if room is None or event.kind not in ("user-joined", "user-left", "meeting-ended"):
+            continue
+        at = dt.datetime.fromtimestamp(event.ts_ms / 1000, tz=dt.UTC) if event.ts_ms else timezone.now()
+        peer = f"bbb:{event.internal_user_id}"[:32]
+        with transaction.atomic():
+            if not _first_time(policy.tenant_id, "bbb", event.key[:200], event.kind):
+                outcome = "duplicate" if outcome == "ignored" else outcome
+                continue
+            if event.kind == "user-joined" and event.internal_user_id:
+                person = _uuid(event.user_id)
+                if person is None or not User.objects.filter(pk=person, tenant_id=room.tenant_id).exists():
+                    continue
+                Presence.objects.get_or_create(
+                    peer_id=peer, defaults={"room": room, "person_id": person, "joined_at": at}
+                )
+            elif event.kind == "user-left" and event.internal_user_id:
+                Presence.objects.filter(room=room, peer_id=peer, left_at__isnull=True).update(left_at=at)
+            elif event.kind == "meeting-ended":
+                room.presences.filter(left_at__isnull=True).update(left_at=at)
+        outcome = event.kind
+        if event.kind == "meeting-ended" or room.ended_at is not None:
+            _provider_attendance(room=room, at=at)
+    return outcome
+
+
 def livekit_webhook(*, tenant_id: Any, body: str, authorization: str) -> str:
     """LiveKit's webhook, verified (JWT over the body's SHA-256): participants' joins and leaves
     become presences, which attendance reads as it reads the built-in rooms'."""
@@ -631,7 +902,24 @@ def livekit_webhook(*, tenant_id: Any, body: str, authorization: str) -> str:
             ).update(left_at=at)
         elif event.event == "room_finished":
             room.presences.filter(left_at__isnull=True).update(left_at=at)
+        if event.event in ("egress_started", "egress_ended") and event.egress_id:
+            _livekit_egress_event(room=room, event=event)
+    if event.event in ("room_started", "participant_joined") and room.recorded and room.ended_at is None:
+        livekit_recording_start(room_id=room.pk)
+    if event.event == "room_finished" or room.ended_at is not None:
+        _provider_attendance(room=room, at=at)
     return event.event
+
+
+def _provider_attendance(*, room: Room, at: dt.datetime) -> None:
+    """The provider's meeting finished (or a leave came in after the tutor ended it): attendance
+    is worked out again from the presences, as the tutor's end does, in the tutor's name (the
+    provider's events are the tutor's room's record). Corrections stay as the tutor set them."""
+    info = scheduling.session_info(room.session_id)
+    if info.cancelled or info.status not in ("booked", "completed") or info.start > at:
+        return
+    tutor = User.objects.get(pk=info.tutor_id)
+    attendance_finalize(actor=tutor, room_id=room.pk, now=at)
 
 
 def provider_room_end(*, actor: User, session_id: Any) -> list[AttendanceInfo]:
@@ -643,5 +931,7 @@ def provider_room_end(*, actor: User, session_id: Any) -> list[AttendanceInfo]:
         raise NotFound("No such room.")
     rows = attendance_finalize(actor=actor, room_id=room.pk)
     if room.provider_started_at is not None:
+        if room.provider == VideoPolicy.Provider.LIVEKIT:
+            livekit_recording_stop(room=room)
         provider_for_room(room).end(room=_provider_room(room, ""))
     return rows

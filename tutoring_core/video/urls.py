@@ -16,5 +16,6 @@ urlpatterns = [
     path(
         "hooks/bbb/<uuid:tenant_id>/recording-ready/", views.bbb_recording_ready, name="bbb_recording_ready"
     ),
+    path("hooks/bbb/<uuid:tenant_id>/events/", views.bbb_events, name="bbb_events"),
     path("hooks/livekit/<uuid:tenant_id>/", views.livekit_webhook, name="livekit_webhook"),
 ]

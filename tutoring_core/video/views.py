@@ -273,6 +273,7 @@ def recording(request: HttpRequest, video_session_id: uuid.UUID) -> HttpResponse
                 ],
                 "consent_from": policy.get_consent_from_display(),
                 "zone_name": str(zone),
+                "recordings": services.recordings_of(room_id=room_row.pk),
             },
         )
 
@@ -284,6 +285,24 @@ def bbb_recording_ready(request: HttpRequest, tenant_id: uuid.UUID) -> HttpRespo
     try:
         outcome = services.bbb_recording_ready(
             tenant_id=tenant_id, signed_parameters=request.POST.get("signed_parameters", "")
+        )
+    except VideoError as exc:
+        return _json_refusal(exc)
+    return JsonResponse({"outcome": outcome})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def bbb_events(request: HttpRequest, tenant_id: uuid.UUID) -> HttpResponse:
+    """bbb-webhooks' callback (machine to machine; the checksum over URL, body and the shared
+    secret is the proof)."""
+    try:
+        body = request.body.decode()
+    except UnicodeDecodeError:
+        return JsonResponse({"reason": "The body is not UTF-8."}, status=400)
+    try:
+        outcome = services.bbb_hook_events(
+            tenant_id=tenant_id, body=body, checksum=request.GET.get("checksum", "")
         )
     except VideoError as exc:
         return _json_refusal(exc)

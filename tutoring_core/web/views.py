@@ -17,6 +17,7 @@ from tutoring_core.accounts.models import Role, User
 from tutoring_core.accounts.selectors import wards_of
 from tutoring_core.classes.models import Class
 from tutoring_core.classes.selectors import class_members, classes_for_user
+from tutoring_core.progress import api as progress
 
 # The shape of a tenant slug (Django's slug), which is what a district code is.
 DISTRICT_CODE = re.compile(r"[-a-z0-9_]{1,63}")
@@ -188,8 +189,30 @@ def class_detail(request: HttpRequest, class_id: uuid.UUID) -> HttpResponse:
     else:
         named = []
     links = [(label, reverse(name, kwargs={"class_id": klass.pk})) for label, name in named]
+    # Attendance of the class's tutoring sessions (issue 15 point 4): staff see every student's,
+    # a student their own, a guardian their children's in this class.
+    if staff_view:
+        shown = [e.user for e in members if e.role == Role.STUDENT]
+    elif Role.STUDENT in my_roles:
+        shown = [user]
+    else:
+        shown = list(
+            wards_of(guardian=user).filter(
+                enrollments__klass=klass, enrollments__status="active", enrollments__role=Role.STUDENT
+            )
+        )
+    summaries = progress.attendance_summaries(
+        tenant_id=klass.tenant_id, person_ids=[person.pk for person in shown], class_id=klass.pk
+    )
+    attendance = [(person, summaries[person.pk]) for person in shown]
     return render(
         request,
         "web/class_detail.html",
-        {"klass": klass, "members": members, "staff_view": staff_view, "staff_links": links},
+        {
+            "klass": klass,
+            "members": members,
+            "staff_view": staff_view,
+            "staff_links": links,
+            "attendance": attendance,
+        },
     )

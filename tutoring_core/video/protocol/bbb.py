@@ -11,9 +11,11 @@ shared secret, whose claims hold ``meeting_id`` and ``record_id``.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from xml.etree import ElementTree
 
 import jwt
@@ -135,3 +137,61 @@ def recording_ready_claims(*, signed_parameters: str, secret: str) -> dict[str, 
     if not isinstance(meeting_id, str) or not meeting_id:
         raise BBBError("The recording-ready callback names no meeting_id.")
     return {"meeting_id": meeting_id, "record_id": record_id if isinstance(record_id, str) else ""}
+
+
+# --- bbb-webhooks callbacks (join and leave times) ----------------------------------------------
+# bbb-webhooks POSTs ``domain=..&event=[<json>]&timestamp=..`` (form-encoded) to each hook's
+# callback URL with ``?checksum=hex(SHA(callbackURL + body + sharedSecret))`` appended, the
+# callback URL being the one registered (without the checksum). Its events carry no id of their
+# own; ``user-joined``/``user-left`` name the meeting (``external-meeting-id``: the hub's room)
+# and the user (``external-user-id``: the userID the hub's join URL gave).
+
+
+@dataclass(frozen=True)
+class HookEvent:
+    kind: str  # user-joined | user-left | meeting-ended | ...
+    meeting_id: str  # external: the hub's room name
+    user_id: str  # external: the hub's person id (hex)
+    internal_user_id: str  # BigBlueButton's, one per connection of a user
+    ts_ms: int
+
+    @property
+    def key(self) -> str:
+        """What names the event for deduplication (a retried callback repeats all of it)."""
+        return f"{self.kind}:{self.meeting_id}:{self.internal_user_id}:{self.ts_ms}"
+
+
+def hook_events(
+    *, callback_url: str, body: str, given: str, secret: str, algorithm: str = "sha1"
+) -> list[HookEvent]:
+    """The events of one verified callback; BBBError when the checksum or the body is wrong."""
+    if not given:
+        raise BBBError("The callback has no checksum.")
+    expected = hashlib.new(algorithm, f"{callback_url}{body}{secret}".encode()).hexdigest()
+    if not hmac.compare_digest(expected, given.lower()):
+        raise BBBError("The callback's checksum is not valid.")
+    fields = dict(parse_qsl(body, keep_blank_values=True))
+    try:
+        raw = json.loads(fields.get("event", ""))
+    except ValueError:
+        raise BBBError("The callback's event is not JSON.") from None
+    items = raw if isinstance(raw, list) else [raw]
+    events = []
+    for item in items:
+        data = (item or {}).get("data") if isinstance(item, dict) else None
+        if not isinstance(data, dict):
+            raise BBBError("The callback's event has no data.")
+        attributes = data.get("attributes") or {}
+        meeting = attributes.get("meeting") or {}
+        user = attributes.get("user") or {}
+        ts = (data.get("event") or {}).get("ts") or 0
+        events.append(
+            HookEvent(
+                kind=str(data.get("id") or ""),
+                meeting_id=str(meeting.get("external-meeting-id") or ""),
+                user_id=str(user.get("external-user-id") or ""),
+                internal_user_id=str(user.get("internal-user-id") or ""),
+                ts_ms=int(ts) if str(ts).isdigit() else 0,
+            )
+        )
+    return events
