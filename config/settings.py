@@ -583,6 +583,16 @@ VIDEO_CLOSE_AFTER_MIN = env.int("VIDEO_CLOSE_AFTER_MIN", 30, minimum=0)
 # Attendance: joined later than this after the start is late; left earlier than this before the end is left early.
 VIDEO_LATE_AFTER_MIN = env.int("VIDEO_LATE_AFTER_MIN", 5, minimum=0)
 VIDEO_LEFT_EARLY_MIN = env.int("VIDEO_LEFT_EARLY_MIN", 5, minimum=0)
+# Rooms nobody ended: this many minutes after a session's scheduled end with no outcome recorded,
+# the sweep works its attendance out (no-shows included); at most VIDEO_ATTENDANCE_SWEEP_BATCH
+# sessions a run, every VIDEO_ATTENDANCE_SWEEP_EVERY seconds.
+VIDEO_ATTENDANCE_GRACE_MIN = env.int("VIDEO_ATTENDANCE_GRACE_MIN", 15, minimum=0)
+VIDEO_ATTENDANCE_SWEEP_BATCH = env.int("VIDEO_ATTENDANCE_SWEEP_BATCH", 200, minimum=1)
+VIDEO_ATTENDANCE_SWEEP_EVERY = env.int("VIDEO_ATTENDANCE_SWEEP_EVERY", 300, minimum=10)
+CELERY_BEAT_SCHEDULE["video-attendance-sweep"] = {
+    "task": "video.attendance_sweep",
+    "schedule": float(VIDEO_ATTENDANCE_SWEEP_EVERY),
+}
 
 # [payments]
 # Issue 16. PAYMENTS_PROVIDER is the default for tenants without payment settings:

@@ -69,6 +69,7 @@ __all__ = [
     "group_join",
     "may_book",
     "series_create",
+    "session_claim_unsettled",
     "session_info",
     "session_outcome_set",
     "sessions_for_person",
@@ -83,6 +84,13 @@ __all__ = [
 def session_info(session_id: uuid.UUID) -> SessionInfo:
     """One session with its tutor and participants (any tenant: callers scope by tenant_id)."""
     return selectors.session_info(session_id)
+
+
+def session_claim_unsettled(*, ended_before: dt.datetime, skip: list[uuid.UUID]) -> uuid.UUID | None:
+    """Inside the caller's transaction: the earliest booked session that ended before
+    ``ended_before`` with no outcome recorded, locked (one another worker holds is skipped);
+    None when there is none left. For the attendance sweep of rooms nobody ended."""
+    return selectors.session_claim_unsettled(ended_before=ended_before, skip=skip)
 
 
 def sessions_for_person(person_id: uuid.UUID, start: dt.datetime, end: dt.datetime) -> list[SessionInfo]:

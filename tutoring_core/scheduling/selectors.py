@@ -363,6 +363,21 @@ def session_info(session_id: uuid.UUID) -> SessionInfo:
     return _info(session)
 
 
+def session_claim_unsettled(*, ended_before: dt.datetime, skip: Iterable[uuid.UUID] = ()) -> uuid.UUID | None:
+    """The earliest booked session (no outcome recorded: nobody ended its room or set how it
+    went) that ended before ``ended_before``, locked for the caller's transaction; a session
+    another worker holds is skipped, not waited for. Reads by session_status_start."""
+    row = (
+        Session.objects.select_for_update(skip_locked=True)
+        .filter(status=Session.Status.BOOKED, start__lt=ended_before, end__lt=ended_before)
+        .exclude(pk__in=list(skip))
+        .order_by("start", "id")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return row
+
+
 def sessions_info(rows: QuerySet[Session]) -> list[SessionInfo]:
     return [_info(s) for s in _with_related(rows).order_by("start", "id")]
 

@@ -32,6 +32,7 @@ from tutoring_core.accounts.api import audit_record, is_district_admin, role_ass
 from tutoring_core.accounts.models import Role, User
 from tutoring_core.classes.models import Class, School
 from tutoring_core.payments import api as payments_api
+from tutoring_core.progress import api as progress_api
 from tutoring_core.rows import save_changed
 from tutoring_core.scheduling import selectors
 from tutoring_core.scheduling.data import OccurrenceResult, SeriesResult
@@ -1198,9 +1199,18 @@ OUTCOMES = (Session.Outcome.ATTENDED, Session.Outcome.NO_SHOW, Session.Outcome.T
 
 @transaction.atomic
 def session_outcome_set(
-    *, actor: User, session_id: Any, outcome: str, student: User | None = None
+    *,
+    actor: User,
+    session_id: Any,
+    outcome: str,
+    student: User | None = None,
+    record_attendance: bool = True,
 ) -> Session:
-    """Record how a session went (attended, no_show, tutor_no_show); the tutor or a district admin."""
+    """Record how a session went (attended, no_show, tutor_no_show); the tutor or a district admin.
+
+    Set from the outcome form or the API, it is also each student's attendance in progress, as a
+    tutor's correction (versioned, audited once), so the reports agree with the session. The video
+    room passes ``record_attendance=False``: it records its own finer figures in progress."""
     session = selectors.session_in_tenant(tenant_id=actor.tenant_id, session_id=session_id, lock=True)
     side = _actor_side(actor, session)
     if not side:
@@ -1218,7 +1228,10 @@ def session_outcome_set(
         participants = participants.filter(student=student)
         if not participants.exists():
             raise NotFound("That student is not booked in this session.", "student")
+    students = [p.student for p in participants.select_related("student").order_by("student_id")]
     participants.update(outcome=outcome, updated_at=timezone.now())
+    if record_attendance:
+        _attendance_correct(actor=actor, session=session, students=students, outcome=outcome)
     if student is None or session.capacity == 1:
         session.outcome = outcome
     session.status = Session.Status.COMPLETED
@@ -1234,6 +1247,43 @@ def session_outcome_set(
         details={"outcome": outcome, "student": str(student.pk) if student else ""},
     )
     return session
+
+
+# A session's outcome -> a student's attendance in progress. A tutor who did not come is no fault
+# of the student's: their attendance record is left as the room had it (issue 15 point 4).
+ATTENDANCE_OF_OUTCOME: dict[str, str] = {
+    Session.Outcome.ATTENDED: "attended",
+    Session.Outcome.NO_SHOW: "no_show",
+}
+# The room's finer outcomes that scheduling knows as attended: a form's "attended" agrees with them.
+_ATTENDED_KINDS = {"attended", "late", "left_early"}
+
+
+def _attendance_correct(*, actor: User, session: Session, students: list[User], outcome: str) -> None:
+    wanted = ATTENDANCE_OF_OUTCOME.get(outcome)
+    if wanted is None:
+        return
+    recorded = {r.person_id: r for r in progress_api.attendance_for_session(session_id=session.pk)}
+    for person in students:
+        now = recorded.get(person.pk)
+        if now is not None and wanted == "attended" and now.outcome in _ATTENDED_KINDS:
+            continue  # already what the session says (a room's "late" is an attendance too)
+        facts = progress_api.AttendanceFacts(
+            tenant_id=session.tenant_id,
+            session_id=session.pk,
+            class_id=session.klass_id,
+            person_id=person.pk,
+            session_start=session.start,
+            session_end=session.end,
+            outcome=now.outcome if now is not None else wanted,
+            first_joined_at=now.first_joined_at if now is not None else None,
+            last_left_at=now.last_left_at if now is not None else None,
+            minutes_present=now.minutes_present if now is not None else 0,
+            late_minutes=now.late_minutes if now is not None else 0,
+            left_early_minutes=now.left_early_minutes if now is not None else 0,
+            source=now.source if now is not None else progress_api.AttendanceSource.TUTOR_CORRECTION,
+        )
+        progress_api.attendance_correct(actor=actor, facts=facts, outcome=wanted)
 
 
 # --- series ----------------------------------------------------------------------------------

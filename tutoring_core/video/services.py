@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from typing import Any
 
@@ -47,6 +48,8 @@ from tutoring_core.video.protocol import attendance as rules
 from tutoring_core.video.protocol import bbb, livekit
 from tutoring_core.video.protocol.turn import ice_servers, turn_credential
 from tutoring_core.video.providers import ProviderRoom
+
+logger = logging.getLogger(__name__)
 
 MESH_LIMIT = 4  # a full mesh sends every stream to every peer; past four a school uplink chokes
 TOKEN_SALT = "video.join"  # noqa: S105 (a signing salt, not a secret)
@@ -303,11 +306,14 @@ def _attendance_source(room: Room) -> str:
     return ATTENDANCE_SOURCE.get(room.provider, progress.AttendanceSource.SIGNALING)
 
 
-def _attendance_compute(*, actor: User, room: Room, info: scheduling.SessionInfo, now: dt.datetime) -> None:
+def _attendance_compute(
+    *, actor: User, room: Room, info: scheduling.SessionInfo, now: dt.datetime, on_session: bool = True
+) -> None:
     """Work out every booked student's attendance from the room's presences and record it: on
-    the room, in progress (for reports and billing) and, when its kind changes, on the session
-    through scheduling. A row the tutor corrected is left as they set it (here and in progress),
-    so a provider's late webhook running this again loses no correction."""
+    the room, in progress (for reports and billing) and, when its kind changes (and
+    ``on_session``), on the session through scheduling. A row the tutor corrected is left as
+    they set it (here and in progress), so a provider's late webhook running this again loses
+    no correction."""
     for person_id, fig in _figures(room, info, now).items():
         row = Attendance.objects.filter(room=room, person_id=person_id).first()
         if row is not None and row.corrected_by_id is not None:
@@ -329,7 +335,7 @@ def _attendance_compute(*, actor: User, room: Room, info: scheduling.SessionInfo
         else:
             save_changed(row, changes)
         progress.attendance_record(facts=_facts(room, info, person_id, fig))
-        if SCHEDULING_OUTCOME[fig.outcome] != before:
+        if on_session and SCHEDULING_OUTCOME[fig.outcome] != before:
             _record(actor=actor, info=info, person_id=person_id, outcome=fig.outcome)
 
 
@@ -349,21 +355,84 @@ def attendance_finalize(*, actor: User, room_id: Any, now: dt.datetime | None = 
     info = scheduling.session_info(room.session_id)
     if actor.pk != info.tutor_id:
         raise NotParticipant("Only the tutor ends the session.")
+    if not _room_end(room=room, moment=moment, info=info):
+        return []  # ended before it began: nobody was due yet, nothing to record
+    _attendance_compute(actor=actor, room=room, info=info, now=moment)
+    return attendance_list(room_id=room.pk)
+
+
+def _room_end(*, room: Room, moment: dt.datetime, info: scheduling.SessionInfo) -> bool:
+    """Close the (locked) room and every presence still open at ``moment``; False when that is
+    before the session began (nobody was due yet)."""
     if room.ended_at is None:
         room.ended_at = moment
         room.save(update_fields=["ended_at"])
     room.presences.filter(left_at__isnull=True).update(left_at=moment)
-    if info.start > moment:
-        return []  # ended before it began: nobody was due yet, nothing to record
-    _attendance_compute(actor=actor, room=room, info=info, now=moment)
-    return attendance_list(room_id=room.pk)
+    return info.start <= moment
+
+
+def attendance_sweep(*, now: dt.datetime | None = None, limit: int | None = None) -> list[uuid.UUID]:
+    """Rooms nobody ended (everyone closed the tab, or nobody came): every booked session that
+    ended more than VIDEO_ATTENDANCE_GRACE_MIN ago with no outcome recorded is worked out as the
+    tutor's end would have done it at the scheduled end (presences still open are closed there,
+    the room is closed). A tutor who never joined makes the session a tutor_no_show. Each
+    session is claimed and written in its own transaction, skipping one another worker holds;
+    a worked-out session is completed, so a second run finds nothing. Returns the sessions done."""
+    moment = now or timezone.now()
+    ended_before = moment - dt.timedelta(minutes=settings.VIDEO_ATTENDANCE_GRACE_MIN)
+    batch = limit if limit is not None else settings.VIDEO_ATTENDANCE_SWEEP_BATCH
+    done: list[uuid.UUID] = []
+    refused: list[uuid.UUID] = []
+    while len(done) + len(refused) < batch:
+        claimed: uuid.UUID | None = None
+        try:
+            with transaction.atomic():
+                claimed = scheduling.session_claim_unsettled(ended_before=ended_before, skip=done + refused)
+                if claimed is None:
+                    break
+                _attendance_sweep_one(session_id=claimed)
+            done.append(claimed)
+        except (VideoError, scheduling.SchedulingError) as exc:
+            # Nothing of this session was written (its transaction rolled back); the others go on.
+            logger.warning("attendance sweep: session %s left as it was: %s", claimed, exc)
+            if claimed is None:
+                break
+            refused.append(claimed)
+    return done
+
+
+def _attendance_sweep_one(*, session_id: uuid.UUID) -> None:
+    info = scheduling.session_info(session_id)
+    room = Room.objects.select_for_update().filter(pk=_room(info).pk).get()
+    tutor = User.objects.get(pk=info.tutor_id)
+    tutor_came = room.presences.filter(person_id=info.tutor_id).exists()
+    _room_end(room=room, moment=info.end, info=info)
+    # The tutor's absence is the session's outcome (payments settles it once, as such); the
+    # students' own attendance is still recorded, on the room and in progress.
+    _attendance_compute(actor=tutor, room=room, info=info, now=info.end, on_session=tutor_came)
+    if not tutor_came:
+        outcome = "tutor_no_show"
+    elif not _booked(info):
+        outcome = "attended"  # the tutor came and nobody was booked any more: nothing to settle
+    else:
+        return
+    try:
+        scheduling.session_outcome_set(
+            actor=tutor, session_id=info.id, outcome=outcome, record_attendance=False
+        )
+    except scheduling.SchedulingError as exc:
+        raise InvalidInput(exc.reason) from None
 
 
 def _record(*, actor: User, info: scheduling.SessionInfo, person_id: uuid.UUID, outcome: str) -> None:
     student = User.objects.get(pk=person_id)
     try:
         scheduling.session_outcome_set(
-            actor=actor, session_id=info.id, outcome=SCHEDULING_OUTCOME[outcome], student=student
+            actor=actor,
+            session_id=info.id,
+            outcome=SCHEDULING_OUTCOME[outcome],
+            student=student,
+            record_attendance=False,  # the room records its own figures in progress
         )
     except scheduling.SchedulingError as exc:
         raise InvalidInput(exc.reason) from None
