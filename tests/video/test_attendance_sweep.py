@@ -150,7 +150,7 @@ def test_worked_out_corrected_and_cancelled_sessions_are_left_alone(db: Any) -> 
         assert services.attendance_sweep() == []
     assert _counts() == before
     assert {
-        row.pk: (row.outcome, row.source, row.version) for row in SessionAttendance.objects.all()
+        row.person_id: (row.outcome, row.source, row.version) for row in SessionAttendance.objects.all()
     } == records
     assert not Room.objects.filter(session_id=cancelled.pk).exists()
     assert not SessionAttendance.objects.filter(session_id=cancelled.pk).exists()
