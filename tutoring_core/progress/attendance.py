@@ -6,6 +6,7 @@ its own record, not a score, and nothing here goes to an LMS gradebook.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 
@@ -98,21 +99,22 @@ def attendance_record(*, facts: AttendanceFacts) -> AttendanceRecord:
         "corrected_by_id": None,
         "corrected_at": None,
     }
-    row = _locked(facts)
+    row, _ = _locked(facts)
     if row.source != AttendanceSource.TUTOR_CORRECTION:
         _replace(row, state)
     return _record(row)
 
 
-def _locked(facts: AttendanceFacts) -> SessionAttendance:
-    """The session's row for the person, locked; made (as a no-show) when there is none yet."""
+def _locked(facts: AttendanceFacts, *, corrected_by: User | None = None) -> tuple[SessionAttendance, bool]:
+    """The session's row for the person, locked, and whether this call made it (from ``facts``,
+    as ``corrected_by``'s correction when given)."""
     lookup = {"session_id": facts.session_id, "person_id": facts.person_id}
     row = SessionAttendance.objects.select_for_update().filter(**lookup).first()
     if row is not None:
-        return row
+        return row, False
     try:
         with transaction.atomic():  # a savepoint: a concurrent first write wins, we read it
-            return SessionAttendance.objects.create(
+            made = SessionAttendance.objects.create(
                 tenant_id=facts.tenant_id,
                 class_id=facts.class_id,
                 session_start=facts.session_start,
@@ -124,20 +126,34 @@ def _locked(facts: AttendanceFacts) -> SessionAttendance:
                 late_minutes=facts.late_minutes,
                 left_early_minutes=facts.left_early_minutes,
                 source=facts.source,
+                corrected_by=corrected_by,
+                corrected_at=timezone.now() if corrected_by is not None else None,
                 **lookup,
             )
+            return made, True
     except IntegrityError:
-        return SessionAttendance.objects.select_for_update().get(**lookup)
+        return SessionAttendance.objects.select_for_update().get(**lookup), False
 
 
 @transaction.atomic
 def attendance_correct(*, actor: User, facts: AttendanceFacts, outcome: str) -> AttendanceRecord:
     """A tutor sets one participant's outcome (the caller checked they are the session's tutor).
-    The replaced state stays in the history; the correction is audited."""
+    The replaced state stays in the history; the correction is audited.
+
+    ``facts.source`` is the room's source when a room measured the session; it is
+    TUTOR_CORRECTION when nothing was measured (an outcome set on the session page or through the
+    API): a first record is then made as the correction itself, at version 1."""
     _check_outcome(outcome)
     if actor.tenant_id != facts.tenant_id:
         raise ProgressError("No such session.")
-    row = _locked(facts)
+    unmeasured = facts.source == AttendanceSource.TUTOR_CORRECTION
+    row, made = _locked(
+        dataclasses.replace(facts, outcome=outcome) if unmeasured else facts,
+        corrected_by=actor if unmeasured else None,
+    )
+    if made and unmeasured:
+        _audit_correction(actor=actor, row=row, before="")
+        return _record(row)
     if (row.source, row.outcome, row.corrected_by_id) == (
         AttendanceSource.TUTOR_CORRECTION,
         outcome,
@@ -156,20 +172,24 @@ def attendance_correct(*, actor: User, facts: AttendanceFacts, outcome: str) -> 
         },
     )
     if changed:
-        audit_record(
-            tenant=actor.tenant,
-            actor=actor,
-            action="progress.attendance.correct",
-            target=row,
-            details={
-                "session": str(row.session_id),
-                "person": str(row.person_id),
-                "from": before,
-                "to": outcome,
-                "version": row.version,
-            },
-        )
+        _audit_correction(actor=actor, row=row, before=before)
     return _record(row)
+
+
+def _audit_correction(*, actor: User, row: SessionAttendance, before: str) -> None:
+    audit_record(
+        tenant=actor.tenant,
+        actor=actor,
+        action="progress.attendance.correct",
+        target=row,
+        details={
+            "session": str(row.session_id),
+            "person": str(row.person_id),
+            "from": before,
+            "to": row.outcome,
+            "version": row.version,
+        },
+    )
 
 
 def attendance_for_session(*, session_id: uuid.UUID) -> list[AttendanceRecord]:
