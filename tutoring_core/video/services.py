@@ -392,7 +392,7 @@ def attendance_sweep(*, now: dt.datetime | None = None, limit: int | None = None
                     break
                 _attendance_sweep_one(session_id=claimed)
             done.append(claimed)
-        except (VideoError, scheduling.SchedulingError) as exc:
+        except (VideoError, scheduling.SchedulingError, progress.ProgressError) as exc:
             # Nothing of this session was written (its transaction rolled back); the others go on.
             logger.warning("attendance sweep: session %s left as it was: %s", claimed, exc)
             if claimed is None:
