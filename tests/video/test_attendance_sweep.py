@@ -199,3 +199,19 @@ def test_two_workers_at_once_work_each_session_out_once(transactional_db: Any) -
     assert (SessionAttendance.objects.count(), SessionAttendanceHistory.objects.count()) == (6, 0)
     assert AuditLog.objects.filter(action="scheduling.session.outcome").count() == 6
     assert set(Session.objects.values_list("status", "outcome")) == {("completed", "tutor_no_show")}
+
+
+def test_beat_runs_the_sweep_and_an_idle_run_is_one_select(db: Any, django_assert_num_queries: Any) -> None:
+    from config.celery import app
+
+    entry = app.conf.beat_schedule["video-attendance-sweep"]
+    assert (entry["task"], entry["schedule"]) == ("video.attendance_sweep", 300.0)
+    assert "video.attendance_sweep" in app.tasks  # found by autodiscovery
+    tenant = f.TenantFactory(slug="north")
+    _session(tenant, start=END + dt.timedelta(hours=1))  # not over yet: not claimed
+    with time_machine.travel(AFTER_GRACE, tick=False), django_assert_num_queries(3) as run:
+        assert services.attendance_sweep() == []
+    # The claim's savepoint (inside the test's transaction), one bounded select, its release.
+    claim = run.captured_queries[1]["sql"]
+    assert claim.startswith('SELECT "scheduling_session"."id"')
+    assert claim.endswith("LIMIT 1" if connection.vendor == "sqlite" else "LIMIT 1 FOR UPDATE SKIP LOCKED")
