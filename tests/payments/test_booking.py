@@ -20,6 +20,7 @@ from tutoring_core.payments import api as payments_api
 from tutoring_core.payments import services
 from tutoring_core.payments.models import BookingCharge, LedgerAccount, Posting
 from tutoring_core.scheduling import services as scheduling
+from tutoring_core.scheduling.data import SessionInfo
 from tutoring_core.scheduling.errors import SchedulingError
 from tutoring_core.scheduling.models import Session, SessionParticipant
 
@@ -53,7 +54,7 @@ def _balances(payer: Any) -> dict[str, int]:
     return {f"{row.purpose}:{row.unit}": row.balance for row in LedgerAccount.objects.filter(payer=payer)}
 
 
-def _book(world: World, start: dt.datetime = WED_10) -> Session:
+def _book(world: World, start: dt.datetime = WED_10) -> SessionInfo:
     return scheduling.booking_create(
         actor=world.guardian, tutor=world.tutor, student=world.student, start=start, duration_min=60
     )
@@ -78,13 +79,13 @@ def test_booking_reserves_and_attending_uses_the_credit(world: World, frozen: An
     session = _book(world)
     assert _balances(payer) == {"credit:session": 1, "reserved:session": 1, "receivable:USD": -8000}
     frozen.move_to(WED_10 + dt.timedelta(minutes=70))
-    scheduling.session_outcome_set(actor=world.tutor, session_id=session.pk, outcome="attended")
+    scheduling.session_outcome_set(actor=world.tutor, session_id=session.id, outcome="attended")
     assert _balances(payer) == {"credit:session": 1, "reserved:session": 0, "receivable:USD": -8000}
     consumed = LedgerAccount.objects.get(owner="tenant", purpose="consumed", unit="session")
     assert consumed.balance == 1
     # Recording the same outcome again changes nothing; a correction to tutor_no_show gives it back.
-    scheduling.session_outcome_set(actor=world.tutor, session_id=session.pk, outcome="attended")
-    scheduling.session_outcome_set(actor=world.tutor, session_id=session.pk, outcome="tutor_no_show")
+    scheduling.session_outcome_set(actor=world.tutor, session_id=session.id, outcome="attended")
+    scheduling.session_outcome_set(actor=world.tutor, session_id=session.id, outcome="tutor_no_show")
     assert _balances(payer)["credit:session"] == 2
     charge = BookingCharge.objects.get()
     assert (charge.status, charge.consumed, charge.corrections) == ("released", 0, 1)
@@ -117,7 +118,7 @@ def test_student_without_payer_is_refused(world: World) -> None:
 def test_cancel_in_time_gives_all_back(world: World) -> None:
     payer = _credit_world(world)
     session = _book(world)
-    scheduling.booking_cancel(actor=world.guardian, session_id=session.pk)
+    scheduling.booking_cancel(actor=world.guardian, session_id=session.id)
     assert _balances(payer)["credit:session"] == 2
     assert _balances(payer)["reserved:session"] == 0
 
@@ -131,13 +132,13 @@ def test_late_cancel_and_no_show_follow_the_policy(world: World, frozen: Any) ->
     )
     session = _book(world)
     frozen.move_to(WED_10 - dt.timedelta(hours=2))
-    scheduling.booking_cancel(actor=world.guardian, session_id=session.pk)
+    scheduling.booking_cancel(actor=world.guardian, session_id=session.id)
     charge = BookingCharge.objects.get(session=session)
     # One session credit, half forfeited: rounds down, the payer keeps the indivisible unit.
     assert (charge.consumed, charge.outcome, charge.status) == (0, "late_cancel", "released")
     assert _balances(payer)["credit:session"] == 60
     second = _book(world, start=WED_10 + dt.timedelta(hours=2))
     frozen.move_to(WED_10 + dt.timedelta(hours=3, minutes=10))
-    scheduling.session_outcome_set(actor=world.tutor, session_id=second.pk, outcome="no_show")
+    scheduling.session_outcome_set(actor=world.tutor, session_id=second.id, outcome="no_show")
     assert _balances(payer)["credit:session"] == 59
     assert BookingCharge.objects.get(session=second).consumed == 1

@@ -27,18 +27,8 @@ DOOR_IDS = [door.__name__.split(".")[1] for door in DOORS]
 
 # The rows Django's sign-in and the tenant scoping need (ARCHITECTURE.md, "A door").
 ROWS_ALLOWED = {"Tenant", "User"}
-# Scheduling's writes still hand back the Session row their callers (video, payments,
-# messaging, the scheduling pages) read; each becomes a SessionInfo in turn. The list
-# only shrinks: a new door function returning a row fails the walk.
-RETURNS_ROW_FOR_NOW = {
-    ("scheduling", "booking_cancel"),
-    ("scheduling", "booking_confirm"),
-    ("scheduling", "booking_create"),
-    ("scheduling", "booking_reschedule"),
-    ("scheduling", "group_join"),
-    ("scheduling", "session_outcome_set"),
-    ("scheduling", "tutor_profile_set"),
-}
+# Exceptions to the walk: none left. A new door function returning a row fails it.
+RETURNS_ROW_FOR_NOW: set[tuple[str, str]] = set()
 
 
 def _public(door: ModuleType) -> list[tuple[str, object]]:

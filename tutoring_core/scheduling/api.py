@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
-from tutoring_core.scheduling import selectors
+from tutoring_core.accounts.models import User
+from tutoring_core.classes.models import Class
+from tutoring_core.scheduling import selectors, services
 from tutoring_core.scheduling.data import (
     DateHours,
     OccurrenceResult,
@@ -32,16 +35,9 @@ from tutoring_core.scheduling.errors import (
 from tutoring_core.scheduling.models import TutorProfile
 from tutoring_core.scheduling.services import (
     availability_set,
-    booking_cancel,
-    booking_confirm,
-    booking_create,
-    booking_reschedule,
-    group_join,
     may_book,
     series_create,
-    session_outcome_set,
     slots_for,
-    tutor_profile_set,
 )
 
 __all__ = [
@@ -79,6 +75,94 @@ __all__ = [
     "tutor_profile_set",
     "tutors_for_class",
 ]
+
+
+# --- Writes: each hands back the session (or tutor) as it stands afterwards ---------------
+
+
+def booking_create(
+    *,
+    actor: User,
+    tutor: User,
+    student: User,
+    start: dt.datetime,
+    duration_min: int,
+    klass: Class | None = None,
+    subject: str = "",
+    hold: bool = False,
+    capacity: int = 1,
+) -> SessionInfo:
+    """Book (or, with ``hold``, hold) a session of ``tutor`` for ``student``; SlotTaken,
+    StudentBusy, BookingRefused, NotAllowed or InvalidInput when it cannot be."""
+    session = services.booking_create(
+        actor=actor,
+        tutor=tutor,
+        student=student,
+        start=start,
+        duration_min=duration_min,
+        klass=klass,
+        subject=subject,
+        hold=hold,
+        capacity=capacity,
+    )
+    return selectors.session_info(session.pk)
+
+
+def booking_confirm(*, actor: User, session_id: Any) -> SessionInfo:
+    """A hold becomes a booking, if it has not expired (confirming twice changes nothing)."""
+    return selectors.session_info(services.booking_confirm(actor=actor, session_id=session_id).pk)
+
+
+def booking_cancel(
+    *, actor: User, session_id: Any, reason: str = "", student: User | None = None
+) -> SessionInfo:
+    """Cancel a session, or (``student``) one place in a group session; cancelling twice
+    changes nothing. The notice policy decides whether it is a late cancel or refused."""
+    session = services.booking_cancel(actor=actor, session_id=session_id, reason=reason, student=student)
+    return selectors.session_info(session.pk)
+
+
+def booking_reschedule(
+    *, actor: User, session_id: Any, start: dt.datetime, duration_min: int | None = None
+) -> SessionInfo:
+    """Move a booked session to another free time of the same tutor."""
+    session = services.booking_reschedule(
+        actor=actor, session_id=session_id, start=start, duration_min=duration_min
+    )
+    return selectors.session_info(session.pk)
+
+
+def group_join(*, actor: User, session_id: Any, student: User) -> SessionInfo:
+    """Give a student a place in a group session with room left (joining twice changes nothing)."""
+    return selectors.session_info(services.group_join(actor=actor, session_id=session_id, student=student).pk)
+
+
+def session_outcome_set(
+    *,
+    actor: User,
+    session_id: Any,
+    outcome: str,
+    student: User | None = None,
+    record_attendance: bool = True,
+) -> SessionInfo:
+    """Record how a session that has started went; the session is completed.
+    ``record_attendance``: also write progress's attendance record as the tutor's
+    correction (the video room, which records its own figures, says False)."""
+    session = services.session_outcome_set(
+        actor=actor,
+        session_id=session_id,
+        outcome=outcome,
+        student=student,
+        record_attendance=record_attendance,
+    )
+    return selectors.session_info(session.pk)
+
+
+def tutor_profile_set(*, actor: User, person: User, **fields: Any) -> TutorInfo:
+    """Make a person a tutor (or change their profile); district admins only. Fields not
+    given keep their value."""
+    services.tutor_profile_set(actor=actor, person=person, **fields)
+    return tutor_info(person.pk)
 
 
 def session_info(session_id: uuid.UUID) -> SessionInfo:

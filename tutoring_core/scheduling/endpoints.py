@@ -563,7 +563,7 @@ def booking_create(
             subject=payload.subject,
             capacity=payload.capacity,
         )
-        return Answer(201, session_body(scheduling.session_info(session.pk)))
+        return Answer(201, session_body(session))
 
     return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
 
@@ -621,7 +621,7 @@ def booking_cancel(
         session = scheduling.booking_cancel(
             actor=actor, session_id=session_id, reason=payload.reason, student=student
         )
-        return Answer(200, session_body(scheduling.session_info(session.pk)))
+        return Answer(200, session_body(session))
 
     return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
 
@@ -645,7 +645,7 @@ def booking_reschedule(
         session = scheduling.booking_reschedule(
             actor=actor, session_id=session_id, start=payload.start, duration_min=payload.duration
         )
-        return Answer(200, session_body(scheduling.session_info(session.pk)))
+        return Answer(200, session_body(session))
 
     return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
 
@@ -671,7 +671,7 @@ def booking_join(
     def work() -> Answer:
         student = _person(actor, payload.student, "student")
         session = scheduling.group_join(actor=actor, session_id=session_id, student=student)
-        return Answer(200, session_body(scheduling.session_info(session.pk)))
+        return Answer(200, session_body(session))
 
     return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
 
@@ -696,7 +696,7 @@ def booking_outcome(
         session = scheduling.session_outcome_set(
             actor=actor, session_id=session_id, outcome=payload.outcome, student=student
         )
-        return Answer(200, session_body(scheduling.session_info(session.pk)))
+        return Answer(200, session_body(session))
 
     return _respond(response, _once(request, actor, idempotency_key, payload.model_dump(mode="json"), work))
 
