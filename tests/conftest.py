@@ -91,6 +91,17 @@ class Personas:
     other_tenant_obj: Tenant
 
 
+@pytest.fixture(autouse=True)
+def _tool_key_cache_clear() -> None:
+    """The LTI tool keeps its signing key in the process for 30 s (lti_tool.keys); the
+    key is a row the previous test's database discarded. Kept, a test could publish
+    that key and then, once the 30 s pass, sign with a new one the platform never saw
+    ("Unable to find public key" on a loaded CI machine)."""
+    from lti_tool import keys
+
+    keys.key_cache_clear()
+
+
 @pytest.fixture
 def personas(db: Any) -> Personas:
     tenant = TenantFactory(slug="north", name="North District")

@@ -53,7 +53,7 @@ def _tool_key_pool(monkeypatch: pytest.MonkeyPatch) -> None:
         _KEY_POOL.extend(keys._new_key_material() for _ in range(3))
     pool = iter(_KEY_POOL)
     monkeypatch.setattr(keys, "_new_key_material", lambda: next(pool))
-    keys.key_cache_clear()  # the previous test's key was rolled back with its database
+    # tests/conftest.py forgets the previous test's key (rolled back with its database).
 
 
 @pytest.fixture
