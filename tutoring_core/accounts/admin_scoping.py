@@ -130,3 +130,18 @@ class TenantScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         for obj in queryset:
             self._audit(request, obj, "delete")
         return super().log_deletions(request, queryset)
+
+
+class ReadOnlyAdminMixin:
+    """Neither add, change nor delete, for platform staff too: the rows are records (an
+    attendance history, a pay run, a room's admissions). Before the ModelAdmin or inline
+    in the bases."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
+from tutoring_core.accounts.admin_scoping import ReadOnlyAdminMixin, TenantScopedAdmin
 from tutoring_core.payments.models import (
     LedgerAccount,
     Package,
@@ -53,15 +53,8 @@ class TutorPayeeAdmin(TenantScopedAdmin):
     list_display = ["tutor", "hourly_rate_minor", "currency", "stripe_account_id"]
 
 
-class _ReadOnly(TenantScopedAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class _ReadOnly(ReadOnlyAdminMixin, TenantScopedAdmin):
+    pass
 
 
 @admin.register(PayRun)

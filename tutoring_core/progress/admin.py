@@ -8,7 +8,12 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from tutoring_core.accounts.admin_scoping import TenantScopedAdmin, can_administer_tenant, is_platform_staff
+from tutoring_core.accounts.admin_scoping import (
+    ReadOnlyAdminMixin,
+    TenantScopedAdmin,
+    can_administer_tenant,
+    is_platform_staff,
+)
 from tutoring_core.progress.models import SessionAttendance, SessionAttendanceHistory
 
 _FIGURES = (
@@ -24,20 +29,7 @@ _FIGURES = (
 )
 
 
-class _ReadOnly:
-    """Records: neither added, changed nor deleted here (a tutor corrects on the session's page)."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class HistoryInline(_ReadOnly, admin.TabularInline):  # type: ignore[type-arg]
+class HistoryInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
     model = SessionAttendanceHistory
     extra = 0
     can_delete = False
@@ -50,7 +42,7 @@ class HistoryInline(_ReadOnly, admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(SessionAttendance)
-class SessionAttendanceAdmin(_ReadOnly, TenantScopedAdmin):
+class SessionAttendanceAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["person", "session_start", "outcome", "minutes_present", "source", "version"]
     list_filter = ["outcome", "source"]
     list_select_related = ["person"]

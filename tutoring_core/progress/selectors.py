@@ -23,6 +23,11 @@ def activity_get(*, tenant: Tenant, activity_id: uuid.UUID) -> ActivityRef | Non
     activity = Activity.objects.filter(tenant=tenant, pk=activity_id).first()
     if activity is None:
         return None
+    return activity_ref(activity)
+
+
+def activity_ref(activity: Activity, *, created: bool = False) -> ActivityRef:
+    """The door's value for an activity row."""
     return ActivityRef(
         id=activity.pk,
         tenant_id=activity.tenant_id,
@@ -30,24 +35,14 @@ def activity_get(*, tenant: Tenant, activity_id: uuid.UUID) -> ActivityRef | Non
         key=activity.key,
         title=activity.title,
         score_maximum=activity.score_maximum,
+        created=created,
     )
 
 
 def activities_for_class(*, tenant: Tenant, class_id: uuid.UUID) -> list[ActivityRef]:
     """The class's active activities, by title."""
-    return [
-        ActivityRef(
-            id=activity.pk,
-            tenant_id=activity.tenant_id,
-            class_id=activity.klass_id,
-            key=activity.key,
-            title=activity.title,
-            score_maximum=activity.score_maximum,
-        )
-        for activity in Activity.objects.filter(tenant=tenant, klass_id=class_id, is_active=True).order_by(
-            "title"
-        )
-    ]
+    rows = Activity.objects.filter(tenant=tenant, klass_id=class_id, is_active=True).order_by("title")
+    return [activity_ref(activity) for activity in rows]
 
 
 def latest_results(

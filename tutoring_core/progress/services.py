@@ -27,6 +27,7 @@ from tutoring_core.progress.models import (
     ResultDestination,
     ResultSource,
 )
+from tutoring_core.progress.selectors import activity_ref
 from tutoring_core.rows import save_changed
 
 logger = logging.getLogger(__name__)
@@ -83,28 +84,16 @@ def activity_upsert(
         found = Activity.objects.filter(tenant=tenant, key=key).first()
         if found is not None:
             save_changed(found, {"title": title, "score_maximum": maximum, "is_active": True})
-            return _activity_ref(found, created=False)
+            return activity_ref(found, created=False)
         try:
             with transaction.atomic():
                 created = Activity.objects.create(
                     tenant=tenant, klass_id=class_id, key=key, title=title, score_maximum=maximum
                 )
-            return _activity_ref(created, created=True)
+            return activity_ref(created, created=True)
         except IntegrityError:
             continue  # created concurrently by another request: read it
     raise ProgressError(f"Could not create activity {key!r}; try again.")
-
-
-def _activity_ref(activity: Activity, *, created: bool) -> ActivityRef:
-    return ActivityRef(
-        id=activity.pk,
-        tenant_id=activity.tenant_id,
-        class_id=activity.klass_id,
-        key=activity.key,
-        title=activity.title,
-        score_maximum=activity.score_maximum,
-        created=created,
-    )
 
 
 def destination_attach(

@@ -30,7 +30,7 @@ from tutoring_core.apiauth.services import Answer, idempotency_key_problem, idem
 from tutoring_core.classes.models import Class
 from tutoring_core.scheduling import api as scheduling
 from tutoring_core.scheduling import selectors
-from tutoring_core.scheduling.data import SessionInfo
+from tutoring_core.scheduling.data import SessionInfo, TutorInfo
 from tutoring_core.scheduling.errors import InvalidInput, NotAllowed, NotFound, SchedulingError, SlotTaken
 from tutoring_core.scheduling.models import TutorProfile
 
@@ -332,8 +332,7 @@ def _tutor_body(profile: TutorProfile) -> dict[str, Any]:
     }
 
 
-def _tutor_detail(person_id: uuid.UUID) -> dict[str, Any]:
-    info = scheduling.tutor_info(person_id)
+def _tutor_detail(info: TutorInfo) -> dict[str, Any]:
     return {
         "person_id": info.person_id,
         "name": info.name,
@@ -460,15 +459,16 @@ def tutor_put(request: HttpRequest, person_id: uuid.UUID, payload: TutorIn) -> d
     """Make a person a tutor, or change their tutor profile (district admins)."""
     actor = request_person(request)
     person = _person(actor, person_id, "person_id")
-    scheduling.tutor_profile_set(actor=actor, person=person, **payload.model_dump(exclude_unset=True))
-    return _tutor_detail(person.pk)
+    return _tutor_detail(
+        scheduling.tutor_profile_set(actor=actor, person=person, **payload.model_dump(exclude_unset=True))
+    )
 
 
 @router.get("/tutors/{person_id}", response={200: TutorDetailOut, **errors(404)}, url_name="api_tutor_get")
 def tutor_get(request: HttpRequest, person_id: uuid.UUID) -> dict[str, Any]:
     """A tutor's profile, availability and booking limits."""
     actor = request_person(request)
-    return _tutor_detail(_tutor(actor, person_id).pk)
+    return _tutor_detail(scheduling.tutor_info(_tutor(actor, person_id).pk))
 
 
 @router.put(
@@ -513,7 +513,7 @@ def availability_put(request: HttpRequest, person_id: uuid.UUID, payload: Availa
         window_days=payload.window_days,
         daily_cap=payload.daily_cap,
     )
-    return _tutor_detail(tutor.pk)
+    return _tutor_detail(scheduling.tutor_info(tutor.pk))
 
 
 def _field_minutes(text: str | None, field: str, *, end: bool) -> int | None:

@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
-from tutoring_core.accounts.admin_scoping import TenantScopedAdmin, is_platform_staff
+from tutoring_core.accounts.admin_scoping import ReadOnlyAdminMixin, TenantScopedAdmin, is_platform_staff
 from tutoring_core.http import address_allowed
 from tutoring_core.video.models import (
     Admission,
@@ -140,19 +140,6 @@ class VideoPolicyForm(forms.ModelForm):  # type: ignore[type-arg]
                 if problem := url_problem(value, schemes):
                     self.add_error(name, problem)
         return data
-
-
-class ReadOnlyAdminMixin:
-    """Neither add, change nor delete, for platform staff too: the rows are records."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
