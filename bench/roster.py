@@ -73,6 +73,34 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _cpu_seconds() -> tuple[float, float | None, int]:
+    """CPU seconds so far of this process and of its PostgreSQL backend (user + system,
+    from /proc; None when the server is not on this machine)."""
+    from django.db import connection as db
+
+    with db.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        backend: float | None = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        backend = None
+    return time.process_time(), backend, pid
+
+
+def _cpu_used(before: tuple[float, float | None, int]) -> dict[str, float | None]:
+    client, backend, pid = _cpu_seconds()
+    # The same backend throughout, or its CPU is not all counted.
+    same = backend is not None and before[1] is not None and pid == before[2]
+    return {
+        "client_cpu_s": round(client - before[0], 2),
+        "server_cpu_s": round(backend - before[1], 2)
+        if same and backend is not None and before[1] is not None
+        else None,
+    }
+
+
 def phase_generate(size: int, folder: Path) -> dict[str, Any]:
     from oneroster.protocol.generator import District
 
@@ -98,9 +126,11 @@ def phase_import(slug: str, path: Path, delta: bool, profile: str = "") -> dict[
 
         profiler = Profiler(interval=0.002)
         profiler.start()
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     run = sync_run_execute(run_id=run.pk)
     seconds = time.perf_counter() - start
+    used = _cpu_used(cpu)
     if profiler is not None:
         profiler.stop()
         Path(profile).write_text(profiler.output_text(color=False, unicode=False))
@@ -114,6 +144,7 @@ def phase_import(slug: str, path: Path, delta: bool, profile: str = "") -> dict[
         "written": written,
         "counts": run.counts,
         "timings": run.timings,
+        **used,
     }
 
 
@@ -149,6 +180,7 @@ def phase_copy(slug: str, path: Path) -> dict[str, Any]:
                 n += 1
         return n
 
+    cpu = _cpu_seconds()
     start = time.perf_counter()
     schools: dict[str, uuid.UUID] = {}
     terms: dict[str, uuid.UUID] = {}
@@ -207,7 +239,7 @@ def phase_copy(slug: str, path: Path) -> dict[str, Any]:
          "oneroster", r["primary"] == "true", r["beginDate"] or None, now, now) for r in rows_of("enrollments.csv")
     ))  # fmt: skip
     seconds = time.perf_counter() - start
-    return {"seconds": seconds, "rows": rows}
+    return {"seconds": seconds, "rows": rows, **_cpu_used(cpu)}
 
 
 # --- orchestration (the parent) ---------------------------------------------------------------
@@ -301,6 +333,12 @@ def main() -> None:
         "delta_share_of_full": round(delta_s / full_s, 3),
         "copy_s": round(copy_s, 2),
         "copy_rows_per_s": round(r["copy"]["rows"] / copy_s),
+        # CPU seconds of the phase's process and of its PostgreSQL backend: what each did,
+        # whatever else the machine was doing (wall seconds move with the load).
+        "cpu_s": {
+            k: {"client": r[k]["client_cpu_s"], "server": r[k]["server_cpu_s"]}
+            for k in ("full", "same", "delta", "copy")
+        },
         "full_over_copy": round(full_s / copy_s, 2),
         "smaller_students": small,
         "smaller_full_peak_rss_mb": results[small]["full_rss"],
@@ -316,7 +354,7 @@ def main() -> None:
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     table = [
-        ("phase", "seconds", "rows/s", "peak RSS MB", "vs"),
+        ("phase", "seconds", "rows/s", "peak RSS MB", "vs", "CPU s client + server"),
         (f"full import {label} ({size:,} students)", f"{full_s:.2f}", f"{figures['full_rows_per_s']:,}", f"{r['full_rss']:.0f}",
          f"{figures['full_over_copy']}x COPY"),
         ("same import again (no change)", f"{same_s:.2f}", "", f"{r['same_rss']:.0f}", f"{figures['no_change_share_of_full']:.1%} of full"),
@@ -326,7 +364,17 @@ def main() -> None:
         (f"full import ({small:,} students)", f"{results[small]['full']['seconds']:.2f}", "", f"{results[small]['full_rss']:.0f}",
          "RSS flatness check"),
     ]  # fmt: skip
-    widths = [max(len(str(row[i])) for row in table) for i in range(5)]
+
+    def cpu(k: str) -> str:
+        server = r[k]["server_cpu_s"]
+        return f"{r[k]['client_cpu_s']:.1f} + {'?' if server is None else f'{server:.1f}'}"
+
+    table = [
+        table[0],
+        *((*row, cpu(k)) for row, k in zip(table[1:5], ("full", "same", "delta", "copy"), strict=True)),
+        (*table[5], ""),
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(6)]
     for row in table:
         print("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)))
     print(json.dumps(figures))

@@ -51,8 +51,6 @@ class Applier:
     progress: ProgressFn | None = None
     total: int = 0
     done: int = 0
-    # Re-ANALYZE whenever the rows written since the last time double (log n times).
-    _next_analyze: int = 10_000
     # Wall seconds per step: "user" (upserts), "user.deactivate", "term_parents", ...
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -92,9 +90,9 @@ class Applier:
 
     def _tick(self, n: int) -> None:
         self.done += n
-        if self.done >= self._next_analyze:
-            analyze_growing()
-            self._next_analyze = self.done * 2
+        # Re-ANALYZE the tables this chunk has made twice as large as their statistics
+        # say (log n times per table as an import fills it; one catalog query otherwise).
+        analyze_growing()
         SyncRun.objects.filter(pk=self.run.pk).update(
             progress_done=self.done, progress_total=self.total, phase="apply"
         )

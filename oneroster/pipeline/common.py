@@ -11,6 +11,7 @@ from django.db import connection as db
 
 from oneroster.models import RosterConnection, SourceRecord, StagedRecord, SyncRun
 from oneroster.protocol.records import ENTITIES
+from tutoring_core.bulk_write import statistics_refresh_grown
 from tutoring_core.classes import api as classes
 
 ProgressFn = Callable[[str, int, int], None]
@@ -85,12 +86,8 @@ def analyze(*, mapping: bool = True) -> None:
                 cursor.execute(f"ANALYZE {MAPPING}")
 
 
-def analyze_growing() -> None:
+def analyze_growing() -> list[str]:
     """Refresh the statistics of the mapping table and (through the core's door) of the
-    core's roster tables while a large import fills them: statistics that still say
-    "empty" make the planner scan whole tables per chunk."""
-    if db.vendor != "postgresql":
-        return
-    with db.cursor() as cursor:
-        cursor.execute(f"ANALYZE {MAPPING}")
-    classes.roster_statistics_refresh()
+    core's roster tables that a large import has outgrown: statistics that still say
+    "empty" make the planner scan whole tables per chunk. The tables analyzed."""
+    return [*statistics_refresh_grown([SourceRecord]), *classes.roster_statistics_refresh()]

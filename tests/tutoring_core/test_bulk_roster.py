@@ -236,3 +236,59 @@ def test_enrollments_bulk_upsert_keeps_existing_ids_and_gives_new_rows_their_own
     assert ids == [in_table[bob.pk], ann_id, in_table[bob.pk]]
     assert in_table[ann.pk] == ann_id and in_table[bob.pk] != ann_id
     assert Enrollment.objects.get(pk=ann_id).is_primary is True
+
+
+def test_statistics_refresh_analyzes_only_the_tables_an_import_outgrew() -> None:
+    """PostgreSQL: a table twice as large (in pages) as its statistics say is analyzed,
+    once; the tables the import did not grow are not. SQLite keeps no statistics:
+    nothing is analyzed."""
+    from django.db import connection
+
+    from tutoring_core.bulk_write import statistics_refresh_grown
+
+    tenant = f.TenantFactory()
+    people = accounts.people_bulk_upsert(
+        tenant=tenant,
+        kind=KIND,
+        issuer=ISSUER,
+        rows=[accounts.PersonRow(subject=f"s{i}", given_name="A", family_name=f"B{i}") for i in range(500)],
+    )
+    class_ids = classes.classes_bulk_upsert(
+        tenant=tenant,
+        kind=classes.ClassKeyKind.ONEROSTER,
+        issuer=ISSUER,
+        rows=[classes.ClassRow(subject=f"c{i}", title=f"C{i}") for i in range(60)],
+        source="oneroster",
+    )
+    settled = classes.roster_statistics_refresh()
+    assert classes.roster_statistics_refresh() == []  # nothing outgrew what was just taken
+    if connection.vendor != "postgresql":
+        assert settled == []
+        return
+
+    def pages() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_relation_size(oid) / current_setting('block_size')::int, relpages"
+                " FROM pg_class WHERE relname = 'classes_enrollment'"
+            )
+            now, analyzed = cursor.fetchone()
+        return now, analyzed
+
+    # Enroll everyone in one class after another until the enrollment table has doubled.
+    _, analyzed = pages()
+    for class_id in class_ids.values():
+        if pages()[0] >= 2 * max(analyzed, 8):
+            break
+        classes.enrollments_bulk_upsert(
+            tenant=tenant,
+            rows=[
+                classes.EnrollmentRow(class_id=class_id, user_id=p.user_id, role="student")
+                for p in people.values()
+            ],
+            source="oneroster",
+        )
+    assert pages()[0] >= 2 * max(analyzed, 8)
+    assert classes.roster_statistics_refresh() == ["classes_enrollment"]
+    assert pages()[1] == pages()[0]  # the statistics now know the table's size
+    assert statistics_refresh_grown([Enrollment, User]) == []

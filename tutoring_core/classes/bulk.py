@@ -12,12 +12,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from tutoring_core.accounts.bulk import _check_roles, _check_tenant_people
 from tutoring_core.accounts.models import ExternalIdentity, GuardianLink, RoleAssignment, Tenant, User
-from tutoring_core.bulk_write import ForeignTenantRows, bulk_write, bulk_write_values
+from tutoring_core.bulk_write import (
+    ForeignTenantRows,
+    bulk_write,
+    bulk_write_values,
+    statistics_refresh_grown,
+)
 from tutoring_core.classes.data import ClassRow, CourseRow, EnrollmentRow, SchoolRow, TermRow
 from tutoring_core.classes.models import Class, ClassKey, Course, Enrollment, School, Term
 from tutoring_core.rows import set_changed
@@ -289,13 +294,9 @@ def enrollments_bulk_deactivate(*, tenant: Tenant, ids: Sequence[uuid.UUID]) -> 
 _ROSTER_MODELS = (User, ExternalIdentity, RoleAssignment, GuardianLink, Class, ClassKey, Enrollment)
 
 
-def roster_statistics_refresh() -> None:
-    """Refresh the database's statistics on the roster tables while a large import fills
-    them (PostgreSQL ANALYZE): statistics that still say "empty" make the planner scan
-    whole tables for the bulk functions' lookups (pk__in, user_id__in) at every chunk.
-    Nothing to do on SQLite, whose planner keeps no such statistics unless asked."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        for model in _ROSTER_MODELS:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(model._meta.db_table)}")
+def roster_statistics_refresh() -> list[str]:
+    """Refresh the database's statistics on the roster tables that a large import has
+    outgrown (PostgreSQL ANALYZE; see bulk_write.statistics_refresh_grown): statistics
+    that still say "empty" make the planner scan whole tables for the bulk functions'
+    lookups (pk__in, user_id__in) at every chunk. The tables analyzed."""
+    return statistics_refresh_grown(_ROSTER_MODELS)
