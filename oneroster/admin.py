@@ -15,7 +15,7 @@ from oneroster.models import RosterConnection, SyncRun
 from oneroster.protocol.records import RosterProtocolError
 from oneroster.run_status import run_progress
 from oneroster.selectors import recent_runs
-from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
+from tutoring_core.accounts.admin_scoping import ReadOnlyAdminMixin, TenantScopedAdmin
 
 Kind = RosterConnection.Kind
 _REST = ["base_url", "base_path", "client_id", "client_secret", "page_size", "max_concurrency"]
@@ -242,7 +242,7 @@ class RosterConnectionAdmin(TenantScopedAdmin):
 
 
 @admin.register(SyncRun)
-class SyncRunAdmin(TenantScopedAdmin):
+class SyncRunAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):  # runs are the sync's history
     list_display = [
         "created_at",
         "connection",
@@ -255,15 +255,6 @@ class SyncRunAdmin(TenantScopedAdmin):
     ]
     list_filter = ["status", "mode"]
     readonly_fields = [f.name for f in SyncRun._meta.fields] + ["progress", "report"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # runs start from a connection's "Run now" or the schedule
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # runs are the sync's history
 
     @admin.display(description="Progress")
     def progress(self, obj: SyncRun) -> str:

@@ -14,7 +14,7 @@ from django.http import HttpRequest
 
 from scorm.errors import PackageRejected
 from scorm.models import ScormPackage, ScormSco
-from tutoring_core.accounts.admin_scoping import TenantScopedAdmin
+from tutoring_core.accounts.admin_scoping import ReadOnlyAdminMixin, TenantScopedAdmin
 
 _SHOWN = (
     "title",
@@ -73,7 +73,7 @@ class PackageAddForm(forms.ModelForm):  # type: ignore[type-arg]
         return cleaned
 
 
-class ScormScoInline(admin.TabularInline):  # type: ignore[type-arg]
+class ScormScoInline(ReadOnlyAdminMixin, admin.TabularInline):  # type: ignore[type-arg]
     model = ScormSco
     fields = ("order", "identifier", "title", "scorm_type", "href", "parameters", "mastery_score")
     readonly_fields = fields
@@ -84,12 +84,6 @@ class ScormScoInline(admin.TabularInline):  # type: ignore[type-arg]
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Shown only inside a package the (tenant-scoped) package admin let through.
         return True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ScormPackage)

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
-from tutoring_core.accounts.admin_scoping import TenantScopedAdmin, is_platform_staff
+from tutoring_core.accounts.admin_scoping import ReadOnlyAdminMixin, TenantScopedAdmin, is_platform_staff
 from tutoring_core.accounts.models import (
     AuditLog,
     ExternalIdentity,
@@ -130,7 +130,7 @@ class LinkCandidateAdmin(TenantScopedAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(TenantScopedAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     read_only_for_district_admin = True
     list_display = ["created_at", "action", "actor_label", "target_label", "ip_address", "tenant"]
     list_filter = ["action"]
@@ -139,12 +139,3 @@ class AuditLogAdmin(TenantScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f.name for f in AuditLog._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
